@@ -1,0 +1,15 @@
+"""hcsim: KVM/arm64 hypercall firmware registers across kernel versions.
+
+The public surface: :func:`load` a history, :func:`strategy` and :func:`vmm`
+by name, :func:`migrate` one guest, :func:`matrix` every release pair,
+:func:`cost` per release.  The scalar spec is :mod:`hcsim.kvm`.
+"""
+
+from .errors import InputError
+from .history import History, load
+from .measures import OUTCOMES, Migration, cost, matrix, migrate
+from .strategies import parse as strategy
+from .vmm import parse as vmm
+
+__all__ = ["OUTCOMES", "History", "InputError", "Migration", "cost", "load",
+           "matrix", "migrate", "strategy", "vmm"]
