@@ -1,6 +1,6 @@
 """hcsim: KVM/arm64 hypercall firmware registers across kernel versions.
 
-The public surface: :func:`load` a history, :func:`strategy` and :func:`vmm`
+The public surface: :func:`load` a history, :func:`parse_strategy` and :func:`parse_vmm`
 by name, :func:`migrate` one guest, :func:`matrix` every release pair,
 :func:`cost` per release.  The scalar spec is :mod:`hcsim.kvm`.
 """
@@ -8,8 +8,8 @@ by name, :func:`migrate` one guest, :func:`matrix` every release pair,
 from .errors import InputError
 from .history import History, load
 from .measures import OUTCOMES, Migration, cost, matrix, migrate
-from .strategies import parse as strategy
-from .vmm import parse as vmm
+from .strategies import parse as parse_strategy
+from .vmm import parse as parse_vmm
 
 __all__ = ["OUTCOMES", "History", "InputError", "Migration", "cost", "load",
-           "matrix", "migrate", "strategy", "vmm"]
+           "matrix", "migrate", "parse_strategy", "parse_vmm"]

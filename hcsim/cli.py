@@ -1,0 +1,63 @@
+"""The ``hcsim`` command (DESIGN.md section 7).
+
+Every command renders its whole output in memory before writing anything,
+so bad input (``InputError``) leaves no partial output: one line
+``hcsim: error: ...`` on stderr and exit code 2.
+
+Commands live in modules; each provides ``add_arguments(parser)`` and
+``run(args) -> int``.  Heavy imports stay inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import InputError
+
+#: Subcommand name -> (module, one-line help).
+COMMANDS = {
+    "strategies": ("hcsim.commands", "list register strategies and their parameters"),
+    "vmms": ("hcsim.commands", "list VMM save/restore policies"),
+    "matrix": ("hcsim.commands", "outcome of every ordered release pair"),
+    "cost": ("hcsim.commands", "save/restore cost per release"),
+    "compare": ("hcsim.commands", "scorecard: one row per strategy"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise InputError(message)
+
+
+def build() -> Parser:
+    parser = Parser(prog="hcsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        getattr(importlib.import_module(module), "add_" + name.replace("-", "_"))(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build().parse_args(argv)
+        if args.command is None:
+            raise InputError("missing command (try hcsim --help)")
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"hcsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hcsim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
