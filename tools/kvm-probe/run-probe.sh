@@ -116,12 +116,7 @@ if [ "$HOST" = 1 ]; then
 	[ -e /dev/kvm ] || die "no /dev/kvm"
 	[ "$VARIANT_SET" = 1 ] || VARIANT=host
 	build_probe "$WORK/kvm-probe"
-	"$WORK/kvm-probe" >"$WORK/host.log" &
-	pid=$!
-	( sleep "$TIMEOUT"; kill "$pid" 2>/dev/null ) &
-	watchdog=$!
-	wait "$pid" || true
-	kill "$watchdog" 2>/dev/null || true
+	timeout -k 10 "$TIMEOUT" "$WORK/kvm-probe" >"$WORK/host.log" || true
 	extract_records "$WORK/host.log" "$WORK/host.jsonl" ||
 		die "probe did not finish; output in $WORK/host.log"
 	save_output "$WORK/host.jsonl" "$VARIANT"
