@@ -23,6 +23,8 @@ COMMANDS = {
     "matrix": ("hcsim.commands", "outcome of every ordered release pair"),
     "cost": ("hcsim.commands", "save/restore cost per release"),
     "compare": ("hcsim.commands", "scorecard: one row per strategy"),
+    "probe-replay": ("hcsim.probe", "replay a real-kernel probe file against the model"),
+    "generate": ("hcsim.synthetic", "synthetic history TOML (seeded)"),
 }
 
 
