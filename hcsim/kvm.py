@@ -14,13 +14,28 @@ Choices where DESIGN.md is silent, taken from the kernel:
   (SET copies the value in before looking the id up, so a nonexistent U64
   id gives ``-EFAULT``); unknown id ``-ENOENT``; invalid value ``-EINVAL``;
   after a run, a different bitmap value ``-EBUSY``.  GET looks the id up
-  before copying out, so a nonexistent id gives ``-ENOENT``.
+  before copying out, so a nonexistent id gives ``-ENOENT``.  The copy
+  comes first only in the kernel's firmware-register code
+  (``kvm_arm_set_fw_reg``): for class 0x14 once the kernel has a firmware
+  register, for class 0x16 from ``registers_from``.  Before that a class
+  0x16 id goes to the system-register code, which looks it up first:
+  Debian 5.10 answers ``-ENOENT`` to a NULL-address SET of
+  ``KVM_REG_ARM_STD_BMAP`` (``data/kernel-probe/5.10.0-32-arm64.jsonl``).
 * Feature registers and stored firmware values (``PSCI_VERSION``) are per
   VM: a write through one vCPU is seen by all, including later vCPUs.
 * The has-run lock is per VM and covers feature registers only.  Any
   ``KVM_RUN`` of an initialised vCPU locks, even with ``immediate_exit``
   (``-EINTR``); a run of an uninitialised vCPU (``-ENOEXEC``) does not;
   re-running ``KVM_ARM_VCPU_INIT`` neither unlocks nor resets.
+* vCPUs: ``VM.create_vcpu(index)`` is ``KVM_CREATE_VCPU`` with the id
+  userspace chose (the probe creates vCPU 5 before vCPUs 0 and 1); without
+  an index it takes the lowest unused id, which is the creation order for a
+  VMM that creates vCPUs 0, 1, 2, ...  ``VM.vcpus`` keeps creation order
+  (the kernel's ``vcpu_idx``), ``VCPU.index`` is the id (``vcpu_id``).  No
+  register of the model depends on the id: every firmware and feature
+  register is per VM, so ids only name vCPUs.  Creating a vCPU after a run
+  is allowed (no in-kernel VGIC is modelled; with an initialised VGIC the
+  kernel answers ``-EBUSY``).
 * RAZ/WI registers drop unassigned bits before the lock compares values.
 * ``invalidate-on-write`` clears the bitmaps on the first successful write
   after VM creation, if the VM has not run (after a run the bitmaps are
@@ -34,6 +49,10 @@ import errno as _errno
 from .history import History
 from .regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode, reg_name
 from .strategies import Strategy
+
+#: ``KVM_MAX_VCPUS`` on arm64 (GICv3 limit); vCPU ids must be below it
+#: (``KVM_MAX_VCPU_IDS`` defaults to ``KVM_MAX_VCPUS``).
+KVM_MAX_VCPUS = 512
 
 
 class KvmError(Exception):
@@ -67,6 +86,15 @@ class Kernel:
         self.firmware = {f.id: f for f, _ in fw}
         self.firmware_release = {f.id: at for f, at in fw}
         self.reg_ids = sorted([*self.firmware, *self.feature_pos])
+        # Classes the kernel routes to its firmware-register code, which
+        # copies a SET's value in before looking the id up: class 0x14 once
+        # it has a firmware register (PSCI_VERSION, v4.17), class 0x16 from
+        # the release that added feature registers.  Other ids go to the
+        # system-register code, which looks the id up first.
+        self.fw_classes = frozenset(
+            ({KVM_REG_ARM_FW} if self.firmware else set())
+            | ({KVM_REG_ARM_FW_FEAT_BMAP} if self.release >= history.registers_from
+               else set()))
 
     def create_vm(self) -> VM:
         """``KVM_CREATE_VM``."""
@@ -88,13 +116,32 @@ class VM:
                          for rid, f in kernel.firmware.items() if f.on_write == "store"}
         self.has_run = False
         self.invalidated = False
-        self.vcpus: list[VCPU] = []
+        self.vcpus: list[VCPU] = []          # creation order (vcpu_idx)
+        self._by_id: dict[int, VCPU] = {}    # by the id userspace chose (vcpu_id)
 
-    def create_vcpu(self) -> VCPU:
-        """``KVM_CREATE_VCPU``: an uninitialised vCPU."""
-        vcpu = VCPU(self, len(self.vcpus))
+    def create_vcpu(self, index: int | None = None) -> VCPU:
+        """``KVM_CREATE_VCPU(index)``: an uninitialised vCPU.
+
+        ``index`` is the vCPU id userspace passes; ``None`` takes the lowest
+        unused id (0, 1, 2, ... for a VMM that creates vCPUs in order).
+        An id outside ``0..KVM_MAX_VCPUS-1``, or a VM that already has
+        ``KVM_MAX_VCPUS`` vCPUs: ``-EINVAL``; an id in use: ``-EEXIST``.
+        """
+        if index is None:
+            index = next(i for i in range(len(self.vcpus) + 1)
+                         if i not in self._by_id)
+        if not 0 <= index < KVM_MAX_VCPUS or len(self.vcpus) >= KVM_MAX_VCPUS:
+            raise KvmError(_errno.EINVAL, f"vCPU id {index}")
+        if index in self._by_id:
+            raise KvmError(_errno.EEXIST, f"vCPU id {index}")
+        vcpu = VCPU(self, index)
         self.vcpus.append(vcpu)
+        self._by_id[index] = vcpu
         return vcpu
+
+    def vcpu_by_id(self, index: int) -> VCPU | None:
+        """The vCPU created with id ``index`` (``kvm_get_vcpu_by_id``), or None."""
+        return self._by_id.get(index)
 
     def guest_view(self) -> frozenset[str]:
         """Services whose hypercalls answer (others return NOT_SUPPORTED)."""
@@ -161,14 +208,16 @@ class VCPU:
                     KVM_REG_ARM_FW_FEAT_BMAP: kernel.strategy.width}.get(d.coproc)
         if d.width != expected:
             raise KvmError(_errno.ENOENT, f"{reg_name(rid)}: size")
+        if bad_address and d.coproc in kernel.fw_classes:
+            raise KvmError(_errno.EFAULT, reg_name(rid))
+        if rid not in kernel.feature_pos and rid not in kernel.firmware:
+            raise KvmError(_errno.ENOENT, reg_name(rid))
         if bad_address:
             raise KvmError(_errno.EFAULT, reg_name(rid))
         if rid in kernel.feature_pos:
             self._set_feature(kernel.feature_pos[rid], value)
-        elif rid in kernel.firmware:
-            self._set_firmware(rid, value)
         else:
-            raise KvmError(_errno.ENOENT, reg_name(rid))
+            self._set_firmware(rid, value)
 
     def _check_init(self) -> None:
         if not self.initialised:
