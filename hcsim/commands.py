@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import config as config_mod
 from . import history as history_mod
-from . import measures, strategies, tables, vmm as vmm_mod
+from . import measures, strategies, tables
+from . import vmm as vmm_mod
 from .errors import InputError
 
 LEGEND = "P preserved  G gained  L lost  M mixed  R refused  U unsupported"
@@ -32,6 +33,8 @@ def add_common(p: argparse.ArgumentParser, strategy: bool = True,
         p.add_argument("--strategy", required=True, metavar="S",
                        help="NAME[:k=v,...]")
     p.add_argument("--vmm", required=True, metavar="V", help="VMM policy")
+    p.add_argument("--since", metavar="R",
+                   help="only releases from R on (e.g. v5.19, where bitmaps start)")
     p.add_argument("--format", default="text", metavar="F",
                    help="text (72 columns), csv, json, markdown")
     p.add_argument("--output", metavar="FILE",
@@ -55,12 +58,13 @@ def emit(text: str, output: str | None) -> None:
 
 
 def positive(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option)."""
     try:
         value = int(text)
     except ValueError:
-        raise InputError(f"expected an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
-        raise InputError(f"--vcpus must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -72,7 +76,10 @@ def _output_dir_ok(output: str | None) -> None:
 def _setup(args):
     tables.check_format(args.format)
     _output_dir_ok(args.output)
-    return history_mod.load(args.history), vmm_mod.parse(args.vmm)
+    history = history_mod.load(args.history)
+    if args.since:
+        history = history.since(args.since)
+    return history, vmm_mod.parse(args.vmm)
 
 
 # -- strategies, vmms ----------------------------------------------------------
@@ -290,9 +297,11 @@ def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
         shares += "  " + " ".join(f"{round(100 * b[o]):>3}"
                                    for o in ("preserved", "gained", "lost", "refused"))
         size = "-" if s.bytes_per_vcpu is None else str(s.bytes_per_vcpu)
+        if f["unsupported"] == b["unsupported"] == 1:
+            shares = f"{'(' + vmm + ' cannot handle its registers)':<33}"
         lines.append(f"{name:<20} {shares}  {s.silent_loss:5.1%} {size:>5} {s.pickup:4.0%}")
         extra = [f"{o} {100 * d[o]:.0f}% {k}" for k, d in (("fwd", f), ("bwd", b))
-                 for o in ("mixed", "unsupported") if d[o]]
+                 for o in ("mixed", "unsupported") if 0 < d[o] < 1]
         if s.exhaustion:
             extra.append(f"new register at {s.exhaustion}")
         if extra:

@@ -30,7 +30,7 @@ Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,32 @@ class History:
             if st.name == name:
                 return st.base, dict(st.firmware_release)
         return self.index(name), {}
+
+    def since(self, release: str) -> History:
+        """The same history from ``release`` on (earlier releases dropped).
+
+        Services and firmware introduced before ``release`` are supported from
+        its first release, with the values they had at ``release``.
+        """
+        start = self.index(release)
+
+        def shift(rel: int) -> int:
+            return max(0, rel - start)
+
+        services = tuple(replace(s, introduced=shift(s.introduced)) for s in self.services)
+        firmware = []
+        for f in self.firmware:
+            first = f.at(max(start, f.introduced), DEFAULT_HOST)
+            later = tuple((shift(r), v) for r, v in f.values if r > max(start, f.introduced))
+            firmware.append(replace(f, introduced=shift(f.introduced),
+                                    values=((shift(f.introduced), first), *later)))
+        stable = tuple(replace(st, base=st.base - start,
+                               firmware_release=tuple((n, shift(r)) for n, r in st.firmware_release))
+                       for st in self.stable if st.base >= start)
+        return replace(self, name=f"{self.name} since {release}",
+                       releases=self.releases[start:],
+                       registers_from=shift(self.registers_from), services=services,
+                       firmware=tuple(firmware), stable=stable)
 
     def hosts(self) -> tuple[str, ...]:
         """Host CPU profiles the firmware entries know, default first."""

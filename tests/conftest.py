@@ -1,0 +1,27 @@
+"""Shared fixtures: small histories written the way a reader would write them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hcsim import history
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def four() -> history.History:
+    """r0..r3; registers from r1; PV_LOCK joins std-hyp at r2, PTP opens vendor-hyp at r3."""
+    return history.load(DATA / "four.toml")
+
+
+@pytest.fixture(scope="session")
+def linux() -> history.History:
+    return history.load("linux")
+
+
+def make(text: str) -> history.History:
+    """A history from TOML text."""
+    return history.loads(text, origin="test.toml")
