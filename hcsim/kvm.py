@@ -77,8 +77,10 @@ class Kernel:
         self.host = host or history.host
         if isinstance(release, str):
             self.release, backports = history.kernel(release)
+            self.name = release             # a release or a [[stable]] kernel
         else:
             self.release, backports = release, {}
+            self.name = history.releases[release]
         self.layout = strategy.layout(history)
         self.feature_pos = {self.layout.regs[p].id: p
                             for p in self.layout.listed(self.release)}
@@ -101,7 +103,7 @@ class Kernel:
         return VM(self)
 
     def __repr__(self) -> str:
-        return (f"<Kernel {self.history.releases[self.release]} "
+        return (f"<Kernel {self.name} "
                 f"{self.strategy.spec} host={self.host}>")
 
 

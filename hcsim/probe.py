@@ -36,8 +36,9 @@ following ``after_restore`` GET reads the default).  The shared probe also
 put the default back before its ``after_restore`` GET without recording the
 SET; our own probe records it as a ``set`` with test ``restore``.  When an
 ``after_restore`` GET is not preceded by a ``restore`` SET of the same
-register, the replay makes that SET itself, with the value the VM's
-``default`` GET of the register read (else the bit scan's ``default``).
+register, the replay makes that SET itself, with the value the register's
+bit scan started from (its ``default``; else what the VM's ``default`` GET
+read).
 
 Mismatches are reported in the kernel's vocabulary, *expected* being what
 the real kernel answered and *read* what the model answers::
@@ -209,7 +210,7 @@ class _Replayer:
         self.kernel = kernel
         self.vms: dict[str, VM] = {}
         self.last_created: dict[str, VCPU] = {}
-        self.defaults: dict[tuple[str, int], int] = {}   # probe's default GETs
+        self.defaults: dict[tuple[str, int], int] = {}   # the probe's defaults
         self.restored: set[tuple[str, int]] = set()      # explicit `restore` SETs
 
     # vCPU selection (see the module docstring)
@@ -355,7 +356,7 @@ class _Replayer:
     def _bitmap_bitscan(self, line, rec):
         cpu = self.vcpu(rec, line)
         rid, base = _num(rec, "id", line), _num(rec, "default", line)
-        self.defaults.setdefault((rec["vm"], rid), base)
+        self.defaults[(rec["vm"], rid)] = base
         accepted = rejected = 0
         errnos: set[str] = set()
         for bit in range(64):
