@@ -8,16 +8,19 @@ reported as exactly one mismatch, in the kernel's words.
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hcsim import cli, probe
 from hcsim.history import DATA_DIR
-from hcsim.kvm import Kernel
+from hcsim.kvm import KVM_MAX_VCPUS, Kernel, KvmError
 from hcsim.measures import boot, migrate
-from hcsim.regs import short_name
+from hcsim.regs import feat_reg, fw_reg, short_name
 from hcsim.strategies import parse
 from hcsim.vmm import Refused
 from hcsim.vmm import parse as vmm
@@ -143,6 +146,58 @@ def test_wrong_cpu_model_shows_in_the_workaround_registers(linux):
     result = probe.replay(DEBIAN_6_16, linux, cpu="cortex-a57")
     assert result.mismatches
     assert all("SMCCC_ARCH_WORKAROUND" in m.call for m in result.mismatches)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_any_single_altered_value_is_exactly_one_mismatch_at_its_line(linux, tmp_path_factory,
+                                                                      data):
+    # A GET's value and a SET's read-back are only compared, never replayed
+    # into the model's state, so altering one must cost exactly that record.
+    path = data.draw(st.sampled_from(PROBES), label="file")
+    records = lines_of(path)
+    candidates = [(i, "val" if r["t"] == "get" else "readback")
+                  for i, r in enumerate(records)
+                  if (r["t"] == "get" and r["ret"] == 0)
+                  or (r["t"] == "set" and r.get("readback_errno") == "")]
+    i, key = data.draw(st.sampled_from(candidates), label="record")
+    records[i][key] = hex(int(records[i][key], 16) ^ 1 << data.draw(
+        st.integers(0, 63), label="bit"))
+    out = tmp_path_factory.mktemp("alt") / path.name
+    result = probe.replay(write(out, records), linux)
+    assert [m.line for m in result.mismatches] == [i + 1]
+    assert "expected " + records[i][key] in str(result.mismatches[0])
+
+
+# -- model details the probes pinned ------------------------------------------
+
+def test_vcpus_are_created_with_the_id_userspace_chose(linux):
+    # VM C of the probe: vCPU 5 first, then 0, 1, 2.
+    vm = Kernel(linux, "v6.16", UPSTREAM).create_vm()
+    five = vm.create_vcpu(5)
+    assert [vm.create_vcpu().index, vm.create_vcpu().index] == [0, 1]
+    assert [c.index for c in vm.vcpus] == [5, 0, 1]
+    assert vm.vcpu_by_id(5) is five and vm.vcpu_by_id(3) is None
+    with pytest.raises(KvmError) as dup:
+        vm.create_vcpu(5)
+    with pytest.raises(KvmError) as big:
+        vm.create_vcpu(KVM_MAX_VCPUS)
+    assert (dup.value.errno, big.value.errno) == (errno.EEXIST, errno.EINVAL)
+
+
+@pytest.mark.parametrize("kernel,rid,expected", [
+    # (probe file line: badaddr) -- set_errno
+    ("5.10.0-32-arm64", feat_reg(0), errno.ENOENT),    # class 0x16 unknown on 5.10
+    ("5.10.0-32-arm64", feat_reg(99), errno.ENOENT),
+    ("5.10.0-32-arm64", fw_reg(99), errno.EFAULT),     # fw code copies first
+    ("6.1.0-56-arm64", feat_reg(99), errno.EFAULT),
+    ("6.1.0-56-arm64", feat_reg(0), errno.EFAULT),
+])
+def test_null_address_set_copies_first_only_in_the_firmware_code(linux, kernel, rid, expected):
+    cpu = boot(Kernel(linux, kernel, UPSTREAM), 1)[0]
+    with pytest.raises(KvmError) as exc:
+        cpu.set_one_reg(rid, 0, bad_address=True)
+    assert exc.value.errno == expected
 
 
 # -- command line -----------------------------------------------------------
