@@ -343,11 +343,11 @@ class _Replayer:
             self.restored.discard(key)
         if "readback" in rec or "readback_errno" in rec:
             rgot, value = _call(cpu.get_one_reg, rid)
-            rwant = rec.get("readback_errno", "")
-            if _outcome(-1 if rwant else 0, rwant) != rgot:
-                problems.append(f"readback expected {_outcome(-1 if rwant else 0, rwant)}, "
-                                f"read {rgot}")
-            elif not rwant and value is not None and "readback" in rec:
+            rerr = rec.get("readback_errno", "")
+            rwant = _outcome(-1 if rerr else 0, rerr)
+            if rwant != rgot:
+                problems.append(f"readback expected {rwant}, read {rgot}")
+            elif not rerr and value is not None and "readback" in rec:
                 want = _num(rec, "readback", line)
                 if want != value:
                     problems.append(f"readback expected 0x{want:x}, read 0x{value:x}")
@@ -365,7 +365,7 @@ class _Replayer:
             got, _ = _call(cpu.set_one_reg, rid, base | 1 << bit)
             if got == "ret 0":
                 accepted |= 1 << bit
-                cpu.set_one_reg(rid, base)       # the probe puts the default back
+                _call(cpu.set_one_reg, rid, base)   # the probe puts the default back
             else:
                 rejected |= 1 << bit
                 errnos.add(got)
