@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": ("hcsim.commands", "scorecard: one row per strategy"),
     "probe-replay": ("hcsim.probe", "replay a real-kernel probe file against the model"),
     "generate": ("hcsim.synthetic", "synthetic history TOML (seeded)"),
+    "sweep": ("hcsim.sweep", "Monte Carlo over synthetic histories, in parallel"),
     "report": ("hcsim.report", "rerun a notebook with parameters, export HTML"),
 }
 

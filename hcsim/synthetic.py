@@ -77,9 +77,10 @@ def _number(name: str, value, low: float, high: float | None = None,
             integer: bool = False) -> float:
     """A finite number in [low, high], or InputError naming the parameter."""
     bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number))
-    if integer and not bad:
-        bad = float(value) != int(value)
-    if bad or not math.isfinite(value) or value < low or (high is not None and value > high):
+    bad = bad or not math.isfinite(value)
+    if integer and not bad and not isinstance(value, (int, np.integer)):
+        bad = not float(value).is_integer()
+    if bad or value < low or (high is not None and value > high):
         span = f"{low:g}..{high:g}" if high is not None else f">= {low:g}"
         kind = "an integer" if integer else "a finite number"
         raise InputError(f"{name} must be {kind} {span}, got {value!r}")
