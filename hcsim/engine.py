@@ -1,0 +1,644 @@
+"""The vectorised engine: every (configuration, source, destination) triple at once.
+
+:mod:`hcsim.kvm` + :mod:`hcsim.vmm` (driven by :func:`hcsim.measures.migrate`)
+are the definition of right; this module computes the same outcome, gained
+set and lost set for every triple with numpy, and is checked against the
+spec on every triple by ``tests/test_engine_differential.py``.
+
+How a migration reduces to word operations
+------------------------------------------
+Services are bits of packed ``uint64`` words (service ``k`` is bit ``k % 64``
+of word ``k // 64``, in ``history.services`` order).  Everything the spec
+does depends on the release only through a few per-release sets, all read
+off :meth:`hcsim.strategies.Strategy.layout`:
+
+* ``SUP[r]``: services supported (introduced at or before ``r``);
+* ``LA[r]`` / ``LANY[r]``: covered services all / some of whose registers
+  are listed (``FeatureReg.listed_from <= r``);
+* ``SL[r]``: services with a slot in a *strict* register listed at ``r``.
+
+On the source the VMM configures the VM (:meth:`hcsim.vmm.Vmm.configure`
+writes every feature register it saves with the reset value minus the bits
+of services turned off; crosvm saves none, so it cannot configure), so a
+listed slot of service ``k`` holds ``V = SUP[s] & ON & ~OFF[c]`` and the
+guest sees ``B = SUP[s] & (~COV | (LA[s] & V))`` (everything supported
+before ``registers_from``).  On the destination a slot is written from the
+stream when its register is listed on both sides (and saved), else it keeps
+its fill value: the reset value (QEMU writes back what it read at creation;
+the others leave it), 0 under ``zero-unknown`` or after invalidate-on-write
+cleared the bitmaps (a snapshot-only writer's first successful write; QEMU
+rewrites its whole list, so clearing changes nothing there).  With
+``F = ON`` or ``0`` per source that gives, per source row,
+``A = (LA[s] & V) | (~LANY[s] & F) | (LANY[s] & ~LA[s] & V & F)`` and per
+pair ``after = D1[d] | (D2[d] & A)`` with ``D1 = SUP & ~COV`` and
+``D2 = SUP & LA`` (``D1 = SUP``, ``D2 = 0`` before ``registers_from``); RAZ/WI
+masking with the destination's known bits is the ``& SUP[d]`` inside both.
+
+Register and firmware lists only grow with the release, so a migration to an
+older kernel is the only one that meets extra ids, and a restore fails
+loudly exactly when the destination is older than a per-source threshold
+``T[c, s]`` (``refused iff d < T``):
+
+* a firmware register the destination lacks (snapshot writers: ``-ENOENT``;
+  QEMU: the incoming count exceeds its own, ``cpreg_vmstate_array_len``);
+* a feature register the destination lacks (same two errors); under
+  ``qemu-tolerant`` only registers whose value is non-zero count, the others
+  are dropped before the count check;
+* a set bit of a service the destination does not know in a strict register
+  (``-EINVAL``);
+
+plus the firmware values the destination does not accept (``-EINVAL``,
+e.g. a newer ``PSCI_VERSION``), a table over pairs of firmware epochs.
+Because an extra incoming id always makes QEMU's count exceed its own, QEMU's
+silent drop of ids sorting after its last one can never be reached by a
+history (it needs a destination listing ids the source lacks *and* lacking
+ids the source has); the differential tests confirm it.  ``unsupported``
+(the VMM saves a register of a width it cannot handle, on either side) wins
+over everything, as in :func:`hcsim.measures.migrate`.
+
+Release compression
+-------------------
+All these sets are piecewise constant over releases: they change only where
+a service, a firmware entry or change, a register listing or
+``registers_from`` starts.  Releases between two such boundaries (an
+*epoch*) behave identically, so by default the engine evaluates one
+representative per epoch and expands (``compress=True``); ``compress=False``
+evaluates every release pair, chunk by chunk (the dense kernel that
+``hcsim bench`` times).  Both give identical results.
+
+Assumptions checked when a model is built (``NotImplementedError`` if a
+future strategy or VMM breaks them): every bit slot belongs to one service;
+all feature registers have the strategy's width; a VMM saves all feature
+registers or none and all firmware registers, decides ``saves``/``handles``/
+``wire_bytes`` by register class and width, and restores with the rule of
+:class:`hcsim.vmm.Vmm` or :class:`hcsim.vmm.Qemu`.  Migrations use one vCPU
+and the history's host CPU profile, as :func:`hcsim.measures.matrix` does.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config
+from .history import History
+from .measures import OUTCOMES, Migration, Score
+from .regs import KVM_REG_ARM_FW_FEAT_BMAP, decode
+from .strategies import Strategy
+from .strategies.base import Layout
+from .vmm import Qemu, Vmm
+
+#: Outcome codes, in the order of :data:`hcsim.measures.OUTCOMES`.
+PRESERVED, GAINED, LOST, MIXED, REFUSED, UNSUPPORTED = range(len(OUTCOMES))
+CODES = {name: code for code, name in enumerate(OUTCOMES)}
+
+#: Directions of :func:`counts` rows.
+DIRECTIONS = ("forward", "backward")
+
+#: Pairs evaluated per chunk: a few MiB of temporaries per chunk (about
+#: 40 bytes per pair and service word), small enough to stay in cache.
+DEFAULT_CHUNK_PAIRS = 1 << 16
+
+_NONE = -1                          # "no threshold": no destination is older
+_NEVER = np.iinfo(np.int64).max     # a listing threshold never reached
+_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+if sys.byteorder != "little":       # pragma: no cover - arm64/x86 are little-endian
+    raise ImportError("hcsim.engine packs bits assuming a little-endian host")
+
+
+# -- packed service words --------------------------------------------------------
+
+def words_for(services: int) -> int:
+    """Number of 64-bit words that hold one bit per service (at least 1)."""
+    return max(1, -(-services // 64))
+
+
+def pack(bits: np.ndarray, nw: int) -> np.ndarray:
+    """Boolean ``[..., K]`` to ``uint64 [..., nw]``: service ``k`` is bit ``k % 64`` of word ``k // 64``."""
+    bits = np.asarray(bits, dtype=bool)
+    pad = nw * 64 - bits.shape[-1]
+    if pad:
+        bits = np.concatenate([bits, np.zeros((*bits.shape[:-1], pad), bool)], axis=-1)
+    return np.ascontiguousarray(np.packbits(bits, axis=-1, bitorder="little")).view(np.uint64)
+
+
+def unpack(words: np.ndarray, services: int) -> np.ndarray:
+    """Inverse of :func:`pack`: ``uint64 [..., nw]`` to boolean ``[..., services]``."""
+    raw = np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8)
+    return np.unpackbits(raw, axis=-1, count=services, bitorder="little").astype(bool)
+
+
+def _popcount(words: np.ndarray) -> int:
+    return int(np.unpackbits(np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8)).sum())
+
+
+# -- what a strategy's layout means per service ---------------------------------------
+
+class _LayoutArrays:
+    """Per-service and per-register arrays of one :class:`Layout` (VMM-independent)."""
+
+    def __init__(self, layout: Layout, width: int):
+        h = layout.history
+        self.layout = layout
+        self.history = h
+        self.n = len(h.releases)
+        self.rf = h.registers_from
+        self.names = tuple(s.name for s in h.services)
+        self.index = {name: k for k, name in enumerate(self.names)}
+        K = self.K = len(h.services)
+        nw = self.nw = words_for(K)
+        regs = layout.regs
+        for r in regs:
+            if r.width != width or decode(r.id).width != width \
+                    or decode(r.id).coproc != KVM_REG_ARM_FW_FEAT_BMAP:
+                raise NotImplementedError(
+                    f"feature register 0x{r.id:x} is not a class 0x16 U{width} register")
+        self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
+        self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
+        self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
+        lf = np.array([r.listed_from for r in regs], dtype=np.int64)
+        strict = np.array([r.strict for r in regs], dtype=bool)
+        self.reg_lf = lf
+        lf_all = np.full(K, _NEVER, np.int64)
+        lf_any = np.full(K, _NEVER, np.int64)
+        lf_strict = np.full(K, _NEVER, np.int64)
+        seen: set[tuple[int, int]] = set()
+        groups: dict[int, np.ndarray] = {}
+        slots = 0
+        for k, pairs in enumerate(layout.bits):
+            if not pairs:
+                continue
+            slots += len(pairs)
+            seen.update(pairs)
+            positions = np.unique(np.fromiter((p for p, _ in pairs), np.int64, len(pairs)))
+            own = lf[positions]
+            lf_all[k], lf_any[k] = own.max(), own.min()
+            if strict[positions].any():
+                lf_strict[k] = own[strict[positions]].min()
+            for value in np.unique(own):
+                groups.setdefault(int(value), np.zeros(K, bool))[k] = True
+        if len(seen) != slots:
+            raise NotImplementedError("a bit slot of the layout controls two services")
+        self.lf_all, self.lf_any, self.lf_strict = lf_all, lf_any, lf_strict
+        self.any_strict = bool((lf_strict != _NEVER).any())
+        # Registers grouped by the release that lists them: which services
+        # have a slot in a register of each group (for qemu-tolerant's drop).
+        self.group_lf = np.array(sorted(groups), dtype=np.int64)
+        self.group_members = (pack(np.stack([groups[v] for v in sorted(groups)]), nw)
+                              if groups else np.zeros((0, nw), np.uint64))
+        self.reg_lf_sorted = np.unique(lf)
+        # Representative register id of each width (VMMs decide by width).
+        self.reg_widths = {}
+        for r in regs:
+            self.reg_widths.setdefault(r.width, (r.id, []))[1].append(r.listed_from)
+        # Firmware: release-independent ids, a segment per (entry, release).
+        self.fw = h.firmware
+        self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
+        self.fw_epoch, self.fw_bad = self._firmware_epochs()
+        self.starts = self._epochs()
+
+    def _firmware_epochs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Firmware epoch of every release, and which epoch pairs refuse.
+
+        ``bad[e, f]``: a VM created in epoch ``e`` saves a firmware value that
+        a kernel of epoch ``f`` rejects (``-EINVAL``) for an entry both list.
+        """
+        h, n = self.history, self.n
+        if not h.firmware:
+            return np.zeros(n, np.int64), np.zeros((1, 1), bool)
+        host = h.host
+        keys, values = [], []
+        for r in range(n):
+            row = []
+            for f in h.firmware:
+                row.append(id(f.at(r, host)) if f.introduced <= r else None)
+            keys.append(tuple(row))
+            values.append([f.at(r, host) if f.introduced <= r else None for f in h.firmware])
+        epoch = np.zeros(n, np.int64)
+        reps = [0]
+        for r in range(1, n):
+            if keys[r] != keys[r - 1]:
+                reps.append(r)
+            epoch[r] = len(reps) - 1
+        E = len(reps)
+        bad = np.zeros((E, E), bool)
+        for i, rs in enumerate(reps):
+            for j, rd in enumerate(reps):
+                bad[i, j] = any(a is not None and b is not None and a.reset not in b.accepts
+                                for a, b in zip(values[rs], values[rd]))
+        return epoch, bad
+
+    def _epochs(self) -> np.ndarray:
+        """First release of every run of releases that behave identically."""
+        h, n = self.history, self.n
+        cuts = [0, self.rf, *self.intro.tolist(), *self.reg_lf_sorted.tolist(),
+                *self.fw_intro.tolist()]
+        cuts += [start for f in h.firmware for start, _ in f.values]
+        fe = self.fw_epoch
+        cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
+        cuts = np.unique(np.array(cuts, dtype=np.int64))
+        return cuts[(cuts >= 0) & (cuts < n)]
+
+    # Per-release sets at an array of release indices.
+    def sets(self, thresholds: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        return pack(thresholds[None, :] <= rel[:, None], self.nw)
+
+
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
+    layout = strategy.layout(history)
+    hit = _LAYOUTS.get(layout)
+    if hit is None:
+        hit = _LAYOUTS[layout] = _LayoutArrays(layout, strategy.width)
+    return hit
+
+
+# -- one strategy under one VMM ---------------------------------------------------------
+
+@dataclass
+class _Side:
+    """Per-row arrays of sources or destinations."""
+
+    rel: np.ndarray        # release index of each row
+    words: tuple           # sources: (A, B); destinations: (D1, D2)
+    T: np.ndarray | None   # sources: refusal threshold (destination older -> refused)
+    fwe: np.ndarray        # firmware epoch
+    U: np.ndarray          # unsupported on this side
+
+
+class Model:
+    """A history, strategy and VMM policy, ready for the kernel.
+
+    Built by :func:`model`; the public functions take the three objects and
+    build (and cache per layout) what they need.
+    """
+
+    def __init__(self, history: History, strategy: Strategy, vmm: Vmm):
+        self.history, self.strategy, self.vmm = history, strategy, vmm
+        la = self.arrays = _layout_arrays(strategy, history)
+        self.n, self.K, self.nw = la.n, la.K, la.nw
+        cls = type(vmm)
+        if cls.configure is not Vmm.configure or cls.save is not Vmm.save:
+            raise NotImplementedError(f"engine: no rule for VMM {vmm.name}'s save/configure")
+        if isinstance(vmm, Qemu) and cls.restore is Qemu.restore:
+            self.qemu = True
+        elif cls.restore is Vmm.restore:
+            self.qemu = False
+        else:
+            raise NotImplementedError(f"engine: no rule for VMM {vmm.name}'s restore")
+        self.tolerant = bool(getattr(vmm, "tolerant", False)) and self.qemu
+        self.zero_unknown = bool(getattr(vmm, "zero_unknown", False)) and self.qemu
+        saves = {w: vmm.saves(rid) for w, (rid, _) in la.reg_widths.items()}
+        if len(set(saves.values())) > 1:
+            raise NotImplementedError(f"engine: {vmm.name} saves some feature registers only")
+        self.saves_features = bool(saves) and all(saves.values())
+        if not all(vmm.saves(f.id) for f in la.fw):
+            raise NotImplementedError(f"engine: {vmm.name} does not save every firmware register")
+        # Unsupported from the first release listing a register the VMM cannot handle.
+        bad = [min(lfs) for w, (rid, lfs) in la.reg_widths.items() if not vmm.handles(rid)]
+        bad += [f.introduced for f in la.fw if not vmm.handles(f.id)]
+        self.unsupported_from = min(bad) if bad else _NEVER
+        self.inval_feature = strategy.invalidates(feature=True)
+        self.inval_fw = strategy.invalidates(feature=False)
+
+    # -- per-release quantities ----------------------------------------------------
+    def _max_at_or_below(self, values: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """Largest of sorted ``values`` that is <= each ``rel`` (``_NONE`` if none)."""
+        if len(values) == 0:
+            return np.full(len(rel), _NONE, np.int64)
+        k = np.searchsorted(values, rel, side="right")
+        return np.where(k > 0, values[np.maximum(k - 1, 0)], _NONE)
+
+    def sources(self, rel: np.ndarray, off: np.ndarray) -> _Side:
+        """Rows for every (configuration, source release): ``off`` is ``[C, nw]``."""
+        la = self.arrays
+        C, R = len(off), len(rel)
+        sup = la.sets(la.intro, rel)[None]                      # [1, R, nw]
+        LA = la.sets(la.lf_all, rel)[None]
+        LANY = la.sets(la.lf_any, rel)[None]
+        if not self.saves_features:
+            off = np.zeros_like(off)                            # crosvm cannot configure
+        V = sup & la.on & ~off[:, None, :]                      # [C, R, nw]
+        pre = (rel < la.rf)[None, :, None]
+        B = np.where(pre, sup, sup & (~la.cov | (LA & V)))
+        feat_listed = rel >= (la.reg_lf_sorted[0] if len(la.reg_lf_sorted) else _NEVER)
+        fw_listed = rel >= (la.fw_intro.min() if len(la.fw_intro) else _NEVER)
+        if self.qemu:
+            fill = np.full(R, not self.zero_unknown)
+        else:
+            invalidated = ((self.inval_feature & self.saves_features & feat_listed)
+                           | (self.inval_fw & fw_listed))
+            fill = ~invalidated
+        F = np.where(fill[:, None], la.on, np.uint64(0))[None]  # [1, R, nw]
+        if self.saves_features:
+            A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
+        else:
+            A = np.broadcast_to(F, V.shape)
+        T = np.broadcast_to(self._max_at_or_below(np.unique(la.fw_intro), rel), (C, R)).copy()
+        if self.saves_features:
+            if self.tolerant:
+                for L, members in zip(la.group_lf, la.group_members):
+                    hit = ((V & members) != 0).any(-1) & (L <= rel)[None]
+                    np.maximum(T, np.where(hit, L, _NONE), out=T)
+            else:
+                np.maximum(T, self._max_at_or_below(la.reg_lf_sorted, rel)[None], out=T)
+            if la.any_strict:
+                SL = la.sets(la.lf_strict, rel)[None]
+                bits = unpack(V & SL, self.K)                   # [C, R, K]
+                top = np.where(bits, la.intro, _NONE).max(-1) if self.K else _NONE
+                np.maximum(T, top, out=T)
+        U = rel >= self.unsupported_from
+        return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
+                                       np.ascontiguousarray(B.reshape(C * R, -1))),
+                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C))
+
+    def destinations(self, rel: np.ndarray) -> _Side:
+        la = self.arrays
+        sup = la.sets(la.intro, rel)
+        LA = la.sets(la.lf_all, rel)
+        pre = (rel < la.rf)[:, None]
+        D1 = np.where(pre, sup, sup & ~la.cov)
+        D2 = np.where(pre, np.uint64(0), sup & LA)
+        return _Side(rel, (D1, D2), None, la.fw_epoch[rel], rel >= self.unsupported_from)
+
+    # -- the kernel: every source row against every destination ---------------------
+    def pairs(self, src: _Side, dst: _Side, sets: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``."""
+        A, B = src.words
+        D1, D2 = dst.words
+        if self.nw == 1:
+            after = np.bitwise_and(A[:, :1], D2[:, 0][None, :])
+            after |= D1[:, 0][None, :]
+            Bc = B[:, :1]
+            t = after | Bc
+            code = (t != Bc).view(np.int8)
+            np.bitwise_and(after, Bc, out=t)
+            lost = (t != Bc).view(np.int8)
+        else:
+            after = np.bitwise_and(A[:, None, :], D2[None])
+            after |= D1[None]
+            Bc = B[:, None, :]
+            code = ((after | Bc) != Bc).any(-1).view(np.int8)
+            lost = ((after & Bc) != Bc).any(-1).view(np.int8)
+        code += lost
+        code += lost
+        refused = dst.rel[None, :] < src.T[:, None]
+        fw_bad = self.arrays.fw_bad
+        if fw_bad.any():
+            refused |= fw_bad[:, dst.fwe][src.fwe]
+        np.putmask(code, refused, np.int8(REFUSED))
+        if src.U.any():
+            code[src.U] = UNSUPPORTED
+        if dst.U.any():
+            code[:, dst.U] = UNSUPPORTED
+        if not sets:
+            return code, None, None
+        if self.nw == 1:
+            after = after[..., None]
+            Bc = Bc[..., None]
+        gained = after & ~Bc
+        lost_w = Bc & ~after
+        loud = code >= REFUSED
+        gained[loud] = 0
+        lost_w[loud] = 0
+        return code, gained, lost_w
+
+    def off_words(self, configs: Sequence[Config]) -> np.ndarray:
+        """``[C, nw]`` words of the services each configuration turns off."""
+        la = self.arrays
+        bits = np.zeros((len(configs), self.K), bool)
+        for c, off in enumerate(configs):
+            for name in off:
+                k = la.index.get(name)
+                if k is not None:
+                    bits[c, k] = True
+        return pack(bits, self.nw)
+
+    def row_chunks(self, rel: np.ndarray, configs: int, ndst: int,
+                   chunk_pairs: int) -> Iterator[np.ndarray]:
+        """Source releases in chunks of about ``chunk_pairs`` pairs (all configs)."""
+        per = max(1, chunk_pairs // max(1, ndst * configs))
+        for start in range(0, len(rel), per):
+            yield rel[start:start + per]
+
+
+def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
+    """The engine's view of one history, strategy and VMM policy."""
+    return Model(history, strategy, vmm)
+
+
+# -- results -----------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """Every triple of one strategy under one VMM.
+
+    ``outcome[c, s, d]`` is a code of :data:`CODES`; ``gained`` and ``lost``
+    are packed service words ``[c, s, d, nw]`` (:func:`unpack` with
+    ``len(services)``), empty for ``refused`` and ``unsupported``.
+    """
+
+    history: History
+    strategy: str
+    vmm: str
+    configs: tuple[Config, ...]
+    outcome: np.ndarray
+    gained: np.ndarray
+    lost: np.ndarray
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.history.services)
+
+    def names(self, words: np.ndarray) -> frozenset[str]:
+        """Service names of one packed set."""
+        bits = unpack(words, len(self.services))
+        return frozenset(name for name, on in zip(self.services, bits) if on)
+
+    def migration(self, c: int, s: int, d: int) -> Migration:
+        """Triple ``(c, s, d)`` as :func:`hcsim.measures.migrate` returns it (no detail)."""
+        return Migration(s, d, OUTCOMES[int(self.outcome[c, s, d])],
+                         self.names(self.gained[c, s, d]), self.names(self.lost[c, s, d]))
+
+    def gained_bool(self) -> np.ndarray:
+        """``[c, s, d, service]`` booleans."""
+        return unpack(self.gained, len(self.services))
+
+    def lost_bool(self) -> np.ndarray:
+        return unpack(self.lost, len(self.services))
+
+    def counts(self) -> np.ndarray:
+        """``[2, 6]`` outcome counts, forward then backward (diagonal excluded)."""
+        n = self.outcome.shape[1]
+        s, d = np.indices((n, n))
+        out = np.zeros((2, len(OUTCOMES)), np.int64)
+        for k, mask in enumerate((d > s, d < s)):
+            out[k] = np.bincount(self.outcome[:, mask].ravel(), minlength=len(OUTCOMES))
+        return out
+
+
+def _configs(configs: Sequence[Config] | None) -> tuple[Config, ...]:
+    return tuple(configs) if configs else (frozenset(),)
+
+
+def _epoch_of(m: Model) -> tuple[np.ndarray, np.ndarray]:
+    """Representative (first) release of each epoch and each release's epoch."""
+    starts = m.arrays.starts
+    return starts, np.searchsorted(starts, np.arange(m.n), side="right") - 1
+
+
+def evaluate(history: History, strategy: Strategy, vmm: Vmm,
+             configs: Sequence[Config] | None = None, *,
+             chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> Result:
+    """Outcome, gained and lost set of every (configuration, source, destination).
+
+    Memory: the result holds ``C * n * n * (1 + 16 * nw)`` bytes; use
+    :func:`counts` for histories too large to hold.
+
+    Examples
+    --------
+    >>> from hcsim import load, parse_strategy, parse_vmm
+    >>> r = evaluate(load("linux"), parse_strategy("upstream"), parse_vmm("qemu"))
+    >>> r.outcome.shape
+    (1, 49, 49)
+    """
+    cfgs = _configs(configs)
+    m = model(history, strategy, vmm)
+    off = m.off_words(cfgs)
+    C, n, nw = len(cfgs), m.n, m.nw
+    if compress:
+        starts, ep = _epoch_of(m)
+        src = m.sources(starts, off)
+        code, g, lo = m.pairs(src, m.destinations(starts), sets=True)
+        E = len(starts)
+        code, g, lo = (x.reshape(C, E, E, *x.shape[2:]) for x in (code, g, lo))
+        ix = (slice(None), ep[:, None], ep[None, :])
+        return Result(history, strategy.spec, vmm.name, cfgs, code[ix], g[ix], lo[ix])
+    outcome = np.empty((C, n, n), np.int8)
+    gained = np.empty((C, n, n, nw), np.uint64)
+    lost = np.empty((C, n, n, nw), np.uint64)
+    dst = m.destinations(np.arange(n))
+    for rel in m.row_chunks(np.arange(n), C, n, chunk_pairs):
+        code, g, lo = m.pairs(m.sources(rel, off), dst, sets=True)
+        rows = slice(int(rel[0]), int(rel[-1]) + 1)
+        outcome[:, rows] = code.reshape(C, len(rel), n)
+        gained[:, rows] = g.reshape(C, len(rel), n, nw)
+        lost[:, rows] = lo.reshape(C, len(rel), n, nw)
+    return Result(history, strategy.spec, vmm.name, cfgs, outcome, gained, lost)
+
+
+def counts(history: History, strategy: Strategy, vmm: Vmm,
+           configs: Sequence[Config] | None = None, *,
+           chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> np.ndarray:
+    """Outcome counts ``[2, 6]`` (forward, backward) over every configuration.
+
+    A streaming reduction: it never holds more than one chunk of pairs.  The
+    diagonal (``src == dst``) is neither forward nor backward, as in
+    :func:`hcsim.measures.shares`.
+
+    Examples
+    --------
+    >>> from hcsim import load, parse_strategy, parse_vmm
+    >>> c = counts(load("linux"), parse_strategy("upstream"), parse_vmm("qemu"))
+    >>> int(c.sum()) == 49 * 48
+    True
+    """
+    cfgs = _configs(configs)
+    m = model(history, strategy, vmm)
+    off = m.off_words(cfgs)
+    C, n = len(cfgs), m.n
+    out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
+    if compress:
+        starts, _ = _epoch_of(m)
+        size = np.diff(np.append(starts, n))
+        E = len(starts)
+        code, _, _ = m.pairs(m.sources(starts, off), m.destinations(starts))
+        code = code.reshape(C, E, E)
+        e = np.arange(E)
+        within = size * (size - 1) // 2
+        fwd = np.where(e[:, None] < e[None, :], size[:, None] * size[None, :], 0)
+        fwd = fwd + np.diag(within)
+        for o in range(len(OUTCOMES)):
+            hit = (code == o)
+            out[2, o] = int((hit * fwd).sum())
+            out[0, o] = int((hit * fwd.T).sum())
+        return out[[2, 0]]
+    dst = m.destinations(np.arange(n))
+    d = np.arange(n)
+    for rel in m.row_chunks(np.arange(n), C, n, chunk_pairs):
+        code, _, _ = m.pairs(m.sources(rel, off), dst)
+        s = np.tile(rel, C)[:, None]
+        key = code.astype(np.intp) * 3
+        key += d[None, :] > s
+        key += d[None, :] >= s
+        out += np.bincount(key.ravel(), minlength=3 * len(OUTCOMES)).reshape(-1, 3).T
+    return out[[2, 0]]
+
+
+# -- the scorecard ---------------------------------------------------------------------
+
+def _last_release_cost(m: Model) -> int | None:
+    """Wire bytes per vCPU of a save/restore at the last release (``cost_at``)."""
+    la, vmm, last = m.arrays, m.vmm, m.n - 1
+    if last >= m.unsupported_from:
+        return None
+    total = sum(vmm.wire_bytes(f.id) for f in la.fw if f.introduced <= last and vmm.saves(f.id))
+    for rid, lfs in la.reg_widths.values():
+        if vmm.saves(rid):
+            total += vmm.wire_bytes(rid) * sum(1 for lf in lfs if lf <= last)
+    return total
+
+
+def _pickup(m: Model) -> float:
+    """Share of the last release's services a default new VM sees (``new_vm_pickup``)."""
+    la, last = m.arrays, m.n - 1
+    rel = np.array([last])
+    sup = la.sets(la.intro, rel)[0]
+    supported = _popcount(sup)
+    if not supported:
+        return 1.0
+    if last < la.rf:
+        return supported / supported
+    seen = sup & (~la.cov | (la.on & la.sets(la.lf_all, rel)[0]))
+    return _popcount(seen) / supported
+
+
+def score(history: History, strategy: Strategy, vmm: Vmm,
+          configs: Sequence[Config] | None = None) -> Score:
+    """:func:`hcsim.measures.score` over every configuration, computed by the engine."""
+    c = counts(history, strategy, vmm, configs)
+    m = model(history, strategy, vmm)
+    shares = []
+    for row in c:
+        total = int(row.sum()) or 1
+        shares.append({o: int(row[k]) / total for k, o in enumerate(OUTCOMES)})
+    off_diag = int(c.sum())
+    silent = int(c[:, CODES["lost"]].sum() + c[:, CODES["mixed"]].sum()) / (off_diag or 1)
+    ex = m.arrays.layout.exhaustion()
+    return Score(strategy.spec, shares[0], shares[1], silent, _last_release_cost(m),
+                 _pickup(m), history.releases[ex] if ex is not None else "",
+                 shares[0]["preserved"] < 1.0)
+
+
+def summarize(history: History, strategy: Strategy, vmm: Vmm,
+              configs: Sequence[Config] | None = None) -> dict:
+    """The scorecard row of ``hcsim compare``: ``measures.score(...).flat()``.
+
+    Keys: ``strategy``, ``fwd_<outcome>`` and ``bwd_<outcome>`` shares of the
+    six outcomes, ``silent_loss``, ``bytes_per_vcpu`` (at the last release,
+    None if unsupported), ``pickup``, ``exhaustion`` (release name or ""),
+    ``userspace_patch``.
+    """
+    return score(history, strategy, vmm, configs).flat()
+
+
+__all__ = ["CODES", "DEFAULT_CHUNK_PAIRS", "DIRECTIONS", "Model", "Result", "counts",
+           "evaluate", "model", "pack", "score", "summarize", "unpack", "words_for"]
