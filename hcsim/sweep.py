@@ -147,14 +147,20 @@ def _serial(tasks: list[Task]) -> Iterator[tuple[int, dict]]:
 
 
 def _pool(tasks: list[Task], jobs: int) -> Iterator[tuple[int, dict]]:
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
         futures = {pool.submit(_run_batch, t): t.index for t in tasks}
-        try:
-            for f in as_completed(futures):
-                yield futures[f], f.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        for f in as_completed(futures):
+            yield futures[f], f.result()
+    except BaseException:
+        # Ctrl-C or a failed task: stop now rather than finish the running
+        # batches.  The executor has no public way to end its workers.
+        processes = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Dask:
