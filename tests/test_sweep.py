@@ -13,10 +13,10 @@ from hcsim import strategies, sweep, synthetic
 from hcsim.cli import main
 from hcsim.errors import InputError
 
-#: Tiny sweep: scored by the scalar spec, so it runs without the engine.
+#: Tiny sweep (the engine is the default; the scalar spec must agree with it).
 TINY = dict(histories=5, releases=5, rate=0.8, burst=0.3, opt_in=0.3, firmware=0.3,
             strategies=["upstream", "raz-wi:ranges=1"], vmms=["qemu", "crosvm"],
-            configs=["default", "random:p=0.5,seed=2"], engine="scalar")
+            configs=["default", "random:p=0.5,seed=2"])
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def serial() -> pd.DataFrame:
 
 
 def _cli(argv: list[str]) -> list[str]:
-    return ["sweep", "--engine", "scalar", "--histories", "3", "--releases", "4",
+    return ["sweep", "--histories", "3", "--releases", "4",
             "--strategy", "upstream", "--vmm", "qemu", *argv]
 
 
@@ -76,7 +76,7 @@ def test_exhaustion_index_and_name_agree(serial):
 
 def test_reserved_range_runs_out_when_services_overflow_it():
     df = sweep.run(2, releases=4, rate=40, registers_from=0, strategies=["raz-wi:ranges=1"],
-                   vmms=["qemu"], jobs=1, engine="scalar")
+                   vmms=["qemu"], jobs=1)
     # About 120 services: the single 64-bit range cannot hold them past r1 or r2.
     assert df["exhaustion_index"].notna().all()
     assert df["exhaustion_index"].between(1, 3).all()
@@ -85,7 +85,7 @@ def test_reserved_range_runs_out_when_services_overflow_it():
 def test_rows_match_hcsim_compare_on_the_regenerated_history(tmp_path, capsys):
     """A row is reproducible: hcsim generate --seed + hcsim compare give it."""
     df = sweep.run(2, seed=7, releases=6, rate=1.0, firmware=0.5, vmms=["qemu"],
-                   strategies=["upstream", "full-bitmap"], jobs=1, engine="scalar")
+                   strategies=["upstream", "full-bitmap"], jobs=1)
     row = df[(df["seed"] == 8)].reset_index(drop=True)
     toml = tmp_path / "h.toml"
     argv = synthetic.params(releases=6, rate=1.0, firmware=0.5).command(8).split()[1:]
@@ -104,10 +104,19 @@ def test_rows_match_hcsim_compare_on_the_regenerated_history(tmp_path, capsys):
 
 
 def test_defaults_cover_every_strategy_and_vmm():
-    df = sweep.run(1, releases=2, rate=0.5, jobs=1, engine="scalar")
+    df = sweep.run(1, releases=2, rate=0.5, jobs=1)
     assert list(df["strategy"].astype(str)[::6]) == [
         strategies.parse(s).spec for s in strategies.DEFAULTS]
     assert df["vmm"].nunique() == 6 and len(df) == len(strategies.DEFAULTS) * 6
+
+
+def test_engine_sweep_equals_scalar_sweep(serial):
+    """The whole sweep path, engine against the spec, on every strategy and VMM."""
+    kwargs = dict(histories=2, releases=5, rate=1.2, burst=0.3, opt_in=0.3, firmware=0.4,
+                  configs=["default", "random:p=0.4,seed=1,n=2"], jobs=1)
+    pd.testing.assert_frame_equal(sweep.run(**kwargs), sweep.run(engine="scalar", **kwargs))
+    pd.testing.assert_frame_equal(sweep.run(jobs=1, engine="scalar", **{
+        k: v for k, v in TINY.items() if k != "engine"}), serial)
 
 
 # -- executors ------------------------------------------------------------------------
@@ -143,8 +152,7 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(capsys):
 # -- command line ---------------------------------------------------------------------
 
 def test_cli_csv_and_parquet_equal_the_library(tmp_path, capsys):
-    want = sweep.run(3, releases=4, strategies=["upstream"], vmms=["qemu"], jobs=1,
-                     engine="scalar")
+    want = sweep.run(3, releases=4, strategies=["upstream"], vmms=["qemu"], jobs=1)
     assert main(_cli(["--output", str(tmp_path / "s.parquet")])) == 0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s.parquet"), want)
     assert main(_cli(["--output", str(tmp_path / "s.csv"), "--jobs", "2"])) == 0
@@ -222,8 +230,7 @@ def test_failed_sweep_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 def test_write_interrupted_midway_leaves_no_file(tmp_path, monkeypatch):
-    df = sweep.run(1, releases=2, strategies=["upstream"], vmms=["qemu"], jobs=1,
-                   engine="scalar")
+    df = sweep.run(1, releases=2, strategies=["upstream"], vmms=["qemu"], jobs=1)
 
     def broken(self, *args, **kwargs):
         raise KeyboardInterrupt
@@ -244,6 +251,6 @@ def test_write_interrupted_midway_leaves_no_file(tmp_path, monkeypatch):
     ({"releases": math.inf}, "releases"),
 ])
 def test_run_rejects_bad_arguments(kwargs, word):
-    args = {"histories": 1, "jobs": 1, "engine": "scalar", **kwargs}
+    args = {"histories": 1, "jobs": 1, **kwargs}
     with pytest.raises(InputError, match=word):
         sweep.run(**args)
