@@ -44,6 +44,7 @@ HATCHES = {"lost": "xxxx", "mixed": "////"}
 MISSING = "#FFFFFF"
 
 DIRECTIONS = ("forward", "backward")
+ABBREV = {"forward": "fwd", "backward": "bwd"}
 
 
 def outcome_cmap() -> tuple[ListedColormap, BoundaryNorm]:
@@ -162,7 +163,7 @@ def share_bars(shares: Mapping[str, Mapping[str, Mapping[str, float]]],
     for k, label in enumerate(labels):
         for j, direction in enumerate(DIRECTIONS):
             ypos.append(k * 2.6 + j)
-            names.append(f"{label}  {direction[:3]}")
+            names.append(f"{label}  {ABBREV[direction]}")
     left = np.zeros(len(ypos))
     for outcome in OUTCOMES:
         widths = np.array([100 * shares[label][direction].get(outcome, 0.0)
