@@ -11,9 +11,19 @@ A configuration is a set of service names.  ``--config`` accepts:
 
 A service is only turned off where the source kernel supports it and the
 strategy gives it a bit; elsewhere the configuration has no effect.
+
+:class:`Setting` extends a configuration for the fleet baseline
+(:mod:`hcsim.baseline`): besides services turned off it can turn on services
+whose ``default`` is ``off`` (opt-in, like ``VENDOR_HYP_BMAP_2``) and write
+values to firmware registers (``PSCI_VERSION``).  :func:`hcsim.measures.migrate`
+and :func:`hcsim.measures.configured_values` accept either form; a plain
+``Config`` behaves exactly as before.  The vectorised engine takes plain
+``Config`` sets only.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +31,34 @@ from .errors import InputError
 from .history import History
 
 Config = frozenset[str]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a VMM writes at VM creation: services off, services on, firmware values.
+
+    ``off``: services to clear (as a ``Config``); ``on``: services to set
+    even where their ``default`` is ``off``; ``firmware``: (``[[firmware]]``
+    name, value) pairs written with ``KVM_SET_ONE_REG`` where the kernel
+    lists the register.  Like a ``Config``, every part only acts where the
+    source kernel supports the service or lists the register.  An empty
+    setting is false, as ``frozenset()`` is, and means "leave reset values".
+    """
+
+    off: frozenset[str] = frozenset()
+    on: frozenset[str] = frozenset()
+    firmware: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self):
+        both = sorted(self.off & self.on)
+        if both:
+            raise InputError(f"setting turns {both[0]!r} both on and off")
+        names = [name for name, _ in self.firmware]
+        if len(set(names)) != len(names):
+            raise InputError("setting writes a firmware register twice")
+
+    def __bool__(self) -> bool:
+        return bool(self.off or self.on or self.firmware)
 
 
 def parse(spec: str, history: History) -> list[Config]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from math import ceil
 
-from .config import Config
+from .config import Config, Setting
 from .history import History
 from .kvm import VCPU, Kernel
 from .regs import is_feature, reg_name
@@ -52,21 +52,34 @@ def unhandled(vmm: Vmm, cpu: VCPU) -> int | None:
     return next((rid for rid in cpu.get_reg_list() if not vmm.handles(rid)), None)
 
 
-def configured_values(kernel: Kernel, off: Config) -> dict[int, int]:
-    """Feature register values with the services in ``off`` cleared."""
+def configured_values(kernel: Kernel, off: Config | Setting) -> dict[int, int]:
+    """Feature register values with the services in ``off`` cleared.
+
+    With a :class:`~hcsim.config.Setting`, services in ``setting.on`` are
+    also set, and the firmware values it names are added under their
+    register ids (where the kernel lists them).
+    """
+    setting = off if isinstance(off, Setting) else Setting(off=frozenset(off))
     layout, rel = kernel.layout, kernel.release
     values = {layout.regs[p].id: layout.reset(p, rel)
               for p in kernel.feature_pos.values()}
     for svc, pairs in zip(layout.history.services, layout.bits):
-        if svc.name in off and svc.introduced <= rel:
-            for pos, bit in pairs:
-                if layout.regs[pos].id in values:
-                    values[layout.regs[pos].id] &= ~(1 << bit)
+        if svc.introduced > rel or svc.name not in setting.off | setting.on:
+            continue
+        for pos, bit in pairs:
+            rid = layout.regs[pos].id
+            if rid in values:
+                values[rid] = (values[rid] | 1 << bit if svc.name in setting.on
+                               else values[rid] & ~(1 << bit))
+    wanted = dict(setting.firmware)
+    for rid, fw in kernel.firmware.items():
+        if fw.name in wanted:
+            values[rid] = wanted[fw.name]
     return values
 
 
 def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
-            off: Config = frozenset(), vcpus: int = 1,
+            off: Config | Setting = frozenset(), vcpus: int = 1,
             host: str | None = None) -> Migration:
     """Create, configure and save a VM on ``src``; restore it on ``dst``."""
     src_k = Kernel(history, src, strategy, host)

@@ -23,8 +23,9 @@ destination (FACTS.md section 5, DESIGN.md section 3).
 Configuring a VM (turning services off) is done by the VMM on the source
 before saving: it writes every feature register it handles with the wanted
 value, in ascending id order (a partial write would let invalidate-on-write
-clear the rest).  crosvm cannot configure feature registers: its guests keep
-the kernel's defaults.
+clear the rest), and the firmware registers a setting names (``PSCI_VERSION``).
+crosvm cannot configure feature registers: its guests keep the kernel's
+defaults; it can write firmware values (it saves class 0x14).
 """
 
 from __future__ import annotations
@@ -78,10 +79,16 @@ class Vmm:
                 _set(cpu, rid, value)
 
     def configure(self, vcpus: list[VCPU], values: dict[int, int]) -> None:
-        """Write wanted feature register values (source side, before save)."""
+        """Write wanted register values (source side, before save).
+
+        Every feature register the VMM saves is written (its value in
+        ``values``, else what it reads); a firmware register only when
+        ``values`` names it (a :class:`~hcsim.config.Setting` with firmware
+        values), in the same ascending id order, so firmware comes first.
+        """
         cpu = vcpus[0]
         for rid in cpu.get_reg_list():
-            if is_feature(rid) and self.saves(rid):
+            if self.saves(rid) and (is_feature(rid) or rid in values):
                 _set(cpu, rid, values.get(rid, cpu.get_one_reg(rid)))
 
 
