@@ -108,14 +108,21 @@ def scorecard(history: History, vmm: str, specs: Sequence[str],
     return pd.DataFrame(rows)
 
 
+#: Scorecard columns that hold fractions, shown as percentages by :func:`formatted`.
+PERCENT_COLUMNS = ("era fwd preserved", "era bwd preserved", "era bwd refused",
+                   "era silent loss", "silent loss", "unsupported", "pickup")
+
+
 def formatted(card: pd.DataFrame) -> pd.DataFrame:
-    """A scorecard with percentages and byte counts as fixed-format text."""
+    """A scorecard with percentages and byte counts as fixed-format text.
+
+    Fractions (:data:`PERCENT_COLUMNS`) become ``12.3%``; ``bytes/vCPU``
+    becomes ``1,234`` (``-`` when unsupported); other columns are kept.
+    """
     out = card.copy()
     for col in out.columns:
-        if col in ("strategy", "new register at"):
-            continue
         if col == "bytes/vCPU":
             out[col] = [("-" if v is None or v != v else f"{int(v):,d}") for v in out[col]]
-        else:
+        elif col in PERCENT_COLUMNS:
             out[col] = [f"{100 * v:.1f}%" for v in out[col]]
     return out
