@@ -84,7 +84,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Config
+from .config import Config, Setting
 from .history import History
 from .measures import OUTCOMES, Migration, Score
 from .regs import KVM_REG_ARM_FW_FEAT_BMAP, decode
@@ -144,7 +144,9 @@ class _LayoutArrays:
 
     def __init__(self, layout: Layout, width: int):
         h = layout.history
-        self.layout = layout
+        # A proxy: a strong reference from this cached value to its
+        # WeakKeyDictionary key (_LAYOUTS) would keep every layout alive.
+        self.layout = weakref.proxy(layout)
         self.history = h
         self.n = len(h.releases)
         self.rf = h.registers_from
@@ -316,16 +318,21 @@ class Model:
         k = np.searchsorted(values, rel, side="right")
         return np.where(k > 0, values[np.maximum(k - 1, 0)], _NONE)
 
-    def sources(self, rel: np.ndarray, off: np.ndarray) -> _Side:
-        """Rows for every (configuration, source release): ``off`` is ``[C, nw]``."""
+    def sources(self, rel: np.ndarray, setting: np.ndarray) -> _Side:
+        """Rows for every (configuration, source release).
+
+        ``setting`` is ``[2, C, nw]``: the services each configuration turns
+        off, and the ones it turns on (:meth:`settings`).
+        """
         la = self.arrays
-        C, R = len(off), len(rel)
+        off, on = setting
+        C, R = off.shape[0], len(rel)
         sup = la.sets(la.intro, rel)[None]                      # [1, R, nw]
         LA = la.sets(la.lf_all, rel)[None]
         LANY = la.sets(la.lf_any, rel)[None]
-        if not self.saves_features:
-            off = np.zeros_like(off)                            # crosvm cannot configure
-        V = sup & la.on & ~off[:, None, :]                      # [C, R, nw]
+        if not self.saves_features:                             # crosvm cannot configure
+            off, on = np.zeros_like(off), np.zeros_like(on)
+        V = sup & ((la.on | on) & ~off)[:, None, :]             # [C, R, nw]
         pre = (rel < la.rf)[None, :, None]
         B = np.where(pre, sup, sup & (~la.cov | (LA & V)))
         feat_listed = rel >= (la.reg_lf_sorted[0] if len(la.reg_lf_sorted) else _NEVER)
@@ -411,15 +418,27 @@ class Model:
         lost_w[loud] = 0
         return code, gained, lost_w
 
-    def off_words(self, configs: Sequence[Config]) -> np.ndarray:
-        """``[C, nw]`` words of the services each configuration turns off."""
+    def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
+        """``[2, C, nw]`` words: services each configuration turns off, and on.
+
+        A configuration is a set of service names to turn off, or a
+        :class:`~hcsim.config.Setting` without firmware values; names the
+        history does not have are ignored, as the spec ignores them.
+        """
         la = self.arrays
-        bits = np.zeros((len(configs), self.K), bool)
-        for c, off in enumerate(configs):
-            for name in off:
-                k = la.index.get(name)
-                if k is not None:
-                    bits[c, k] = True
+        bits = np.zeros((2, len(configs), self.K), bool)
+        for c, cfg in enumerate(configs):
+            if isinstance(cfg, Setting):
+                if cfg.firmware:
+                    raise NotImplementedError("engine: settings with firmware values")
+                parts = (cfg.off, cfg.on)
+            else:
+                parts = (cfg, ())
+            for side, names in enumerate(parts):
+                for name in names:
+                    k = la.index.get(name)
+                    if k is not None:
+                        bits[side, c, k] = True
         return pack(bits, self.nw)
 
     def row_chunks(self, rel: np.ndarray, configs: int, ndst: int,
@@ -512,7 +531,7 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
     """
     cfgs = _configs(configs)
     m = model(history, strategy, vmm)
-    off = m.off_words(cfgs)
+    off = m.settings(cfgs)
     C, n, nw = len(cfgs), m.n, m.nw
     if compress:
         starts, ep = _epoch_of(m)
@@ -553,7 +572,7 @@ def counts(history: History, strategy: Strategy, vmm: Vmm,
     """
     cfgs = _configs(configs)
     m = model(history, strategy, vmm)
-    off = m.off_words(cfgs)
+    off = m.settings(cfgs)
     C, n = len(cfgs), m.n
     out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
     if compress:
