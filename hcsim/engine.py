@@ -468,7 +468,7 @@ class Result:
     history: History
     strategy: str
     vmm: str
-    configs: tuple[Config, ...]
+    configs: tuple[Config | Setting, ...]
     outcome: np.ndarray
     gained: np.ndarray
     lost: np.ndarray
@@ -504,7 +504,7 @@ class Result:
         return out
 
 
-def _configs(configs: Sequence[Config] | None) -> tuple[Config, ...]:
+def _configs(configs: Sequence[Config | Setting] | None) -> tuple[Config | Setting, ...]:
     return tuple(configs) if configs else (frozenset(),)
 
 
@@ -515,7 +515,7 @@ def _epoch_of(m: Model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(history: History, strategy: Strategy, vmm: Vmm,
-             configs: Sequence[Config] | None = None, *,
+             configs: Sequence[Config | Setting] | None = None, *,
              chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> Result:
     """Outcome, gained and lost set of every (configuration, source, destination).
 
@@ -555,7 +555,7 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
 
 
 def counts(history: History, strategy: Strategy, vmm: Vmm,
-           configs: Sequence[Config] | None = None, *,
+           configs: Sequence[Config | Setting] | None = None, *,
            chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> np.ndarray:
     """Outcome counts ``[2, 6]`` (forward, backward) over every configuration.
 
@@ -631,7 +631,7 @@ def _pickup(m: Model) -> float:
 
 
 def score(history: History, strategy: Strategy, vmm: Vmm,
-          configs: Sequence[Config] | None = None) -> Score:
+          configs: Sequence[Config | Setting] | None = None) -> Score:
     """:func:`hcsim.measures.score` over every configuration, computed by the engine."""
     c = counts(history, strategy, vmm, configs)
     m = model(history, strategy, vmm)
@@ -648,7 +648,7 @@ def score(history: History, strategy: Strategy, vmm: Vmm,
 
 
 def summarize(history: History, strategy: Strategy, vmm: Vmm,
-              configs: Sequence[Config] | None = None) -> dict:
+              configs: Sequence[Config | Setting] | None = None) -> dict:
     """The scorecard row of ``hcsim compare``: ``measures.score(...).flat()``.
 
     Keys: ``strategy``, ``fwd_<outcome>`` and ``bwd_<outcome>`` shares of the

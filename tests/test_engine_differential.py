@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hcsim import engine
+from hcsim.config import Setting
 from hcsim.history import History, dumps, from_dict
 from hcsim.measures import matrix, migrate, score
 from hcsim.regs import feat_reg
@@ -98,15 +99,20 @@ def histories(draw, max_releases: int = 5, bulk: bool = True) -> History:
     return from_dict(doc, origin="hypothesis")
 
 
-def configurations(draw, h: History) -> list[frozenset[str]]:
-    """1-3 configurations: the default and random sets of services turned off."""
+def configurations(draw, h: History) -> list:
+    """1-3 configurations: the default, random sets of services turned off,
+    and sometimes a :class:`Setting` that also turns opt-in services on."""
     names = [s.name for s in h.services]
-    out = [frozenset()]
+    out: list = [frozenset()]
     for _ in range(draw(st.integers(0, 2))):
         p = draw(st.sampled_from([0.1, 0.5, 0.9]))
-        seed = draw(st.integers(0, 2**16))
-        rng = np.random.default_rng(seed)
-        out.append(frozenset(x for x in names if rng.random() < p))
+        rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+        off = frozenset(x for x in names if rng.random() < p)
+        if draw(st.integers(0, 3)) == 0:
+            on = frozenset(x for x in names if x not in off and rng.random() < 0.5)
+            out.append(Setting(off=off, on=on))
+        else:
+            out.append(off)
     return out
 
 
@@ -127,7 +133,7 @@ def differences(h: History, spec: str, vmm: str, configs, pairs=None) -> list[st
                 if (want.outcome, want.gained, want.lost) == (got.outcome, got.gained, got.lost):
                     continue
                 out.append(f"{spec} under {vmm} (compress={compress}), config {c} "
-                           f"off={sorted(off)}: {h.releases[s]} -> {h.releases[d]}: "
+                           f"{off!r}: {h.releases[s]} -> {h.releases[d]}: "
                            f"scalar {want.outcome} +{sorted(want.gained)} "
                            f"-{sorted(want.lost)} ({want.detail}); engine {got.outcome} "
                            f"+{sorted(got.gained)} -{sorted(got.lost)}")
@@ -204,6 +210,17 @@ def test_engine_equals_spec_with_more_than_64_services_in_one_space():
     offs = [frozenset(), frozenset({"V3", "V70", "V149"})]
     assert_same(h, ["upstream", "raz-wi:ranges=2", "raz-einval:ranges=1", "wide:width=64",
                     "invalidate-on-write"], offs)
+
+
+def test_engine_equals_spec_when_a_setting_turns_opt_in_services_on():
+    """An opt-in service turned on joins a register an older kernel lists too."""
+    h = from_dict(_doc(registers_from="r1", service=[
+        {"name": "A", "space": "std-hyp", "introduced": "r0"},
+        {"name": "X", "space": "std-hyp", "introduced": "r2", "default": "off"},
+        {"name": "Y", "space": "vendor-hyp", "introduced": "r3", "default": "off"}]))
+    configs = [Setting(on=frozenset({"X"})), Setting(off=frozenset({"A"}), on=frozenset({"X", "Y"}))]
+    assert_same(h, ["upstream", "invalidate-on-write", "raz-wi", "raz-einval", "wide",
+                    "full-bitmap:width=2048"], configs)
 
 
 def test_engine_equals_spec_on_linux(linux):
