@@ -27,6 +27,7 @@ COMMANDS = {
     "generate": ("hcsim.synthetic", "synthetic history TOML (seeded)"),
     "sweep": ("hcsim.sweep", "Monte Carlo over synthetic histories, in parallel"),
     "report": ("hcsim.report", "rerun a notebook with parameters, export HTML"),
+    "baseline": ("hcsim.baseline", "one VM configuration every host of a fleet can keep"),
 }
 
 
