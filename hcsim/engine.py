@@ -591,15 +591,23 @@ def counts(history: History, strategy: Strategy, vmm: Vmm,
             out[0, o] = int((hit * fwd.T).sum())
         return out[[2, 0]]
     dst = m.destinations(np.arange(n))
-    d = np.arange(n)
     for rel in m.row_chunks(np.arange(n), C, n, chunk_pairs):
         code, _, _ = m.pairs(m.sources(rel, off), dst)
-        s = np.tile(rel, C)[:, None]
-        key = code.astype(np.intp) * 3
-        key += d[None, :] > s
-        key += d[None, :] >= s
-        out += np.bincount(key.ravel(), minlength=3 * len(OUTCOMES)).reshape(-1, 3).T
+        # Sources s0..s1-1: destinations before s0 are all backward, from s1
+        # on all forward; only the square block between needs a mask.
+        s0, s1 = int(rel[0]), int(rel[-1]) + 1
+        out[0] += _tally(code[:, :s0])
+        out[2] += _tally(code[:, s1:])
+        block = code[:, s0:s1].reshape(C, s1 - s0, s1 - s0)
+        upper = np.triu(np.ones((s1 - s0, s1 - s0), bool), 1)
+        out[2] += _tally(block[:, upper])
+        out[0] += _tally(block[:, upper.T])
     return out[[2, 0]]
+
+
+def _tally(codes: np.ndarray) -> np.ndarray:
+    """How many of each outcome code (one vectorised compare per code)."""
+    return np.array([np.count_nonzero(codes == o) for o in range(len(OUTCOMES))], np.int64)
 
 
 # -- the scorecard ---------------------------------------------------------------------
