@@ -599,15 +599,17 @@ def counts(history: History, strategy: Strategy, vmm: Vmm,
         out[0] += _tally(code[:, :s0])
         out[2] += _tally(code[:, s1:])
         block = code[:, s0:s1].reshape(C, s1 - s0, s1 - s0)
-        upper = np.triu(np.ones((s1 - s0, s1 - s0), bool), 1)
-        out[2] += _tally(block[:, upper])
-        out[0] += _tally(block[:, upper.T])
+        upper = np.triu(np.ones((s1 - s0, s1 - s0), np.int8), 1)
+        forward = _tally((block + np.int8(1)) * upper, 1)   # 0 marks the other half
+        out[2] += forward
+        out[0] += _tally(block) - forward - _tally(np.diagonal(block, axis1=1, axis2=2))
     return out[[2, 0]]
 
 
-def _tally(codes: np.ndarray) -> np.ndarray:
-    """How many of each outcome code (one vectorised compare per code)."""
-    return np.array([np.count_nonzero(codes == o) for o in range(len(OUTCOMES))], np.int64)
+def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
+    """How many of each outcome code (+ ``offset``): one vectorised compare per code."""
+    return np.array([np.count_nonzero(codes == o + offset) for o in range(len(OUTCOMES))],
+                    np.int64)
 
 
 # -- the scorecard ---------------------------------------------------------------------
