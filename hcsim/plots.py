@@ -248,23 +248,33 @@ def rates_with_intervals(x: Sequence[float],
                          estimates: Mapping[str, tuple[Sequence[float], Sequence[float],
                                                        Sequence[float]]],
                          ax: Axes | None = None, xlabel: str = "", ylabel: str = "",
-                         percent: bool = True, title: str | None = None) -> Axes:
+                         percent: bool = True, logx: bool = False,
+                         title: str | None = None) -> Axes:
     """Point estimates with interval bars, one series per label.
 
-    ``estimates[label] = (value, low, high)``, each aligned with ``x``.
+    ``estimates[label] = (value, low, high)``, each aligned with ``x``.  Series
+    are nudged sideways (multiplicatively on a log axis) so bars do not hide
+    each other.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.0))
     scale = 100.0 if percent else 1.0
     n = len(estimates)
-    span = (max(x) - min(x)) if len(x) > 1 else 1.0
+    xs = np.asarray(x, dtype=float)
     markers = "osD^v<>ph*"
     for k, (label, (value, low, high)) in enumerate(estimates.items()):
         v, lo, hi = (scale * np.asarray(a, dtype=float) for a in (value, low, high))
-        shift = (k - (n - 1) / 2) * 0.012 * span
-        ax.errorbar(np.asarray(x, dtype=float) + shift, v, yerr=[v - lo, hi - v],
-                    marker=markers[k % len(markers)], markersize=4, capsize=3,
-                    linewidth=1.0, label=label)
+        offset = (k - (n - 1) / 2) * 0.012
+        if logx:
+            at = xs * np.exp(offset * np.log(xs.max() / xs.min() if xs.min() > 0 else 10.0))
+        else:
+            at = xs + offset * ((xs.max() - xs.min()) if len(xs) > 1 else 1.0)
+        ax.errorbar(at, v, yerr=[v - lo, hi - v], marker=markers[k % len(markers)],
+                    markersize=4, capsize=3, linewidth=1.0, label=label)
+    if logx:
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{t:g}" for t in xs])
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (%)" if percent and ylabel else ""))
     ax.grid(True, linewidth=0.3)
