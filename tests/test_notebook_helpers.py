@@ -1,0 +1,195 @@
+"""The package code behind the notebooks: trace, evidence, montecarlo, positions, plots."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from conftest import make
+
+from hcsim import (
+    OUTCOMES,
+    evidence,
+    measures,
+    montecarlo,
+    narrate,
+    parse_strategy,
+    parse_vmm,
+    plots,
+    positions,
+    synthetic,
+    trace,
+)
+from hcsim.kvm import VCPU
+
+# -- trace ---------------------------------------------------------------------------
+
+
+def test_trace_restores_the_vcpu_methods_even_on_error():
+    before = {name: getattr(VCPU, name) for name in trace.IOCTLS}
+    with pytest.raises(RuntimeError), trace.record():
+        assert VCPU.get_one_reg is not before["get_one_reg"]
+        raise RuntimeError("boom")
+    assert {name: getattr(VCPU, name) for name in trace.IOCTLS} == before
+
+
+def test_psci_refusal_ends_at_the_failing_set(linux):
+    # FACTS.md 2: v6.13 resets PSCI_VERSION to 1.3 (0x10003); v6.12 accepts at most 1.1.
+    with trace.record() as calls:
+        m = measures.migrate(linux, parse_strategy("upstream"), parse_vmm("qemu"),
+                             linux.index("v6.13"), linux.index("v6.12"))
+    last = calls[-1]
+    assert m.outcome == "refused"
+    assert (last.ioctl, last.reg, last.value, last.result) == (
+        "KVM_SET_ONE_REG", 0x6030000000140000, 0x10003, "-1 EINVAL")
+    assert trace.last_error(calls) is last
+    assert last.text() == "v6.12 vcpu0: ioctl(KVM_SET_ONE_REG, PSCI_VERSION = 0x10003) = -1 EINVAL"
+    # Every call before the failing one succeeded, and the source was read first.
+    assert all(c.errno == 0 for c in calls[:-1])
+    first_get = next(c for c in calls if c.ioctl == "KVM_GET_ONE_REG")
+    assert first_get.release == "v6.13"
+
+
+def test_trace_counts_one_get_and_one_set_per_register(four):
+    with trace.record() as calls:
+        m = measures.migrate(four, parse_strategy("upstream"), parse_vmm("firecracker"), 2, 3)
+    assert m.outcome != "refused"
+    gets = [c for c in calls if c.vm == 0 and c.ioctl == "KVM_GET_ONE_REG"]
+    sets = [c for c in calls if c.vm == 1 and c.ioctl == "KVM_SET_ONE_REG"]
+    # Firecracker writes back exactly what it read (DESIGN.md 3).
+    assert [(c.reg, c.value) for c in gets] == [(c.reg, c.value) for c in sets]
+
+
+# -- evidence -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n,start", [(4, 0), (7, 3), (5, 4)])
+def test_pair_mask_counts(n, start):
+    m = n - start
+    for direction in ("forward", "backward"):
+        assert evidence.pair_mask(n, direction, start).sum() == m * (m - 1) // 2
+
+
+@pytest.mark.parametrize("spec", ["upstream", "raz-wi", "raz-einval", "invalidate-on-write"])
+@pytest.mark.parametrize("vmm", ["qemu", "firecracker", "crosvm"])
+def test_engine_shares_equal_the_scalar_spec(four, spec, vmm):
+    grid = evidence.codes(four, spec, vmm)
+    migrations = measures.matrix(four, parse_strategy(spec), parse_vmm(vmm))
+    for direction in ("forward", "backward"):
+        assert evidence.shares(grid, direction) == pytest.approx(
+            measures.shares(migrations, direction))
+
+
+def test_scorecard_era_shares_are_fractions(four):
+    card = evidence.scorecard(four, "qemu", ["upstream", "raz-einval"])
+    for col in evidence.PERCENT_COLUMNS:
+        assert card[col].between(0, 1).all(), col
+    text = evidence.formatted(card)
+    assert text.loc[0, "era fwd preserved"].endswith("%")
+
+
+# -- montecarlo ----------------------------------------------------------------------------
+
+
+def test_mean_interval_matches_the_normal_formula():
+    mean, lo, hi = montecarlo.mean_interval([0.0, 1.0, 0.0, 1.0])
+    half = montecarlo.Z95 * math.sqrt(1 / 3) / 2        # sd (ddof=1) = sqrt(1/3), n = 4
+    assert (mean, lo, hi) == pytest.approx((0.5, 0.5 - half, 0.5 + half))
+    assert montecarlo.mean_interval([0.3]) == (0.3, 0.3, 0.3)
+
+
+def test_percentile_interval_ignores_never():
+    mid, lo, hi = montecarlo.percentile_interval([*range(101), math.inf], level=0.9)
+    assert (mid, lo, hi) == pytest.approx((50, 5, 95))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_vmm_lag_model(seed):
+    h = synthetic.generate(releases=30, rate=0.5, seed=seed)
+    lags = [0, 2, 8, None]
+    up = montecarlo.lagged_codes(h, "upstream", lags)
+    assert np.array_equal(up[None], evidence.codes(h, "upstream", "qemu")[0])
+    changed = [montecarlo.era_rates(up[lag], h)["fwd_changed"] for lag in lags]
+    finite = [c for c in changed if not math.isnan(c)]
+    assert finite == sorted(finite)                  # a longer lag never helps
+    # Inside a reservation there is no new register, so lag cannot matter.
+    if parse_strategy("raz-einval").layout(h).exhaustion() is None:
+        ours = montecarlo.lagged_codes(h, "raz-einval", lags)
+        for lag in lags:
+            assert montecarlo.era_rates(ours[lag], h)["fwd_changed"] in (0.0,) or \
+                math.isnan(montecarlo.era_rates(ours[lag], h)["fwd_changed"])
+
+
+def test_exhaustion_after_counts_from_registers_from():
+    # 64 services at r1, one more at r3: one reserved register overflows at r3.
+    body = "\n".join(f'[[service]]\nname = "S{k}"\nspace = "std"\nintroduced = "r1"\n'
+                     for k in range(64))
+    h = make('releases = ["r0", "r1", "r2", "r3"]\nregisters_from = "r1"\n' + body +
+             '[[service]]\nname = "LAST"\nspace = "std"\nintroduced = "r3"\n')
+    assert montecarlo.exhaustion_after(h, "raz-einval:ranges=1") == 2.0
+    assert montecarlo.exhaustion_after(h, "raz-einval:ranges=2") == math.inf
+
+
+# -- positions -----------------------------------------------------------------------------
+
+
+def test_every_claim_has_a_verdict_on_any_history(four):
+    hs = positions.Histories(four, synthetic.generate(releases=20, seed=3))
+    findings = [positions.evaluate(c.key, hs) for c in positions.CLAIMS]
+    assert [f.claim.key for f in findings] == [c.key for c in positions.CLAIMS]
+    assert all(f.verdict in narrate.VERDICTS for f in findings)
+    assert {c.who for c in positions.CLAIMS} == {"Oliver Upton", "Marc Zyngier"}
+    text = positions.as_text(findings)
+    assert max(len(line) for line in text.splitlines()) <= 72
+
+
+def test_sixteen_kb_evidence_is_exact(linux):
+    hs = positions.Histories(linux, synthetic.generate(releases=20, seed=0))
+    f = positions.evaluate("sixteen-kb", hs)
+    # FACTS.md 3 and 5: 131072 bits in 2048 U64 registers, 16 B each under QEMU.
+    assert "qemu 32,768 B" in f.evidence and "16,384 B" in f.evidence
+    assert f.verdict == "holds"
+
+
+def test_finding_rejects_an_unknown_verdict():
+    with pytest.raises(ValueError):
+        positions.Finding(positions.CLAIMS[0], "e", "maybe")
+
+
+# -- plots and narrate ------------------------------------------------------------------------
+
+
+def test_outcome_grid_from_migrations_equals_engine_codes(four):
+    migrations = measures.matrix(four, parse_strategy("raz-wi"), parse_vmm("qemu"))
+    grid = plots.outcome_grid(migrations, four.releases)
+    assert np.array_equal(grid, evidence.codes(four, "raz-wi", "qemu")[0])
+
+
+def test_heatmap_has_one_legend_entry_per_outcome(four):
+    ax = plots.heatmap(evidence.codes(four, "upstream", "qemu")[0], four.releases)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == list(OUTCOMES)
+    assert ax.get_xlabel() == "destination release" and ax.get_ylabel() == "source release"
+    fig = plots.heatmaps({s: evidence.codes(four, s, "qemu")[0] for s in ("upstream", "raz-wi")},
+                         four.releases, ncols=2)
+    assert len(fig.legends) == 1
+    plt.close("all")
+
+
+def test_palette_is_distinct_in_greyscale():
+    from matplotlib.colors import to_rgb
+
+    def lightness(color):
+        r, g, b = to_rgb(color)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    values = sorted(lightness(plots.COLORS[o]) for o in OUTCOMES
+                    if o not in plots.HATCHES)   # hatched classes are told apart by hatch
+    assert all(b - a > 0.05 for a, b in zip(values, values[1:]))
+
+
+def test_narrate_table_escapes_pipes():
+    md = narrate.table(["a", "b"], [("x|y", 1)]).data
+    assert "x\\|y" in md and md.count("\n") == 2
+    assert narrate.pct(0.1234) == "12.3%"
