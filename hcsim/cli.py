@@ -28,6 +28,7 @@ COMMANDS = {
     "sweep": ("hcsim.sweep", "Monte Carlo over synthetic histories, in parallel"),
     "report": ("hcsim.report", "rerun a notebook with parameters, export HTML"),
     "baseline": ("hcsim.baseline", "one VM configuration every host of a fleet can keep"),
+    "fleet": ("hcsim.fleet", "simulate kernel rollouts and guest evacuations over a fleet"),
     "bench": ("hcsim.bench", "scalar spec vs vectorised engine: pairs/s, speedup, memory"),
 }
 

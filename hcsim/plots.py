@@ -320,3 +320,61 @@ def distributions(samples: Mapping[str, Sequence[float]], ax: Axes | None = None
     if title:
         ax.set_title(title, fontsize="medium")
     return ax
+
+
+def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "broken_guests"),
+                   title: str | None = None) -> Figure:
+    """A fleet rollout over time (:func:`hcsim.fleet.simulate` records).
+
+    ``timeline`` has one row per (strategy, vmm, config, wave) with cumulative
+    counters; each ``metrics`` column is drawn per run label (colour) and
+    metric (line style) against the wave date.  With ``hosts`` (one row per
+    (wave, kernel) with a host count) a top panel stacks hosts per kernel.
+    Rollback waves are shaded in both panels.
+    """
+    from datetime import timedelta
+
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    rows = 2 if hosts is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(8.0, 3.0 * rows + 0.8), sharex=True,
+                             squeeze=False, layout="constrained",
+                             height_ratios=[1, 1.4][-rows:])
+    axes = axes[:, 0]
+    if hosts is not None and len(hosts):
+        last = hosts.groupby("date")["wave"].transform("max")     # state at the end of a day
+        wide = hosts[hosts["wave"] == last].pivot_table(
+            index="date", columns="kernel", values="hosts", aggfunc="sum", sort=False).fillna(0)
+        x = [*wide.index, wide.index[-1] + timedelta(days=7)]   # show the last state
+        wide = pd.concat([wide, wide.iloc[[-1]]])
+        axes[0].stackplot(x, *[wide[k].to_numpy() for k in wide.columns],
+                          labels=list(wide.columns), step="post", alpha=0.85)
+        axes[0].set_ylabel("hosts")
+        axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
+                       frameon=False, title="kernel", title_fontsize="small")
+    ax = axes[-1]
+    styles = ["-", "--", ":", "-."]
+    keys = ["strategy", "vmm", "config"]
+    for k, (key, run) in enumerate(timeline.groupby(keys, sort=False)):
+        color = f"C{k % 10}"
+        for j, metric in enumerate(metrics):
+            dates = [*run["date"], run["date"].iloc[-1] + timedelta(days=7)]
+            values = np.append(run[metric].to_numpy(), run[metric].iloc[-1])
+            ax.step(dates, values, where="post", color=color,
+                    linestyle=styles[j % len(styles)], linewidth=1.3,
+                    label=f"{' / '.join(key)}: {metric.replace('_', ' ')}")
+    ax.set_ylabel("guests (cumulative)")
+    ax.set_xlabel("date")
+    ax.grid(True, linewidth=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small", frameon=False)
+    back = timeline.drop_duplicates("wave")
+    for date in back.loc[back["rollback"], "date"]:
+        for a in axes:
+            a.axvspan(date - timedelta(days=3), date + timedelta(days=3), color="grey",
+                      alpha=0.25, linewidth=0)
+    ax.xaxis.set_major_locator(mdates.MonthLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b"))
+    if title:
+        fig.suptitle(title)
+    return fig
