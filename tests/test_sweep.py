@@ -136,6 +136,14 @@ def test_dask_local_cluster_gives_the_same_table(serial):
             assert client.status == "running", "a caller's client is left open"
 
 
+def test_cli_dask_local_cluster(tmp_path):
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "s.csv"
+    assert main(_cli(["--dask", "--jobs", "2", "--batch", "1", "--output", str(out)])) == 0
+    want = sweep.run(3, releases=4, strategies=["upstream"], vmms=["qemu"], jobs=1)
+    assert pd.read_csv(out)["silent_loss"].tolist() == want["silent_loss"].tolist()
+
+
 def test_unreachable_scheduler_is_bad_input(monkeypatch):
     monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", "0.5s")
     with pytest.raises(InputError, match="cannot connect"):
