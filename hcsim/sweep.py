@@ -239,6 +239,14 @@ def check_specs(strategy_specs: Sequence[str] | None, vmm_names: Sequence[str] |
     return specs, names, configs
 
 
+def cores() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:      # not on Linux
+        return os.cpu_count() or 1
+
+
 def _first_repeat(items: Sequence[str]) -> str:
     seen: set[str] = set()
     return next(x for x in items if x in seen or seen.add(x))
@@ -291,7 +299,7 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
         raise InputError("give either params or generator keywords, not both")
     specs, names, config_specs = check_specs(strategies, vmms, configs)
     summarizer(engine)
-    jobs = (os.cpu_count() or 1) if jobs is None else _positive("jobs", jobs, 1)
+    jobs = cores() if jobs is None else _positive("jobs", jobs, 1)
     if batch is not None:
         batch = _positive("batch", batch, 1)
     if progress is None:
