@@ -208,8 +208,10 @@ class Transitions:
     def drift_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """``lost[b, v]``/``gained[b, v]``: view ``v`` lacks/adds services of boot view ``b``."""
         n = len(self.views)
-        lost = np.array([[bool(b - v) for v in self.views] for b in self.views]).reshape(n, n)
-        gained = np.array([[bool(v - b) for v in self.views] for b in self.views]).reshape(n, n)
+        lost = np.array([[bool(b - v) for v in self.views] for b in self.views],
+                        dtype=bool).reshape(n, n)
+        gained = np.array([[bool(v - b) for v in self.views] for b in self.views],
+                          dtype=bool).reshape(n, n)
         return lost, gained
 
 
@@ -458,7 +460,8 @@ def _run(history: History, sched: Schedule, plan: Plan, pop: Population, trans: 
 
 def _giving_up(trans: Transitions, default_views: np.ndarray, views: np.ndarray) -> np.ndarray:
     n = len(trans.views)
-    table = np.array([[bool(d - v) for v in trans.views] for d in trans.views]).reshape(n, n)
+    table = np.array([[bool(d - v) for v in trans.views] for d in trans.views],
+                     dtype=bool).reshape(n, n)
     return table[default_views, views]
 
 
@@ -626,18 +629,27 @@ def render(result: FleetResult, fmt: str) -> str:
         return tables.to_json(records)
     if fmt == "markdown":
         return tables.to_markdown(SUMMARY_COLUMNS, records)
-    cols = [("strategy", -20), ("vmm", -13), ("config", -8), ("broken", 7),
-            ("refused", 8), ("blocked", 7), ("MiB", 6)]
-    body = [[r["strategy"][:20], r["vmm"][:13], r["config"], str(r["broken_guests"]),
-             str(r["refused"] + r["unsupported"] + r["stranded"]), str(r["hosts_blocked"]),
-             f"{r['bytes_moved'] / (1 << 20):.0f}"] for r in records]
-    head = ""
+    cols = [("strategy", -18), ("vmm", -13), ("config", -8), ("broken", 7),
+            ("refused", 7), ("blocked", 7), ("MiB", 6)]
+    lines = []
+    for r in records:
+        name = r["strategy"]
+        if len(name) > 18:          # a long spec gets its own line, as in the scorecard
+            lines.append(name)
+            name = ""
+        lines.append(tables.fixed(cols, [[name, r["vmm"][:13], r["config"],
+                                          str(r["broken_guests"]),
+                                          str(r["refused"] + r["unsupported"] + r["stranded"]),
+                                          str(r["hosts_blocked"]),
+                                          f"{r['bytes_moved'] / (1 << 20):.0f}"]]
+                                  ).splitlines()[1])
+    head = tables.fixed(cols, [])
     if records:
-        head = (f"fleet: {records[0]['hosts']} hosts, {records[0]['guests']} guests\n")
+        head = (f"fleet: {records[0]['hosts']} hosts, {records[0]['guests']} guests\n" + head)
     notes = ("broken: guests that lost a service they booted with.  refused:\n"
              "evacuations refused, unsupported or with no host.  blocked:\n"
              "host upgrades that could not drain.  MiB: migration streams.\n")
-    return head + tables.fixed(cols, body) + notes
+    return head + "".join(line + "\n" for line in lines) + notes
 
 
 def _atomic(path: str, data: bytes) -> None:
