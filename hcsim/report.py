@@ -150,8 +150,8 @@ def write_atomic(target: Path, data: bytes) -> None:
         raise
 
 
-def _kernel_manager():
-    """An AsyncKernelManager that always starts ipykernel in this Python."""
+def _kernel_manager(stderr):
+    """An AsyncKernelManager that starts ipykernel in this Python, stderr to ``stderr``."""
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpec
 
@@ -167,22 +167,43 @@ def _kernel_manager():
                     language="python")
             return self._kernel_spec
 
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.setdefault("stderr", stderr)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
     return CurrentPython
 
 
+def _last_line(log) -> str:
+    """The last line the kernel wrote to stderr that is not ipykernel's TCP notice."""
+    log.seek(0)
+    lines = [line.strip() for line in log.read().splitlines()
+             if line.strip() and "without encryption" not in line]
+    return lines[-1] if lines else ""
+
+
 def execute(notebook: str | Path, values: dict[str, object]):
-    """Run the notebook with ``values`` injected; return the executed notebook."""
+    """Run the notebook with ``values`` injected; return the executed notebook.
+
+    The kernel's stderr (ipykernel's notices, shutdown messages) is kept out of
+    the terminal; its last line is quoted if the kernel itself fails.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    try:
-        return papermill.execute_notebook(
-            str(notebook), None, parameters=values, kernel_name="python3",
-            progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT,
-            kernel_manager_class=_kernel_manager())
-    except PapermillExecutionError as exc:
-        raise NotebookFailed(f"{notebook}: cell {exc.cell_index} failed: "
-                             f"{exc.ename}: {exc.evalue}".splitlines()[0]) from None
+    with tempfile.TemporaryFile("w+") as log:
+        try:
+            return papermill.execute_notebook(
+                str(notebook), None, parameters=values, kernel_name="python3",
+                progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT,
+                kernel_manager_class=_kernel_manager(log))
+        except PapermillExecutionError as exc:
+            raise NotebookFailed(f"{notebook}: cell {exc.cell_index} failed: "
+                                 f"{exc.ename}: {exc.evalue}".splitlines()[0]) from None
+        except Exception as exc:  # dead kernel, timeout, kernel that cannot start
+            detail = _last_line(log)
+            raise NotebookFailed(f"{notebook}: the kernel failed: {type(exc).__name__}"
+                                 + (f" ({detail})" if detail else "")) from None
 
 
 def to_html(nb) -> str:

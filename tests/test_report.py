@@ -101,3 +101,40 @@ def test_wrongly_typed_value_is_bad_input(tmp_path, capsys):
                    str(tmp_path / "r.html")])
     err = capsys.readouterr().err
     assert rc == 2 and "expected int" in err
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_parameter_can_be_set(notebook):
+    """papermill skips a parameter line it cannot parse (e.g. a comment with '=')."""
+    import ast
+
+    import nbformat
+
+    from hcsim import report
+
+    nb = nbformat.read(notebook, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets]
+    assert assigned and list(report.parameters(notebook)) == assigned
+
+
+def test_a_failing_notebook_is_one_line_exit_1_and_no_file(tmp_path, reader_history, capsys):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('history = "linux"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell('import hcsim\n'
+                                          'assert len(hcsim.load(history).releases) > 10, '
+                                          '"too short"')]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path = tmp_path / "short.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "r.html"
+    rc = cli.main(["report", str(path), "-p", "history", str(reader_history),
+                   "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1
+    assert "AssertionError: too short" in err
+    assert not out.exists() and not list(tmp_path.glob(".r.html*"))
