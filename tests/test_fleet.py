@@ -521,3 +521,21 @@ def test_cli_fleet_needs_a_vmm_for_every_group(tmp_path):
 def test_default_host_profile_is_the_historys(four, tmp_path):
     inv = inventory.load_inventory(write(tmp_path, "inv.toml", TWO_HOSTS), four)
     assert {g.cpu for g in inv.groups} == {DEFAULT_HOST}
+
+
+def test_bench_fleet_quick_runs_both_configurations():
+    code, out, err = run(["bench", "--fleet", "--quick", "--json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["workload"]["hosts"] == 10000 and doc["workload"]["guests"] == 10000
+    assert [r["config"] for r in doc["runs"]] == list(fleet.CONFIGS)
+    assert all(r["evacuations"] > 0 and r["transitions"] > 0 for r in doc["runs"])
+
+
+def test_readme_example_output_is_current():
+    readme = (EXAMPLE / "README.md").read_text()
+    block = readme.split("```\nfleet:", 1)[1].split("```", 1)[0]
+    code, out, _ = run(["fleet", "--history", "linux", "--inventory",
+                        str(EXAMPLE / "inventory.toml"), "--plan", str(EXAMPLE / "plan.toml"),
+                        "--guests", "100000", "--vmm", "qemu", "--vmm", "qemu-tolerant"])
+    assert code == 0 and out.startswith("fleet:" + block)
