@@ -202,6 +202,7 @@ class _LayoutArrays:
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
         self.fw_epoch, self.fw_bad = self._firmware_epochs()
+        self.fw_threshold = self._firmware_thresholds()
         self.starts = self._epochs()
 
     def _firmware_epochs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -234,6 +235,26 @@ class _LayoutArrays:
                 bad[i, j] = any(a is not None and b is not None and a.reset not in b.accepts
                                 for a, b in zip(values[rs], values[rd]))
         return epoch, bad
+
+    def _firmware_thresholds(self) -> np.ndarray | None:
+        """Per firmware epoch, the release below which a restore is refused.
+
+        Usually a kernel rejects a value only on older kernels (a newer
+        ``PSCI_VERSION``), so the bad destinations of each source epoch are
+        the releases before some threshold and the refusal folds into
+        ``T``.  None when some row is not of that shape (then the kernel
+        looks the table up per pair).
+        """
+        bad, fe = self.fw_bad, self.fw_epoch
+        first = np.searchsorted(fe, np.arange(len(bad)))    # first release of each epoch
+        out = np.empty(len(bad), np.int64)
+        for e, row in enumerate(bad):
+            k = int(np.argmin(row)) if not row.all() else len(row)
+            if row[k:].any():
+                return None
+            out[e] = first[k] if k < len(row) else self.n
+        out[~bad.any(1)] = _NONE
+        return out
 
     def _epochs(self) -> np.ndarray:
         """First release of every run of releases that behave identically."""
@@ -273,6 +294,11 @@ class _Side:
     T: np.ndarray | None   # sources: refusal threshold (destination older -> refused)
     fwe: np.ndarray        # firmware epoch
     U: np.ndarray          # unsupported on this side
+
+    def take(self, rows: np.ndarray) -> _Side:
+        """The rows ``rows`` of this side."""
+        return _Side(self.rel[rows], tuple(w[rows] for w in self.words),
+                     None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows])
 
 
 class Model:
@@ -348,7 +374,10 @@ class Model:
             A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
         else:
             A = np.broadcast_to(F, V.shape)
-        T = np.broadcast_to(self._max_at_or_below(np.unique(la.fw_intro), rel), (C, R)).copy()
+        T = self._max_at_or_below(np.unique(la.fw_intro), rel)
+        if la.fw_threshold is not None:
+            T = np.maximum(T, la.fw_threshold[la.fw_epoch[rel]])
+        T = np.broadcast_to(T, (C, R)).copy()
         if self.saves_features:
             if self.tolerant:
                 for L, members in zip(la.group_lf, la.group_members):
@@ -399,7 +428,7 @@ class Model:
         code += lost
         refused = dst.rel[None, :] < src.T[:, None]
         fw_bad = self.arrays.fw_bad
-        if fw_bad.any():
+        if self.arrays.fw_threshold is None:
             refused |= fw_bad[:, dst.fwe][src.fwe]
         np.putmask(code, refused, np.int8(REFUSED))
         if src.U.any():
@@ -441,12 +470,33 @@ class Model:
                         bits[side, c, k] = True
         return pack(bits, self.nw)
 
-    def row_chunks(self, rel: np.ndarray, configs: int, ndst: int,
-                   chunk_pairs: int) -> Iterator[np.ndarray]:
-        """Source releases in chunks of about ``chunk_pairs`` pairs (all configs)."""
-        per = max(1, chunk_pairs // max(1, ndst * configs))
-        for start in range(0, len(rel), per):
-            yield rel[start:start + per]
+    def row_chunks(self, setting: np.ndarray, chunk_pairs: int
+                   ) -> Iterator[tuple[np.ndarray, _Side]]:
+        """Every source release in chunks of about ``chunk_pairs`` pairs (all configs).
+
+        Yields (source releases, their rows for every configuration).  The
+        rows of all sources are computed once, block by block (memory
+        ``O(C n)``, bounded temporaries), then taken chunk by chunk.
+        """
+        C, n = setting.shape[1], self.n
+        block = max(1, chunk_pairs // max(1, C * 64 * self.nw))
+        parts = [self.sources(np.arange(a, min(n, a + block)), setting)
+                 for a in range(0, n, block)]
+        if len(parts) == 1:
+            rows = parts[0]
+        else:
+            def cat(get):
+                return np.concatenate([get(p).reshape(C, len(p.rel) // C, *get(p).shape[1:])
+                                       for p in parts], axis=1).reshape(C * n, *get(parts[0]).shape[1:])
+            rows = _Side(cat(lambda p: p.rel), (cat(lambda p: p.words[0]), cat(lambda p: p.words[1])),
+                         cat(lambda p: p.T), cat(lambda p: p.fwe), cat(lambda p: p.U))
+        # At most a quarter of the sources per chunk: the square block of a
+        # chunk's own releases is the costly part of counting (see counts).
+        per = max(1, min(chunk_pairs // max(1, n * C), max(16, n // 4)))
+        configs = np.arange(C)[:, None] * n
+        for start in range(0, n, per):
+            rel = np.arange(start, min(n, start + per))
+            yield rel, rows.take((configs + rel[None, :]).ravel())
 
 
 def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
@@ -545,8 +595,8 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
     gained = np.empty((C, n, n, nw), np.uint64)
     lost = np.empty((C, n, n, nw), np.uint64)
     dst = m.destinations(np.arange(n))
-    for rel in m.row_chunks(np.arange(n), C, n, chunk_pairs):
-        code, g, lo = m.pairs(m.sources(rel, off), dst, sets=True)
+    for rel, src in m.row_chunks(off, chunk_pairs):
+        code, g, lo = m.pairs(src, dst, sets=True)
         rows = slice(int(rel[0]), int(rel[-1]) + 1)
         outcome[:, rows] = code.reshape(C, len(rel), n)
         gained[:, rows] = g.reshape(C, len(rel), n, nw)
@@ -591,8 +641,8 @@ def counts(history: History, strategy: Strategy, vmm: Vmm,
             out[0, o] = int((hit * fwd.T).sum())
         return out[[2, 0]]
     dst = m.destinations(np.arange(n))
-    for rel in m.row_chunks(np.arange(n), C, n, chunk_pairs):
-        code, _, _ = m.pairs(m.sources(rel, off), dst)
+    for rel, src in m.row_chunks(off, chunk_pairs):
+        code, _, _ = m.pairs(src, dst)
         # Sources s0..s1-1: destinations before s0 are all backward, from s1
         # on all forward; only the square block between needs a mask.
         s0, s1 = int(rel[0]), int(rel[-1]) + 1

@@ -203,6 +203,27 @@ def test_engine_equals_spec_without_services():
                 [frozenset()])
 
 
+@pytest.mark.parametrize("changes", [
+    # a newer PSCI_VERSION the older kernels reject: refused below a threshold
+    [{"release": "r2", "reset": "0x10001", "accepts": ["0x10000", "0x10001"]}],
+    # a kernel that stops accepting the old value: forward refusals too
+    [{"release": "r2", "reset": "0x10000", "accepts": ["0x10000"]}],
+    # two bumps, one in the middle of the service history
+    [{"release": "r1", "reset": "0x10000", "accepts": ["0x1", "0x10000"]},
+     {"release": "r3", "reset": "0x10001", "accepts": ["0x1", "0x10000", "0x10001"]}],
+])
+def test_engine_equals_spec_on_firmware_value_changes(changes):
+    h = from_dict(_doc(registers_from="r1", service=[
+        {"name": "A", "space": "std-hyp", "introduced": "r0"},
+        {"name": "B", "space": "vendor-hyp", "introduced": "r3"}], firmware=[
+        {"name": "PSCI_VERSION", "id": "0x6030000000140000", "introduced": "r0",
+         "reset": "0x1", "accepts": ["0x1"], "changes": changes},
+        {"name": "WA", "id": "0x6030000000140001", "introduced": "r1", "reset": "0x1",
+         "accepts": ["0x0", "0x1"], "on_write": "check"}]))
+    assert_same(h, ["upstream", "raz-wi", "invalidate-on-write:scope=fw"],
+                [frozenset(), frozenset({"A"})])
+
+
 def test_engine_equals_spec_with_more_than_64_services_in_one_space():
     services = [{"name": f"V{k}", "space": "vendor-hyp", "introduced": f"r{min(3, k // 40)}",
                  "default": "off" if k >= 64 else "on"} for k in range(150)]
