@@ -334,7 +334,20 @@ class Model:
         bad += [f.introduced for f in la.fw if not vmm.handles(f.id)]
         self.unsupported_from = min(bad) if bad else _NEVER
         self.inval_feature = strategy.invalidates(feature=True)
+        self._scratch: dict[int, np.ndarray] = {}
         self.inval_fw = strategy.invalidates(feature=False)
+
+    def _work(self, slot: int, shape: tuple[int, int], dtype) -> np.ndarray:
+        """A scratch array reused from chunk to chunk (fresh arrays cost page faults).
+
+        Only the kernel's temporaries live here; what :meth:`pairs` returns
+        is only valid until its next call.
+        """
+        size = shape[0] * shape[1]
+        buf = self._scratch.get(slot)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self._scratch[slot] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
 
     # -- per-release quantities ----------------------------------------------------
     def _max_at_or_below(self, values: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -407,17 +420,21 @@ class Model:
     # -- the kernel: every source row against every destination ---------------------
     def pairs(self, src: _Side, dst: _Side, sets: bool = False
               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``."""
+        """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``.
+
+        The codes live in scratch memory: use them before the next call.
+        """
         A, B = src.words
         D1, D2 = dst.words
+        shape = (len(src.rel), len(dst.rel))
         if self.nw == 1:
-            after = np.bitwise_and(A[:, :1], D2[:, 0][None, :])
+            after = np.bitwise_and(A[:, :1], D2[:, 0][None, :], out=self._work(0, shape, np.uint64))
             after |= D1[:, 0][None, :]
             Bc = B[:, :1]
-            t = after | Bc
-            code = (t != Bc).view(np.int8)
+            t = np.bitwise_or(after, Bc, out=self._work(1, shape, np.uint64))
+            code = np.not_equal(t, Bc, out=self._work(2, shape, bool)).view(np.int8)
             np.bitwise_and(after, Bc, out=t)
-            lost = (t != Bc).view(np.int8)
+            lost = np.not_equal(t, Bc, out=self._work(3, shape, bool)).view(np.int8)
         else:
             after = np.bitwise_and(A[:, None, :], D2[None])
             after |= D1[None]
@@ -426,7 +443,7 @@ class Model:
             lost = ((after & Bc) != Bc).any(-1).view(np.int8)
         code += lost
         code += lost
-        refused = dst.rel[None, :] < src.T[:, None]
+        refused = np.less(dst.rel[None, :], src.T[:, None], out=self._work(3, shape, bool))
         fw_bad = self.arrays.fw_bad
         if self.arrays.fw_threshold is None:
             refused |= fw_bad[:, dst.fwe][src.fwe]
