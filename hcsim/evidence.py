@@ -93,14 +93,16 @@ def scorecard(history: History, vmm: str, specs: Sequence[str],
         grid = codes(history, spec, vmm, configs)
         fwd, bwd = shares(grid, "forward", start), shares(grid, "backward", start)
         total = engine.summarize(history, strategy, parse_vmm(vmm), configs)
+        every = grid[:, ~np.eye(grid.shape[1], dtype=bool)]
         rows.append({
             "strategy": strategy.spec,
             "era fwd preserved": fwd["preserved"],
             "era bwd preserved": bwd["preserved"],
             "era bwd refused": bwd["refused"],
             "era silent loss": silent_loss(grid, start),
-            "silent loss": total["silent_loss"],
-            "unsupported": (total["for_unsupported"] + total["bac_unsupported"]) / 2,
+            "silent loss": silent_loss(grid),
+            "unsupported": float((every == OUTCOMES.index("unsupported")).mean())
+            if every.size else 0.0,
             "bytes/vCPU": total["bytes_per_vcpu"],
             "pickup": total["pickup"],
             "new register at": total["exhaustion"],

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import engine
-from .evidence import codes, era_shares, pair_mask, silent_loss
+from .evidence import codes, era_shares, pair_mask, shares, silent_loss
 from .history import History
 from .measures import OUTCOMES, cost_at
 from .narrate import VERDICTS, pct
@@ -335,13 +335,13 @@ def _no_userspace_patch(hs: Histories) -> tuple[str, str, str]:
 def _reg_list_disambiguates(hs: Histories) -> tuple[str, str, str]:
     fut = hs.future
     era = _fwd(fut, "upstream", "zero-unknown")
-    total = engine.summarize(fut, parse_strategy("upstream"), parse_vmm("zero-unknown"))
+    every = shares(codes(fut, "upstream", "zero-unknown"), "forward")
+    lost = every["lost"] + every["mixed"]
     evidence = (f"class 0x16 is that distinction: zeroing feature registers missing from the "
                 f"stream (zero-unknown) preserves {pct(era)} of register-era forward pairs on "
-                f"{fut.name}, but over all pairs it loses services in "
-                f"{pct(total['for_lost'] + total['for_mixed'])} of forward ones (sources from "
-                f"before registers_from, which sent no feature register)")
-    if era == 1.0 and total["for_lost"] + total["for_mixed"] > 0:
+                f"{fut.name}, but over all pairs it loses services in {pct(lost)} of forward "
+                f"ones (sources from before registers_from, which sent no feature register)")
+    if era == 1.0 and lost > 0:
         return (evidence, CONDITIONS,
                 "the VMM must zero only when the source kernel had feature registers, and "
                 "it still needs a userspace change")
