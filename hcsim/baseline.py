@@ -328,10 +328,11 @@ def _explain(outcome: str, detail: str, guest: Guest, dst: Guest, vmm: Vmm) -> s
 def _registers(kernels: list[Kernel], labels: list[str], vmm: Vmm,
                setting: Setting) -> tuple[Register, ...]:
     per_host = [configured_values(k, setting) for k in kernels]
-    ids = sorted({rid for k in kernels for rid in k.reg_ids})
+    lists = [set(k.reg_ids) for k in kernels]
+    ids = sorted(set().union(*lists))
     out = []
     for rid in ids:
-        listing = [n for n, k in enumerate(kernels) if rid in k.reg_ids]
+        listing = [n for n, ids_n in enumerate(lists) if rid in ids_n]
         names = tuple(labels[n] for n in listing)
         fw = next((kernels[n].firmware[rid] for n in listing if rid in kernels[n].firmware), None)
         if not vmm.saves(rid):

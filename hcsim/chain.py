@@ -38,6 +38,7 @@ Choices where DESIGN.md is silent:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -161,7 +162,7 @@ def hop(guest: Guest, vmm: Vmm, dst: Kernel) -> tuple[Hop, Guest]:
 
     dcpus = boot(dst, len(guest.vcpus))
     for side, cpu in (("source", guest.vcpus[0]), ("destination", dcpus[0])):
-        rid = unhandled(vmm, cpu)
+        rid = _unhandled(vmm, cpu)
         if rid is not None:
             return stay("unsupported", f"{vmm.name} cannot handle {reg_name(rid)} on the {side}")
     stream = vmm.save(guest.vcpus)
@@ -176,6 +177,19 @@ def hop(guest: Guest, vmm: Vmm, dst: Kernel) -> tuple[Hop, Guest]:
     after = moved.view
     return (Hop(src.name, dst.name, classify(before, after), after - before, before - after,
                 "", after - guest.boot_view, guest.boot_view - after, stream_cost), moved)
+
+
+#: Per kernel and VMM: the first register the VMM cannot handle (the register
+#: list of a kernel never changes, so a 2048-register list is scanned once).
+_UNHANDLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _unhandled(vmm: Vmm, cpu: VCPU) -> int | None:
+    per_kernel = _UNHANDLED.setdefault(cpu.vm.kernel, {})
+    key = (type(vmm), vmm.name)
+    if key not in per_kernel:
+        per_kernel[key] = unhandled(vmm, cpu)
+    return per_kernel[key]
 
 
 def migrate_chain(history: History, strategy: Strategy, vmm: Vmm,

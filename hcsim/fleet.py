@@ -766,3 +766,37 @@ def run_bench(args) -> str:
     result = bench(10_000 if args.quick else 1_000_000, args.strategy, args.vmm,
                    1 if args.quick else args.repeat, args.seed)
     return json.dumps(result, indent=2) + "\n" if args.json else render_bench(result)
+
+
+# -- scenarios for notebooks ----------------------------------------------------------------
+
+def scenario(history: History, kernels: Sequence[str], hosts: int = 1000, vmm: str = "qemu",
+             waves: int = 4, every: int = 7, rollback: bool = True, guests: int = 10000,
+             start: dt.date = dt.date(2026, 1, 5), placement: str = "same-release",
+             cpu: str | None = None) -> tuple[Inventory, Plan]:
+    """One group of ``hosts`` hosts upgraded along ``kernels``, with a rollback.
+
+    The hosts start on ``kernels[0]`` and roll out to each following kernel
+    in ``waves`` waves ``every`` days apart; with ``rollback`` the last
+    kernel is then rolled back to the one before it, and rolled out again.
+    Guests (``guests``, half on the first day) run with 2, 4 or 8 vCPUs.
+    """
+    from .baseline import host_spec
+    from .inventory import Group, GuestSpec, Rollout
+
+    if len(kernels) < 2:
+        raise InputError("scenario: give at least two kernels")
+    cpu = [host_spec(history, k, cpu, "scenario") for k in kernels][0].cpu
+    inv = Inventory("scenario", (Group("hosts", hosts, kernels[0], cpu, vmm),))
+    day = start + dt.timedelta(days=every)
+    steps = [(f"{a} -> {b}", b, a, False) for a, b in zip(kernels, kernels[1:])]
+    if rollback:
+        steps += [("rollback", kernels[-2], kernels[-1], True),
+                  (f"{kernels[-1]} again", kernels[-1], kernels[-2], False)]
+    rollouts = []
+    for label, to, frm, back in steps:
+        rollouts.append(Rollout(label, to, frm, ("hosts",), day, waves, every, back))
+        day += dt.timedelta(days=every * (waves + 1))
+    plan = Plan("scenario", start, day, placement, GuestSpec(guests, (2, 4, 8), 0.5),
+                tuple(rollouts))
+    return inv, plan

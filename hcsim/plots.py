@@ -327,22 +327,23 @@ def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "b
     """A fleet rollout over time (:func:`hcsim.fleet.simulate` records).
 
     ``timeline`` has one row per (strategy, vmm, config, wave) with cumulative
-    counters; each ``metrics`` column is drawn per run label (colour) and
-    metric (line style) against the wave date.  With ``hosts`` (one row per
-    (wave, kernel) with a host count) a top panel stacks hosts per kernel.
-    Rollback waves are shaded in both panels.
+    counters; each of ``metrics`` gets its own panel, one step line per run
+    (strategy / VMM / configuration, one colour each) against the wave date,
+    so runs with equal counts in different metrics do not hide each other.
+    With ``hosts`` (one row per (wave, kernel) with a host count) a top panel
+    stacks hosts per kernel.  Rollback waves are shaded in every panel.
     """
     from datetime import timedelta
 
     import matplotlib.dates as mdates
     import pandas as pd
 
-    rows = 2 if hosts is not None else 1
-    fig, axes = plt.subplots(rows, 1, figsize=(8.0, 3.0 * rows + 0.8), sharex=True,
-                             squeeze=False, layout="constrained",
-                             height_ratios=[1, 1.4][-rows:])
+    top = hosts is not None and len(hosts) > 0
+    rows = int(top) + len(metrics)
+    fig, axes = plt.subplots(rows, 1, figsize=(8.0, 2.4 * rows + 0.8), sharex=True,
+                             squeeze=False, layout="constrained")
     axes = axes[:, 0]
-    if hosts is not None and len(hosts):
+    if top:
         last = hosts.groupby("date")["wave"].transform("max")     # state at the end of a day
         wide = hosts[hosts["wave"] == last].pivot_table(
             index="date", columns="kernel", values="hosts", aggfunc="sum", sort=False).fillna(0)
@@ -353,28 +354,29 @@ def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "b
         axes[0].set_ylabel("hosts")
         axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
                        frameon=False, title="kernel", title_fontsize="small")
-    ax = axes[-1]
-    styles = ["-", "--", ":", "-."]
     keys = ["strategy", "vmm", "config"]
-    for k, (key, run) in enumerate(timeline.groupby(keys, sort=False)):
-        color = f"C{k % 10}"
-        for j, metric in enumerate(metrics):
+    runs = list(timeline.groupby(keys, sort=False))
+    for ax, metric in zip(axes[int(top):], metrics):
+        for k, (key, run) in enumerate(runs):
             dates = [*run["date"], run["date"].iloc[-1] + timedelta(days=7)]
             values = np.append(run[metric].to_numpy(), run[metric].iloc[-1])
-            ax.step(dates, values, where="post", color=color,
-                    linestyle=styles[j % len(styles)], linewidth=1.3,
-                    label=f"{' / '.join(key)}: {metric.replace('_', ' ')}")
-    ax.set_ylabel("guests (cumulative)")
-    ax.set_xlabel("date")
-    ax.grid(True, linewidth=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small", frameon=False)
+            ax.step(dates, values, where="post", color=f"C{k % 10}",
+                    linestyle=("-", "--", ":", "-.")[k // 10 % 4], linewidth=1.4,
+                    label=" / ".join(key))
+        ax.set_ylabel(metric.replace("_", " ") + "\n(cumulative)")
+        ax.grid(True, linewidth=0.3)
+    if runs:
+        axes[int(top)].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small",
+                              frameon=False, title="strategy / VMM / config",
+                              title_fontsize="x-small")
     back = timeline.drop_duplicates("wave")
     for date in back.loc[back["rollback"], "date"]:
         for a in axes:
             a.axvspan(date - timedelta(days=3), date + timedelta(days=3), color="grey",
                       alpha=0.25, linewidth=0)
-    ax.xaxis.set_major_locator(mdates.MonthLocator())
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b"))
+    axes[-1].set_xlabel("date")
+    axes[-1].xaxis.set_major_locator(mdates.MonthLocator())
+    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%b"))
     if title:
         fig.suptitle(title)
     return fig
