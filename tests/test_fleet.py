@@ -539,3 +539,29 @@ def test_readme_example_output_is_current():
                         str(EXAMPLE / "inventory.toml"), "--plan", str(EXAMPLE / "plan.toml"),
                         "--guests", "100000", "--vmm", "qemu", "--vmm", "qemu-tolerant"])
     assert code == 0 and out.startswith("fleet:" + block)
+
+
+def test_scenario_rolls_out_rolls_back_and_forward_again(four):
+    inv, plan = fleet.scenario(four, ["r1", "r2", "r3"], hosts=8, waves=2, guests=40)
+    assert [(r.frm, r.to, r.rollback) for r in plan.rollouts] == [
+        ("r1", "r2", False), ("r2", "r3", False), ("r3", "r2", True), ("r2", "r3", False)]
+    sched = fleet.schedule(four, inv.with_vmm(None), plan, 0)
+    assert [sched.kernels[k] for k in np.unique(sched.kernel_after[-1])] == ["r3"]
+    assert sum(w.hosts.size for w in sched.waves) == 4 * 8
+    with pytest.raises(InputError, match="at least two kernels"):
+        fleet.scenario(four, ["r1"])
+    with pytest.raises(InputError, match="scenario: unknown kernel 'r7'"):
+        fleet.scenario(four, ["r1", "r7"])
+
+
+def test_fleet_timeline_draws_one_panel_per_metric_and_the_hosts(four, tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from hcsim import plots
+    inv, plan = setup(four, tmp_path, TWO_HOSTS, PING_PONG)
+    r = fleet.simulate(four, inv, plan, ["upstream"], [None], seed=3)
+    fig = plots.fleet_timeline(r.timeline, r.hosts, metrics=("refused", "gained_guests"))
+    axes = fig.get_axes()
+    assert len(axes) == 3 and axes[0].get_ylabel() == "hosts"
+    assert [a.get_ylabel().split("\n")[0] for a in axes[1:]] == ["refused", "gained guests"]
+    assert len(axes[1].get_lines()) == 2            # default and baseline runs
