@@ -87,7 +87,7 @@ import numpy as np
 from .config import Config, Setting
 from .history import History
 from .measures import OUTCOMES, Migration, Score
-from .regs import KVM_REG_ARM_FW_FEAT_BMAP, decode
+from .regs import KVM_REG_ARM_FW_FEAT_BMAP, size_field
 from .strategies import Strategy
 from .strategies.base import Layout
 from .vmm import Qemu, Vmm
@@ -140,7 +140,12 @@ def _popcount(words: np.ndarray) -> int:
 # -- what a strategy's layout means per service ---------------------------------------
 
 class _LayoutArrays:
-    """Per-service and per-register arrays of one :class:`Layout` (VMM-independent)."""
+    """Per-service, per-register and per-release arrays of one :class:`Layout`.
+
+    VMM-independent, built once per layout (cached in ``_LAYOUTS``).  The
+    per-release sets are tables ``[n, nw]``: row ``r`` holds the services
+    whose threshold is at or below ``r``.
+    """
 
     def __init__(self, layout: Layout, width: int):
         h = layout.history
@@ -155,85 +160,110 @@ class _LayoutArrays:
         K = self.K = len(h.services)
         nw = self.nw = words_for(K)
         regs = layout.regs
-        for r in regs:
-            if r.width != width or decode(r.id).width != width \
-                    or decode(r.id).coproc != KVM_REG_ARM_FW_FEAT_BMAP:
-                raise NotImplementedError(
-                    f"feature register 0x{r.id:x} is not a class 0x16 U{width} register")
+        ids = np.array([r.id for r in regs], dtype=np.uint64)
+        widths = np.array([r.width for r in regs], dtype=np.int64)
+        if len(regs) and not ((widths == width).all()
+                              and (((ids >> np.uint64(52)) & np.uint64(0xF))
+                                   == np.uint64(size_field(width))).all()
+                              and (((ids >> np.uint64(16)) & np.uint64(0xFFF))
+                                   == np.uint64(KVM_REG_ARM_FW_FEAT_BMAP)).all()):
+            raise NotImplementedError(f"a feature register is not a class 0x16 U{width} register")
         self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
         self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
         self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
-        lf = np.array([r.listed_from for r in regs], dtype=np.int64)
-        strict = np.array([r.strict for r in regs], dtype=bool)
-        self.reg_lf = lf
+        lf = [r.listed_from for r in regs]
+        strict = [r.strict for r in regs]
         lf_all = np.full(K, _NEVER, np.int64)
         lf_any = np.full(K, _NEVER, np.int64)
         lf_strict = np.full(K, _NEVER, np.int64)
-        seen: set[tuple[int, int]] = set()
-        groups: dict[int, np.ndarray] = {}
-        slots = 0
+        groups: dict[int, list[int]] = {}
+        slots = set()
+        count = 0
         for k, pairs in enumerate(layout.bits):
             if not pairs:
                 continue
-            slots += len(pairs)
-            seen.update(pairs)
-            positions = np.unique(np.fromiter((p for p, _ in pairs), np.int64, len(pairs)))
-            own = lf[positions]
-            lf_all[k], lf_any[k] = own.max(), own.min()
-            if strict[positions].any():
-                lf_strict[k] = own[strict[positions]].min()
-            for value in np.unique(own):
-                groups.setdefault(int(value), np.zeros(K, bool))[k] = True
-        if len(seen) != slots:
+            count += len(pairs)
+            slots.update(pairs)
+            positions = {p for p, _ in pairs}
+            own = {lf[p] for p in positions}
+            lf_all[k], lf_any[k] = max(own), min(own)
+            hard = [lf[p] for p in positions if strict[p]]
+            if hard:
+                lf_strict[k] = min(hard)
+            for value in own:
+                groups.setdefault(value, []).append(k)
+        if len(slots) != count:
             raise NotImplementedError("a bit slot of the layout controls two services")
-        self.lf_all, self.lf_any, self.lf_strict = lf_all, lf_any, lf_strict
         self.any_strict = bool((lf_strict != _NEVER).any())
+        self.sup = self._table(self.intro)
+        self.listed_all = self._table(lf_all)
+        self.listed_any = self._table(lf_any)
+        self.strict_listed = self._table(lf_strict)
         # Registers grouped by the release that lists them: which services
         # have a slot in a register of each group (for qemu-tolerant's drop).
         self.group_lf = np.array(sorted(groups), dtype=np.int64)
-        self.group_members = (pack(np.stack([groups[v] for v in sorted(groups)]), nw)
-                              if groups else np.zeros((0, nw), np.uint64))
-        self.reg_lf_sorted = np.unique(lf)
-        # Representative register id of each width (VMMs decide by width).
+        members = np.zeros((len(groups), K), bool)
+        for g, value in enumerate(sorted(groups)):
+            members[g, groups[value]] = True
+        self.group_members = pack(members, nw)
+        self.reg_lf_sorted = np.unique(np.array(lf, dtype=np.int64))
+        # Per width: a representative id (VMMs decide by class and width) and
+        # the sorted releases that list a register of that width.
         self.reg_widths = {}
-        for r in regs:
-            self.reg_widths.setdefault(r.width, (r.id, []))[1].append(r.listed_from)
-        # Firmware: release-independent ids, a segment per (entry, release).
+        lf_arr = np.array(lf, dtype=np.int64)
+        for w in np.unique(widths).tolist():
+            pick = widths == w
+            self.reg_widths[w] = (int(ids[pick][0]), np.sort(lf_arr[pick]))
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
         self.fw_epoch, self.fw_bad = self._firmware_epochs()
         self.fw_threshold = self._firmware_thresholds()
         self.starts = self._epochs()
+        self.exhaustion = layout.exhaustion()
+        self.models: dict[tuple, Model] = {}
+
+    def _table(self, thresholds: np.ndarray) -> np.ndarray:
+        """``[n, nw]``: row ``r`` has the services with ``threshold <= r``."""
+        n, nw = self.n, self.nw
+        add = np.zeros((n, nw), np.uint64)
+        ks = np.nonzero(thresholds < n)[0]
+        if len(ks):
+            np.bitwise_or.at(add, (np.maximum(thresholds[ks], 0), ks // 64),
+                             np.left_shift(np.uint64(1), (ks % 64).astype(np.uint64)))
+        return np.bitwise_or.accumulate(add, axis=0)
 
     def _firmware_epochs(self) -> tuple[np.ndarray, np.ndarray]:
         """Firmware epoch of every release, and which epoch pairs refuse.
 
         ``bad[e, f]``: a VM created in epoch ``e`` saves a firmware value that
         a kernel of epoch ``f`` rejects (``-EINVAL``) for an entry both list.
+        Values come from :meth:`hcsim.history.Firmware.at` with the history's
+        host profile (a profile's values do not change with the release).
         """
         h, n = self.history, self.n
         if not h.firmware:
             return np.zeros(n, np.int64), np.zeros((1, 1), bool)
-        host = h.host
-        keys, values = [], []
-        for r in range(n):
-            row = []
-            for f in h.firmware:
-                row.append(id(f.at(r, host)) if f.introduced <= r else None)
-            keys.append(tuple(row))
-            values.append([f.at(r, host) if f.introduced <= r else None for f in h.firmware])
-        epoch = np.zeros(n, np.int64)
-        reps = [0]
-        for r in range(1, n):
-            if keys[r] != keys[r - 1]:
-                reps.append(r)
-            epoch[r] = len(reps) - 1
-        E = len(reps)
+        rel = np.arange(n)
+        segs, values = [], []
+        for f in h.firmware:
+            starts = np.array([start for start, _ in f.values], dtype=np.int64)
+            seg = (np.zeros(n, np.int64) if h.host in f.hosts
+                   else np.searchsorted(starts, rel, side="right") - 1)
+            seg[rel < f.introduced] = -1
+            segs.append(seg)
+            values.append([f.at(int(starts[k]) if h.host not in f.hosts else f.introduced,
+                                h.host) for k in range(len(starts))])
+        segs = np.stack(segs)                                   # [F, n]
+        change = np.concatenate([[False], (segs[:, 1:] != segs[:, :-1]).any(0)])
+        epoch = np.cumsum(change)
+        first = np.nonzero(np.concatenate([[True], change[1:]]))[0]
+        E = len(first)
         bad = np.zeros((E, E), bool)
-        for i, rs in enumerate(reps):
-            for j, rd in enumerate(reps):
-                bad[i, j] = any(a is not None and b is not None and a.reset not in b.accepts
-                                for a, b in zip(values[rs], values[rd]))
+        for seg, vals in zip(segs, values):
+            table = np.array([[a.reset not in b.accepts for b in vals] for a in vals])
+            at = seg[first]
+            both = (at[:, None] >= 0) & (at[None, :] >= 0)
+            bad |= both & table[np.maximum(at, 0)[:, None], np.maximum(at, 0)[None, :]]
         return epoch, bad
 
     def _firmware_thresholds(self) -> np.ndarray | None:
@@ -247,14 +277,12 @@ class _LayoutArrays:
         """
         bad, fe = self.fw_bad, self.fw_epoch
         first = np.searchsorted(fe, np.arange(len(bad)))    # first release of each epoch
-        out = np.empty(len(bad), np.int64)
-        for e, row in enumerate(bad):
-            k = int(np.argmin(row)) if not row.all() else len(row)
-            if row[k:].any():
-                return None
-            out[e] = first[k] if k < len(row) else self.n
-        out[~bad.any(1)] = _NONE
-        return out
+        k = np.where(bad.all(1), len(bad), np.argmin(bad, axis=1))
+        after = np.arange(len(bad))[None, :] >= k[:, None]
+        if (bad & after).any():
+            return None
+        out = np.where(k < len(bad), first[np.minimum(k, len(bad) - 1)], self.n)
+        return np.where(bad.any(1), out, _NONE).astype(np.int64)
 
     def _epochs(self) -> np.ndarray:
         """First release of every run of releases that behave identically."""
@@ -266,10 +294,6 @@ class _LayoutArrays:
         cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
         cuts = np.unique(np.array(cuts, dtype=np.int64))
         return cuts[(cuts >= 0) & (cuts < n)]
-
-    # Per-release sets at an array of release indices.
-    def sets(self, thresholds: np.ndarray, rel: np.ndarray) -> np.ndarray:
-        return pack(thresholds[None, :] <= rel[:, None], self.nw)
 
 
 _LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -309,7 +333,9 @@ class Model:
     """
 
     def __init__(self, history: History, strategy: Strategy, vmm: Vmm):
-        self.history, self.strategy, self.vmm = history, strategy, vmm
+        # No reference to the strategy: models are cached on the layout's
+        # arrays, and the strategy holds the layout (a cycle would pin it).
+        self.vmm = vmm
         la = self.arrays = _layout_arrays(strategy, history)
         self.n, self.K, self.nw = la.n, la.K, la.nw
         cls = type(vmm)
@@ -336,6 +362,10 @@ class Model:
         self.inval_feature = strategy.invalidates(feature=True)
         self._scratch: dict[int, np.ndarray] = {}
         self.inval_fw = strategy.invalidates(feature=False)
+
+    def release(self) -> None:
+        """Free the scratch buffers (a cached model keeps only its small arrays)."""
+        self._scratch.clear()
 
     def _work(self, slot: int, shape: tuple[int, int], dtype) -> np.ndarray:
         """A scratch array reused from chunk to chunk (fresh arrays cost page faults).
@@ -366,9 +396,9 @@ class Model:
         la = self.arrays
         off, on = setting
         C, R = off.shape[0], len(rel)
-        sup = la.sets(la.intro, rel)[None]                      # [1, R, nw]
-        LA = la.sets(la.lf_all, rel)[None]
-        LANY = la.sets(la.lf_any, rel)[None]
+        sup = la.sup[rel][None]                                 # [1, R, nw]
+        LA = la.listed_all[rel][None]
+        LANY = la.listed_any[rel][None]
         if not self.saves_features:                             # crosvm cannot configure
             off, on = np.zeros_like(off), np.zeros_like(on)
         V = sup & ((la.on | on) & ~off)[:, None, :]             # [C, R, nw]
@@ -399,7 +429,7 @@ class Model:
             else:
                 np.maximum(T, self._max_at_or_below(la.reg_lf_sorted, rel)[None], out=T)
             if la.any_strict:
-                SL = la.sets(la.lf_strict, rel)[None]
+                SL = la.strict_listed[rel][None]
                 bits = unpack(V & SL, self.K)                   # [C, R, K]
                 top = np.where(bits, la.intro, _NONE).max(-1) if self.K else _NONE
                 np.maximum(T, top, out=T)
@@ -410,8 +440,8 @@ class Model:
 
     def destinations(self, rel: np.ndarray) -> _Side:
         la = self.arrays
-        sup = la.sets(la.intro, rel)
-        LA = la.sets(la.lf_all, rel)
+        sup = la.sup[rel]
+        LA = la.listed_all[rel]
         pre = (rel < la.rf)[:, None]
         D1 = np.where(pre, sup, sup & ~la.cov)
         D2 = np.where(pre, np.uint64(0), sup & LA)
@@ -517,8 +547,13 @@ class Model:
 
 
 def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
-    """The engine's view of one history, strategy and VMM policy."""
-    return Model(history, strategy, vmm)
+    """The engine's view of one history, strategy and VMM policy (cached per layout)."""
+    la = _layout_arrays(strategy, history)
+    key = (type(vmm), repr(sorted(vars(vmm).items())))
+    hit = la.models.get(key)
+    if hit is None:
+        hit = la.models[key] = Model(history, strategy, vmm)
+    return hit
 
 
 # -- results -----------------------------------------------------------------------------
@@ -598,6 +633,14 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
     """
     cfgs = _configs(configs)
     m = model(history, strategy, vmm)
+    try:
+        return _evaluate(m, history, strategy.spec, vmm.name, cfgs, chunk_pairs, compress)
+    finally:
+        m.release()
+
+
+def _evaluate(m: Model, history: History, spec: str, vmm: str, cfgs: tuple,
+              chunk_pairs: int, compress: bool) -> Result:
     off = m.settings(cfgs)
     C, n, nw = len(cfgs), m.n, m.nw
     if compress:
@@ -607,7 +650,7 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
         E = len(starts)
         code, g, lo = (x.reshape(C, E, E, *x.shape[2:]) for x in (code, g, lo))
         ix = (slice(None), ep[:, None], ep[None, :])
-        return Result(history, strategy.spec, vmm.name, cfgs, code[ix], g[ix], lo[ix])
+        return Result(history, spec, vmm, cfgs, code[ix], g[ix], lo[ix])
     outcome = np.empty((C, n, n), np.int8)
     gained = np.empty((C, n, n, nw), np.uint64)
     lost = np.empty((C, n, n, nw), np.uint64)
@@ -618,7 +661,7 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
         outcome[:, rows] = code.reshape(C, len(rel), n)
         gained[:, rows] = g.reshape(C, len(rel), n, nw)
         lost[:, rows] = lo.reshape(C, len(rel), n, nw)
-    return Result(history, strategy.spec, vmm.name, cfgs, outcome, gained, lost)
+    return Result(history, spec, vmm, cfgs, outcome, gained, lost)
 
 
 def counts(history: History, strategy: Strategy, vmm: Vmm,
@@ -637,26 +680,33 @@ def counts(history: History, strategy: Strategy, vmm: Vmm,
     >>> int(c.sum()) == 49 * 48
     True
     """
-    cfgs = _configs(configs)
     m = model(history, strategy, vmm)
+    try:
+        return _count(m, _configs(configs), chunk_pairs, compress)
+    finally:
+        m.release()
+
+
+def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
+           compress: bool = True) -> np.ndarray:
     off = m.settings(cfgs)
     C, n = len(cfgs), m.n
     out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
     if compress:
-        starts, _ = _epoch_of(m)
-        size = np.diff(np.append(starts, n))
+        # Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
+        # forward when i < j; inside one epoch, size * (size - 1) / 2 each way.
+        starts = m.arrays.starts
+        size = np.diff(np.append(starts, n)).astype(np.float64)
         E = len(starts)
         code, _, _ = m.pairs(m.sources(starts, off), m.destinations(starts))
-        code = code.reshape(C, E, E)
-        e = np.arange(E)
-        within = size * (size - 1) // 2
-        fwd = np.where(e[:, None] < e[None, :], size[:, None] * size[None, :], 0)
-        fwd = fwd + np.diag(within)
-        for o in range(len(OUTCOMES)):
-            hit = (code == o)
-            out[2, o] = int((hit * fwd).sum())
-            out[0, o] = int((hit * fwd.T).sum())
-        return out[[2, 0]]
+        fwd = np.triu(np.outer(size, size), 1)
+        fwd[np.diag_indices(E)] = size * (size - 1) / 2
+        flat = code.reshape(-1)
+        out = np.empty((2, len(OUTCOMES)), np.int64)    # float64 counts are exact below 2**53
+        for k, weights in enumerate((fwd, fwd.T)):
+            out[k] = np.rint(np.bincount(flat, np.broadcast_to(weights, (C, E, E)).reshape(-1),
+                                         minlength=len(OUTCOMES))[:len(OUTCOMES)])
+        return out
     dst = m.destinations(np.arange(n))
     for rel, src in m.row_chunks(off, chunk_pairs):
         code, _, _ = m.pairs(src, dst)
@@ -689,51 +739,67 @@ def _last_release_cost(m: Model) -> int | None:
     total = sum(vmm.wire_bytes(f.id) for f in la.fw if f.introduced <= last and vmm.saves(f.id))
     for rid, lfs in la.reg_widths.values():
         if vmm.saves(rid):
-            total += vmm.wire_bytes(rid) * sum(1 for lf in lfs if lf <= last)
+            total += vmm.wire_bytes(rid) * int(np.searchsorted(lfs, last, side="right"))
     return total
 
 
 def _pickup(m: Model) -> float:
     """Share of the last release's services a default new VM sees (``new_vm_pickup``)."""
     la, last = m.arrays, m.n - 1
-    rel = np.array([last])
-    sup = la.sets(la.intro, rel)[0]
+    sup = la.sup[last]
     supported = _popcount(sup)
     if not supported:
         return 1.0
     if last < la.rf:
         return supported / supported
-    seen = sup & (~la.cov | (la.on & la.sets(la.lf_all, rel)[0]))
+    seen = sup & (~la.cov | (la.on & la.listed_all[last]))
     return _popcount(seen) / supported
+
+
+def _row(history: History, strategy: Strategy, vmm: Vmm,
+         configs: Sequence[Config | Setting] | None) -> tuple:
+    """(forward shares, backward shares, silent loss, bytes, pickup, exhaustion, patch)."""
+    m = model(history, strategy, vmm)
+    try:
+        c = _count(m, _configs(configs))
+    finally:
+        m.release()
+    shares = []
+    for row in c.tolist():
+        total = sum(row) or 1
+        shares.append({o: row[k] / total for k, o in enumerate(OUTCOMES)})
+    off_diag = int(c.sum())
+    silent = int(c[:, CODES["lost"]].sum() + c[:, CODES["mixed"]].sum()) / (off_diag or 1)
+    ex = m.arrays.exhaustion
+    return (shares[0], shares[1], silent, _last_release_cost(m), _pickup(m),
+            history.releases[ex] if ex is not None else "", shares[0]["preserved"] < 1.0)
 
 
 def score(history: History, strategy: Strategy, vmm: Vmm,
           configs: Sequence[Config | Setting] | None = None) -> Score:
     """:func:`hcsim.measures.score` over every configuration, computed by the engine."""
-    c = counts(history, strategy, vmm, configs)
-    m = model(history, strategy, vmm)
-    shares = []
-    for row in c:
-        total = int(row.sum()) or 1
-        shares.append({o: int(row[k]) / total for k, o in enumerate(OUTCOMES)})
-    off_diag = int(c.sum())
-    silent = int(c[:, CODES["lost"]].sum() + c[:, CODES["mixed"]].sum()) / (off_diag or 1)
-    ex = m.arrays.layout.exhaustion()
-    return Score(strategy.spec, shares[0], shares[1], silent, _last_release_cost(m),
-                 _pickup(m), history.releases[ex] if ex is not None else "",
-                 shares[0]["preserved"] < 1.0)
+    return Score(strategy.spec, *_row(history, strategy, vmm, configs))
 
 
 def summarize(history: History, strategy: Strategy, vmm: Vmm,
               configs: Sequence[Config | Setting] | None = None) -> dict:
     """The scorecard row of ``hcsim compare``: ``measures.score(...).flat()``.
 
-    Keys: ``strategy``, ``fwd_<outcome>`` and ``bwd_<outcome>`` shares of the
-    six outcomes, ``silent_loss``, ``bytes_per_vcpu`` (at the last release,
-    None if unsupported), ``pickup``, ``exhaustion`` (release name or ""),
-    ``userspace_patch``.
+    Keys, as :meth:`hcsim.measures.Score.flat` spells them: ``strategy``;
+    ``for_<outcome>`` and ``bac_<outcome>`` (the first three letters of
+    forward and backward) shares of the six outcomes; ``silent_loss``;
+    ``bytes_per_vcpu`` (at the last release, None if unsupported);
+    ``pickup``; ``exhaustion`` (release name or ""); ``userspace_patch``.
+    Built directly (``Score.flat`` deep-copies), in the same key order.
     """
-    return score(history, strategy, vmm, configs).flat()
+    fwd, bwd, silent, size, pickup, ex, patch = _row(history, strategy, vmm, configs)
+    row: dict = {"strategy": strategy.spec}
+    for direction, shares in (("forward", fwd), ("backward", bwd)):
+        for o, v in shares.items():
+            row[f"{direction[:3]}_{o}"] = v
+    row.update(silent_loss=silent, bytes_per_vcpu=size, pickup=pickup, exhaustion=ex,
+               userspace_patch=patch)
+    return row
 
 
 __all__ = ["CODES", "DEFAULT_CHUNK_PAIRS", "DIRECTIONS", "Model", "Result", "counts",
