@@ -49,6 +49,9 @@ def emit(text: str, output: str | None) -> None:
     target = Path(output)
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)      # as open() would, not mkstemp's 0600
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, target)

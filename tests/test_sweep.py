@@ -127,7 +127,7 @@ def test_process_pool_gives_the_same_table(serial):
 
 
 def test_dask_local_cluster_gives_the_same_table(serial):
-    distributed = pytest.importorskip("dask.distributed")
+    from dask import distributed   # a test dependency: never skipped
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         pd.testing.assert_frame_equal(sweep.run(scheduler=cluster, batch=2, **TINY), serial)
@@ -137,7 +137,6 @@ def test_dask_local_cluster_gives_the_same_table(serial):
 
 
 def test_cli_dask_local_cluster(tmp_path):
-    pytest.importorskip("dask.distributed")
     out = tmp_path / "s.csv"
     assert main(_cli(["--dask", "--jobs", "2", "--batch", "1", "--output", str(out)])) == 0
     want = sweep.run(3, releases=4, strategies=["upstream"], vmms=["qemu"], jobs=1)
