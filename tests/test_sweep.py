@@ -127,7 +127,7 @@ def test_process_pool_gives_the_same_table(serial):
 
 
 def test_dask_local_cluster_gives_the_same_table(serial):
-    from dask import distributed   # a test dependency: never skipped
+    from dask import distributed  # a test dependency: never skipped
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         pd.testing.assert_frame_equal(sweep.run(scheduler=cluster, batch=2, **TINY), serial)
