@@ -180,9 +180,9 @@ class Transitions:
             setattr(self, name, grown)
 
     # states and transitions
-    def created(self, type_id: int, key: Any, config: Config | Setting) -> int:
+    def created(self, type_id: int, config: Config | Setting) -> int:
         """State of a guest booted on a host of ``type_id`` with ``config``."""
-        memo = (type_id, key)
+        memo = (type_id, config)
         if memo not in self._created:
             t = self.types[type_id]
             guest = create(self.kernel(t), self.vmm(t.vmm), config)
@@ -331,7 +331,7 @@ def population(plan: Plan, hosts: int, count: int, seed: int) -> Population:
 # -- one run -------------------------------------------------------------------------------
 
 def _run(history: History, sched: Schedule, plan: Plan, pop: Population, trans: Transitions,
-         config_name: str, configs: dict[tuple[str, str], Config | Setting],
+         configs: dict[tuple[str, str], Config | Setting],
          seed: int) -> tuple[dict, list[dict]]:
     """Simulate one (strategy, VMM, configuration); summary row and timeline rows."""
     n_hosts, n = sched.start_kernel.size, pop.day.size
@@ -359,8 +359,10 @@ def _run(history: History, sched: Schedule, plan: Plan, pop: Population, trans: 
         chosen, default = [], []
         for t in uniq.tolist():
             pool = (trans.types[t].vmm, trans.types[t].cpu)
-            chosen.append(trans.created(t, (config_name, pool), configs[pool]))
-            default.append(trans.created(t, ("default", pool), frozenset()))
+            # Memoised by the configuration itself: runs of one strategy share the
+            # table, and a pool's baseline depends on which hosts the run gives it.
+            chosen.append(trans.created(t, configs[pool]))
+            default.append(trans.created(t, frozenset()))
         return np.asarray(chosen, np.int32)[inv], np.asarray(default, np.int32)[inv]
 
     g_host = pop.host.copy()
@@ -553,8 +555,7 @@ def simulate(history: History, inventory: Inventory, plan: Plan,
             for config_name in configs:
                 chosen = settings if config_name == "baseline" else \
                     dict.fromkeys(settings, frozenset())
-                summary, tl = _run(history, sched, plan, pop, trans, config_name,
-                                   chosen, seed)
+                summary, tl = _run(history, sched, plan, pop, trans, chosen, seed)
                 key = {"strategy": strategy.spec, "vmm": label, "config": config_name}
                 rows.append({**key, **summary})
                 timeline += [{**key, **t} for t in tl]

@@ -565,3 +565,22 @@ def test_fleet_timeline_draws_one_panel_per_metric_and_the_hosts(four, tmp_path)
     assert len(axes) == 3 and axes[0].get_ylabel() == "hosts"
     assert [a.get_ylabel().split("\n")[0] for a in axes[1:]] == ["refused", "gained guests"]
     assert len(axes[1].get_lines()) == 2            # default and baseline runs
+
+
+def test_runs_sharing_a_transition_table_equal_runs_alone(four, tmp_path):
+    # With the inventory's VMMs the QEMU pool is {r3} and its baseline keeps every
+    # service; with --vmm qemu the Firecracker host (r1) joins the pool and the
+    # baseline drops PV_LOCK and PTP.  The shared memo must not mix the two.
+    inv_text = TWO_HOSTS.replace('"r1"', '"r3"', 1).replace('vmm = "qemu"', 'vmm = "firecracker"')
+    inv_text = inv_text.replace('vmm = "firecracker"', 'vmm = "qemu"', 1)
+    only_b = PING_PONG.split("[[rollout]]")[0] + '[[rollout]]\nto = "r2"\ngroups = ["b"]\n' \
+        'start = 2026-01-12\n'
+    inv, plan = setup(four, tmp_path, inv_text, only_b)
+    both = fleet.simulate(four, inv, plan, ["upstream"], [None, "qemu"], ["baseline"], seed=4)
+    assert both.summary.giving_up_guests.tolist()[0] == 0 < both.summary.giving_up_guests.tolist()[1]
+    for vmm in (None, "qemu"):
+        alone = fleet.simulate(four, inv, plan, ["upstream"], [vmm], ["baseline"], seed=4)
+        label = vmm or fleet.INVENTORY_VMM
+        shared = both.summary[both.summary.vmm == label].drop(columns=["states", "transitions"])
+        assert shared.reset_index(drop=True).equals(
+            alone.summary.drop(columns=["states", "transitions"]))
