@@ -47,7 +47,7 @@ from __future__ import annotations
 import errno as _errno
 
 from .history import History
-from .regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode, reg_name
+from .regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode
 from .strategies import Strategy
 
 #: ``KVM_MAX_VCPUS`` on arm64 (GICv3 limit); vCPU ids must be below it
@@ -97,6 +97,10 @@ class Kernel:
             ({KVM_REG_ARM_FW} if self.firmware else set())
             | ({KVM_REG_ARM_FW_FEAT_BMAP} if self.release >= history.registers_from
                else set()))
+
+    def reg_name(self, rid: int) -> str:
+        """Name of a register on this kernel (strategy-aware for class 0x16)."""
+        return self.strategy.reg_name(rid)
 
     def create_vm(self) -> VM:
         """``KVM_CREATE_VM``."""
@@ -196,9 +200,9 @@ class VCPU:
         elif rid in kernel.firmware:
             value = self._fw_read(rid)
         else:
-            raise KvmError(_errno.ENOENT, reg_name(rid))
+            raise KvmError(_errno.ENOENT, self.vm.kernel.reg_name(rid))
         if bad_address:
-            raise KvmError(_errno.EFAULT, reg_name(rid))
+            raise KvmError(_errno.EFAULT, self.vm.kernel.reg_name(rid))
         return value
 
     def set_one_reg(self, rid: int, value: int, bad_address: bool = False) -> None:
@@ -209,13 +213,13 @@ class VCPU:
         expected = {KVM_REG_ARM_FW: 64,
                     KVM_REG_ARM_FW_FEAT_BMAP: kernel.strategy.width}.get(d.coproc)
         if d.width != expected:
-            raise KvmError(_errno.ENOENT, f"{reg_name(rid)}: size")
+            raise KvmError(_errno.ENOENT, f"{self.vm.kernel.reg_name(rid)}: size")
         if bad_address and d.coproc in kernel.fw_classes:
-            raise KvmError(_errno.EFAULT, reg_name(rid))
+            raise KvmError(_errno.EFAULT, self.vm.kernel.reg_name(rid))
         if rid not in kernel.feature_pos and rid not in kernel.firmware:
-            raise KvmError(_errno.ENOENT, reg_name(rid))
+            raise KvmError(_errno.ENOENT, self.vm.kernel.reg_name(rid))
         if bad_address:
-            raise KvmError(_errno.EFAULT, reg_name(rid))
+            raise KvmError(_errno.EFAULT, self.vm.kernel.reg_name(rid))
         if rid in kernel.feature_pos:
             self._set_feature(kernel.feature_pos[rid], value)
         else:
@@ -238,7 +242,7 @@ class VCPU:
 
     def _set_firmware(self, rid: int, value: int) -> None:
         if value not in self._fw_values(rid).accepts:
-            raise KvmError(_errno.EINVAL, f"{reg_name(rid)} = 0x{value:x}")
+            raise KvmError(_errno.EINVAL, f"{self.vm.kernel.reg_name(rid)} = 0x{value:x}")
         if self.vm.kernel.strategy.invalidates(feature=False):
             self.vm.invalidate()
         if rid in self.vm.firmware:
@@ -251,10 +255,10 @@ class VCPU:
         if value & ~known:
             if reg.strict:
                 raise KvmError(_errno.EINVAL,
-                               f"{reg_name(reg.id)}: unknown bits 0x{value & ~known:x}")
+                               f"{kernel.reg_name(reg.id)}: unknown bits 0x{value & ~known:x}")
             value &= known
         if vm.has_run and value != vm.features[pos]:
-            raise KvmError(_errno.EBUSY, reg_name(reg.id))
+            raise KvmError(_errno.EBUSY, kernel.reg_name(reg.id))
         if kernel.strategy.invalidates(feature=True):
             vm.invalidate()
         vm.features[pos] = value

@@ -12,7 +12,7 @@ from math import ceil
 from .config import Config, Setting
 from .history import History
 from .kvm import VCPU, Kernel
-from .regs import is_feature, reg_name
+from .regs import is_feature
 from .strategies import Strategy
 from .vmm import Refused, Vmm
 
@@ -90,7 +90,7 @@ def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
         rid = unhandled(vmm, cpu)
         if rid is not None:
             return Migration(src, dst, "unsupported",
-                             detail=f"{vmm.name} cannot handle {reg_name(rid)} "
+                             detail=f"{vmm.name} cannot handle {cpu.vm.kernel.reg_name(rid)} "
                                     f"on the {side}")
     if off:
         vmm.configure(cpus, configured_values(src_k, off))

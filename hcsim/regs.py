@@ -105,9 +105,13 @@ def is_feature(rid: int) -> bool:
     return coproc_of(rid) == KVM_REG_ARM_FW_FEAT_BMAP
 
 
-def reg_name(rid: int) -> str:
-    """Kernel name of a register, or ``FW_FEAT_BMAP(3, U2048)`` style."""
-    if rid in KERNEL_NAMES:
+def reg_name(rid: int, bitmaps: bool = True) -> str:
+    """Kernel name of a register, or ``FW_FEAT_BMAP(3, U2048)`` style.
+
+    ``bitmaps=False`` keeps the kernel's bitmap names (``STD_BMAP``...) for
+    class 0x16 out: under another strategy index 0 is not ``STD_BMAP``.
+    """
+    if rid in KERNEL_NAMES and (bitmaps or not is_feature(rid)):
         return KERNEL_NAMES[rid]
     d = decode(rid)
     cls = COPROC_NAMES.get(d.coproc, f"0x{d.coproc:x}")

@@ -34,7 +34,7 @@ from typing import ClassVar
 
 from .errors import InputError
 from .kvm import VCPU, KvmError
-from .regs import is_feature, reg_name, width_of
+from .regs import is_feature, width_of
 
 #: One vCPU's saved registers: (id, value) in the order the VMM saved them.
 Stream = list[list[tuple[int, int]]]
@@ -96,7 +96,7 @@ def _set(cpu: VCPU, rid: int, value: int) -> None:
     try:
         cpu.set_one_reg(rid, value)
     except KvmError as exc:
-        raise Refused(f"{exc.name} on {reg_name(rid)}") from None
+        raise Refused(f"{exc.name} on {cpu.vm.kernel.reg_name(rid)}") from None
 
 
 class Qemu(Vmm):
@@ -121,7 +121,7 @@ class Qemu(Vmm):
                 if rid in values:
                     values[rid] = value
                 elif rid < last:
-                    raise Refused(f"unknown {reg_name(rid)} in stream")
+                    raise Refused(f"unknown {cpu.vm.kernel.reg_name(rid)} in stream")
             if self.zero_unknown:
                 sent = {rid for rid, _ in incoming}
                 for rid in ours:

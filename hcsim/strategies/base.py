@@ -14,6 +14,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .. import regs
 from ..errors import InputError
 from ..history import History, Service
 
@@ -168,6 +169,13 @@ class Strategy:
     def width(self) -> int:
         """Width in bits of this strategy's feature registers."""
         return 64
+
+    def reg_name(self, rid: int) -> str:
+        """Name of a register of this strategy, for messages and tables."""
+        return regs.reg_name(rid, bitmaps=self.kernel_names)
+
+    #: Do feature registers carry the kernel's ``KVM_REG_ARM_*_BMAP`` names?
+    kernel_names: ClassVar[bool] = False
 
     def invalidates(self, feature: bool) -> bool:
         """Does the first successful write to such a register clear all bitmaps?"""

@@ -21,6 +21,7 @@ BITS = 64
 class Upstream(Strategy):
     name = "upstream"
     summary = "per-space 64-bit bitmaps, strict -EINVAL (Linux v5.19)"
+    kernel_names = True
 
     def build(self, history: History) -> Layout:
         base = {space: n for n, space in enumerate(SPACES)}
