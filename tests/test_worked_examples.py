@@ -73,6 +73,8 @@ def test_our_raz_einval_refuses_instead_of_losing(four):
     for src, dst in [("r2", "r1"), ("r3", "r2"), ("r3", "r1")]:
         assert got[(src, dst)].outcome == "refused"
         assert got[(src, dst)].detail.startswith("EINVAL")
+    # the reserved register is not upstream's KVM_REG_ARM_STD_BMAP, though both are index 0
+    assert got[("r2", "r1")].detail == "EINVAL on FW_FEAT_BMAP(0, U64)"
 
 
 def test_raz_einval_backward_is_preserved_when_the_guest_does_not_use_the_new_service(four):
