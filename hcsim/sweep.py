@@ -400,6 +400,9 @@ def write(df: pd.DataFrame, path: str | os.PathLike) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)      # as open() would, not mkstemp's 0600
         with os.fdopen(fd, "wb") as fh:
             if fmt == "csv":
                 df.to_csv(fh, index=False)

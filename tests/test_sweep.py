@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -234,6 +235,16 @@ def test_failed_sweep_keeps_the_previous_file(tmp_path, monkeypatch):
         main(_cli(["--output", str(out), "--jobs", "1", "--batch", "1"]))
     assert out.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]
+
+
+def test_output_honours_the_umask(tmp_path):
+    df = sweep.run(1, releases=2, strategies=["upstream"], vmms=["qemu"], jobs=1)
+    old = os.umask(0o022)
+    try:
+        sweep.write(df, tmp_path / "s.csv")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o644
 
 
 def test_write_interrupted_midway_leaves_no_file(tmp_path, monkeypatch):
