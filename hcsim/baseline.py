@@ -73,7 +73,7 @@ from .errors import InputError
 from .history import History
 from .kvm import Kernel
 from .measures import configured_values
-from .regs import hexid, is_feature, reg_name
+from .regs import hexid, is_feature
 from .strategies import Strategy
 from .vmm import Vmm
 
@@ -292,6 +292,7 @@ def _explain(outcome: str, detail: str, guest: Guest, dst: Guest, vmm: Vmm) -> s
     """A sentence on why no configuration can save the pair."""
     src_ids = [r for r in guest.vcpus[0].get_reg_list() if vmm.saves(r)]
     dst_ids = set(r for r in dst.vcpus[0].get_reg_list() if vmm.saves(r))
+    reg_name = guest.kernel.reg_name     # the strategy's names, as in refusal details
     extra = [reg_name(r) for r in src_ids if r not in dst_ids]
     if outcome == "refused" and "cpreg_vmstate_array_len" in detail:
         zero = [reg_name(r) for r in src_ids if r not in dst_ids
@@ -328,6 +329,7 @@ def _explain(outcome: str, detail: str, guest: Guest, dst: Guest, vmm: Vmm) -> s
 def _registers(kernels: list[Kernel], labels: list[str], vmm: Vmm,
                setting: Setting) -> tuple[Register, ...]:
     per_host = [configured_values(k, setting) for k in kernels]
+    reg_name = kernels[0].reg_name
     lists = [set(k.reg_ids) for k in kernels]
     ids = sorted(set().union(*lists))
     out = []

@@ -47,7 +47,6 @@ from .errors import InputError
 from .history import History
 from .kvm import VCPU, Kernel
 from .measures import boot, classify, configured_values, unhandled
-from .regs import reg_name
 from .strategies import Strategy
 from .vmm import Refused, Vmm
 
@@ -164,7 +163,8 @@ def hop(guest: Guest, vmm: Vmm, dst: Kernel) -> tuple[Hop, Guest]:
     for side, cpu in (("source", guest.vcpus[0]), ("destination", dcpus[0])):
         rid = _unhandled(vmm, cpu)
         if rid is not None:
-            return stay("unsupported", f"{vmm.name} cannot handle {reg_name(rid)} on the {side}")
+            return stay("unsupported", f"{vmm.name} cannot handle "
+                        f"{cpu.vm.kernel.reg_name(rid)} on the {side}")
     stream = vmm.save(guest.vcpus)
     stream_cost = sum(vmm.wire_bytes(rid) for rid, _ in stream[0])
     try:

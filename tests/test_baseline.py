@@ -109,6 +109,17 @@ def test_four_under_qemu_keeps_what_r1_has_and_cannot_go_down_from_r3(four):
     assert costs == {"r1": set(), "r2": {"PV_LOCK"}, "r3": {"PV_LOCK", "PTP"}}
 
 
+def test_reserved_registers_are_named_generically_in_the_explanation(four):
+    # Under raz-wi on r1 -> r0 (no feature registers before r1): -ENOENT on register 0,
+    # which is not KVM_REG_ARM_STD_BMAP under this strategy.
+    b = compute(four, "raz-wi", "firecracker", [baseline.HostSpec("r0", "max"),
+                                                baseline.HostSpec("r1", "max")])
+    pair = by_pair(b)[("r1", "r0")]
+    assert pair.status == "impossible" and pair.detail == "ENOENT on FW_FEAT_BMAP(0, U64)"
+    assert pair.why.startswith("the destination lacks FW_FEAT_BMAP(0, U64)")
+    assert {r.name for r in b.registers} >= {"FW_FEAT_BMAP(0, U64)", "KVM_REG_ARM_PSCI_VERSION"}
+
+
 def test_zero_unknown_makes_the_forward_pairs_safe(four):
     pairs = by_pair(compute(four, "upstream", "zero-unknown", FOUR_HOSTS))
     # zero-unknown writes 0 to VENDOR_HYP_BMAP, absent from the stream: the baseline value.
@@ -143,8 +154,9 @@ def test_linux_baseline_makes_qemu_tolerant_safe_where_the_default_is_refused(li
     assert measures.migrate(linux, UPSTREAM, tolerant, src, dst).outcome == "refused"
 
 
-def test_stable_workaround_level_cannot_be_configured(linux):
-    b = compute(linux, "upstream", "qemu-tolerant", "v6.1@max,6.1.0-56-arm64@max")
+@pytest.mark.parametrize("spec", ["upstream", "raz-wi"])
+def test_stable_workaround_level_cannot_be_configured(linux, spec):
+    b = compute(linux, spec, "qemu-tolerant", "v6.1@max,6.1.0-56-arm64@max")
     pair = by_pair(b)[("v6.1@max", "6.1.0-56-arm64@max")]
     # -cpu max: mainline v6.1 reads WORKAROUND_3 = 2; the Debian kernel carries the
     # v6.15 level change (e403e8538359) and accepts only 0.
