@@ -79,16 +79,17 @@ class Layout:
         self.position = {r.id: k for k, r in enumerate(self.regs)}
         self._masks = self._cumulative()
 
-    def _cumulative(self) -> list[tuple[list[int], list[int], list[int]]]:
-        """Per register: release steps with cumulative known and reset masks."""
-        steps: list[dict[int, list[int]]] = [{} for _ in self.regs]
+    def _cumulative(self) -> dict[int, tuple[list[int], list[int], list[int]]]:
+        """Per register holding bits: release steps with cumulative known and
+        reset masks (registers without bits, most of ``full-bitmap``, are absent)."""
+        steps: dict[int, dict[int, list[int]]] = {}
         for svc, pairs in zip(self.history.services, self.bits):
             for pos, bit in pairs:
-                known, reset = steps[pos].setdefault(svc.introduced, [0, 0])
+                known, reset = steps.setdefault(pos, {}).setdefault(svc.introduced, [0, 0])
                 steps[pos][svc.introduced] = [known | 1 << bit,
                                               reset | (svc.default_on << bit)]
-        out = []
-        for table in steps:
+        out = {}
+        for pos, table in steps.items():
             rels, knowns, resets, known, reset = [], [], [], 0, 0
             for rel in sorted(table):
                 known |= table[rel][0]
@@ -96,13 +97,15 @@ class Layout:
                 rels.append(rel)
                 knowns.append(known)
                 resets.append(reset)
-            out.append((rels, knowns, resets))
+            out[pos] = (rels, knowns, resets)
         return out
 
     def _at(self, pos: int, release: int, which: int) -> int:
-        rels = self._masks[pos][0]
-        k = bisect_right(rels, release)
-        return self._masks[pos][which][k - 1] if k else 0
+        masks = self._masks.get(pos)
+        if masks is None:
+            return 0
+        k = bisect_right(masks[0], release)
+        return masks[which][k - 1] if k else 0
 
     def known_mask(self, pos: int, release: int) -> int:
         """Bits of register ``pos`` that a kernel of ``release`` implements."""

@@ -10,6 +10,8 @@ and are always visible once supported.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..errors import InputError
 from ..history import History
 from ..regs import feat_reg
@@ -30,8 +32,7 @@ class FullBitmap(Strategy):
     def build(self, history: History) -> Layout:
         width = self.width
         per_space = FUNCTIONS_PER_SPACE // width
-        regs = [FeatureReg(feat_reg(i, width), width, history.registers_from, False)
-                for i in range(per_space * len(HYP_SPACES))]
+        regs = list(_registers(width, history.registers_from))
         next_fn = dict.fromkeys(HYP_SPACES, 0)
         bits = []
         for s in history.services:
@@ -48,3 +49,10 @@ class FullBitmap(Strategy):
             bits.append(tuple((base + f // width, f % width)
                               for f in range(first, first + s.functions)))
         return Layout(history, regs, bits)
+
+
+@lru_cache(maxsize=64)
+def _registers(width: int, registers_from: int) -> tuple[FeatureReg, ...]:
+    """The 131072 / width registers (the same for every history: built once)."""
+    return tuple(FeatureReg(feat_reg(i, width), width, registers_from, False)
+                 for i in range(FUNCTIONS_PER_SPACE // width * len(HYP_SPACES)))
