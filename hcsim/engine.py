@@ -362,8 +362,8 @@ class Model:
         bad += [f.introduced for f in la.fw if not vmm.handles(f.id)]
         self.unsupported_from = min(bad) if bad else _NEVER
         self.inval_feature = strategy.invalidates(feature=True)
-        self._scratch: dict[int, np.ndarray] = {}
         self.inval_fw = strategy.invalidates(feature=False)
+        self._scratch: dict[int, np.ndarray] = {}
 
     def release(self) -> None:
         """Free the scratch buffers (a cached model keeps only its small arrays)."""
