@@ -726,9 +726,17 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
 
 
 def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
-    """How many of each outcome code (+ ``offset``): one vectorised compare per code."""
-    return np.array([np.count_nonzero(codes == o + offset) for o in range(len(OUTCOMES))],
-                    np.int64)
+    """How many of each outcome code (+ ``offset``): one vectorised compare per code.
+
+    With ``offset`` 0 the last code is what the others leave; with an offset,
+    0 marks elements that are not counted, so every code is compared.
+    """
+    k = len(OUTCOMES) - (offset == 0)
+    out = np.array([np.count_nonzero(codes == o + offset) for o in range(k)]
+                   + [0] * (len(OUTCOMES) - k), np.int64)
+    if offset == 0:
+        out[-1] = codes.size - out.sum()
+    return out
 
 
 # -- the scorecard ---------------------------------------------------------------------
