@@ -86,7 +86,7 @@ import numpy as np
 
 from .config import Config, Setting
 from .history import History
-from .measures import OUTCOMES, Migration, Score
+from .measures import OUTCOMES, SHARE_PREFIX, Migration, Score
 from .regs import KVM_REG_ARM_FW_FEAT_BMAP, size_field
 from .strategies import Strategy
 from .strategies.base import Layout
@@ -796,8 +796,8 @@ def summarize(history: History, strategy: Strategy, vmm: Vmm,
     """The scorecard row of ``hcsim compare``: ``measures.score(...).flat()``.
 
     Keys, as :meth:`hcsim.measures.Score.flat` spells them: ``strategy``;
-    ``for_<outcome>`` and ``bac_<outcome>`` (the first three letters of
-    forward and backward) shares of the six outcomes; ``silent_loss``;
+    ``fwd_<outcome>`` and ``bwd_<outcome>`` (forward and backward) shares of
+    the six outcomes; ``silent_loss``;
     ``bytes_per_vcpu`` (at the last release, None if unsupported);
     ``pickup``; ``exhaustion`` (release name or ""); ``userspace_patch``.
     Built directly (``Score.flat`` deep-copies), in the same key order.
@@ -806,7 +806,7 @@ def summarize(history: History, strategy: Strategy, vmm: Vmm,
     row: dict = {"strategy": strategy.spec}
     for direction, shares in (("forward", fwd), ("backward", bwd)):
         for o, v in shares.items():
-            row[f"{direction[:3]}_{o}"] = v
+            row[f"{SHARE_PREFIX[direction]}_{o}"] = v
     row.update(silent_loss=silent, bytes_per_vcpu=size, pickup=pickup, exhaustion=ex,
                userspace_patch=patch)
     return row

@@ -19,6 +19,8 @@ from .vmm import Refused, Vmm
 #: Outcome classes, in the order tables show them, with their letter.
 OUTCOMES = ("preserved", "gained", "lost", "mixed", "refused", "unsupported")
 LETTERS = dict(zip(OUTCOMES, "PGLMRU"))
+#: Column prefixes of the scorecard's outcome shares (``fwd_preserved``...).
+SHARE_PREFIX = {"forward": "fwd", "backward": "bwd"}
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ class Score:
         row = {"strategy": self.strategy}
         for direction in ("forward", "backward"):
             for o, v in getattr(self, direction).items():
-                row[f"{direction[:3]}_{o}"] = v
+                row[f"{SHARE_PREFIX[direction]}_{o}"] = v
         row.update({k: v for k, v in asdict(self).items()
                     if k not in ("strategy", "forward", "backward")})
         return row

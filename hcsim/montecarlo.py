@@ -41,21 +41,6 @@ from .strategies import parse as parse_strategy
 Z95 = 1.959963984540054
 
 
-def tidy(frame):
-    """A :func:`hcsim.sweep.run` table with outcome shares named ``fwd_*`` / ``bwd_*``.
-
-    The scorecard names its direction columns from the first three letters of
-    the direction (``for_``, ``bac_``); the engine's summaries may use
-    ``fwd_``/``bwd_``.  Notebooks read one spelling whatever produced the table.
-    """
-    def rename(column: str) -> str:
-        for old, new in (("for_", "fwd_"), ("bac_", "bwd_")):
-            if column.startswith(old) and column[len(old):] in OUTCOMES:
-                return new + column[len(old):]
-        return column
-    return frame.rename(columns=rename)
-
-
 def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
     """(mean, low, high): the mean and its normal-approximation interval.
 

@@ -13,7 +13,7 @@ returns a tidy :class:`pandas.DataFrame`, one row per combination:
   ``space_vendor_hyp``) and ``services`` (how many the history has);
 * ``strategy`` (canonical spec), ``vmm``, ``config`` (the spec as given);
 * the scorecard measures (:meth:`hcsim.measures.Score.flat`): outcome shares
-  forward (``for_*``: source older) and backward (``bac_*``), ``silent_loss``,
+  forward (``fwd_*``: source older) and backward (``bwd_*``), ``silent_loss``,
   ``bytes_per_vcpu`` at the last release (NaN when the VMM cannot handle a
   register), ``pickup``, ``userspace_patch``;
 * ``exhaustion_index`` and ``exhaustion``: the first release after

@@ -53,7 +53,7 @@ def test_generator_parameters_are_columns(serial):
 
 
 def test_shares_are_distributions(serial):
-    for direction in ("for", "bac"):
+    for direction in ("fwd", "bwd"):
         cols = [c for c in serial.columns if c.startswith(direction + "_")]
         assert len(cols) == 6
         assert np.allclose(serial[cols].sum(axis=1), 1.0)
