@@ -545,7 +545,7 @@ def hosts_from_args(args, history: History) -> list[HostSpec]:
 
 def run_baseline(args) -> int:
     tables.check_format(args.format)
-    commands._output_dir_ok(args.output)
+    commands.check_output(args.output)
     history = history_mod.load(args.history)
     strategy = strategies_mod.parse(args.strategy)
     vmm = vmm_mod.parse(args.vmm)

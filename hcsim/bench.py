@@ -37,7 +37,7 @@ import numpy as np
 
 from . import engine, measures, strategies, synthetic
 from . import vmm as vmm_mod
-from .commands import emit
+from .commands import emit, positive
 from .errors import InputError
 from .history import History
 
@@ -236,16 +236,6 @@ def render(r: dict) -> str:
                      f"{s['compressed_pairs_per_s']:>12.3g}")
     lines += ["", f"peak RSS of this process: {r['peak_rss_mib']:.0f} MiB"]
     return "\n".join(lines) + "\n"
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InputError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise InputError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_bench(p: argparse.ArgumentParser) -> None:

@@ -60,25 +60,43 @@ def emit(text: str, output: str | None) -> None:
         raise
 
 
-def positive(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse names the option)."""
+def at_least(minimum: int):
+    """argparse type: an integer >= ``minimum`` (argparse names the option)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+positive = at_least(1)
+
+
+def check_output(output: str | os.PathLike | None) -> None:
+    """Fail now, before any work, if ``output`` cannot be written (None: stdout)."""
+    if output is None:
+        return
+    target = Path(output)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"{output}: is a directory")
+    if not parent.is_dir():
+        raise InputError(f"{output}: directory does not exist ({str(parent)!r})")
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _output_dir_ok(output: str | None) -> None:
-    if output is not None and not (Path(output).parent or Path(".")).is_dir():
-        raise InputError(f"{output}: directory does not exist")
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _setup(args):
     tables.check_format(args.format)
-    _output_dir_ok(args.output)
+    check_output(args.output)
     history = history_mod.load(args.history)
     if args.since:
         history = history.since(args.since)

@@ -601,24 +601,14 @@ def add_fleet(p: argparse.ArgumentParser) -> None:
                    help="VMM policy for every host; repeat; default: the inventory's")
     p.add_argument("--config", action="append", metavar="C", choices=CONFIGS,
                    help="default | baseline; repeat; default: both")
-    p.add_argument("--guests", type=_count, metavar="N", help="guests (default: the plan's)")
-    p.add_argument("--seed", type=_count, default=0, metavar="K")
+    p.add_argument("--guests", type=commands.at_least(0), metavar="N", help="guests (default: the plan's)")
+    p.add_argument("--seed", type=commands.at_least(0), default=0, metavar="K")
     p.add_argument("--format", default="text", metavar="F",
                    help="text (72 columns), csv, json, markdown")
     p.add_argument("--output", metavar="FILE", help="write the summary here (atomically)")
     p.add_argument("--timeline", metavar="FILE", help="also write the timeline as CSV")
     p.add_argument("--figure", metavar="FILE", help="also draw the timeline (PNG, SVG, PDF)")
     p.set_defaults(func=run_fleet)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def render(result: FleetResult, fmt: str) -> str:
@@ -669,7 +659,7 @@ def _atomic(path: str, data: bytes) -> None:
 def run_fleet(args) -> int:
     tables.check_format(args.format)
     for out in (args.output, args.timeline, args.figure):
-        commands._output_dir_ok(out)
+        commands.check_output(out)
     if args.figure and Path(args.figure).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise InputError(f"{args.figure}: the figure must be a .png, .svg or .pdf file")
     history = history_mod.load(args.history)

@@ -200,12 +200,11 @@ _VALUES_KEYS = {"reset", "accepts"}
 _STABLE_KEYS = {"name", "base", "backports", "backport_changes", "source"}
 
 
-class _Checker:
-    """Validation helpers that know which file and entry they are in."""
+class Where:
+    """One-line errors that name the file and the entry being read."""
 
-    def __init__(self, origin: str, releases: tuple[str, ...] = ()):
+    def __init__(self, origin: str):
         self.origin = origin
-        self.releases = releases
         self.entry = ""
 
     def fail(self, problem: str) -> InputError:
@@ -222,6 +221,14 @@ class _Checker:
         if missing:
             raise self.fail(f"missing key {missing[0]!r}")
         return table
+
+
+class _Checker(Where):
+    """History validation: also knows the release names."""
+
+    def __init__(self, origin: str, releases: tuple[str, ...] = ()):
+        super().__init__(origin)
+        self.releases = releases
 
     def string(self, table: dict, key: str, default: str | None = None) -> str:
         value = table.get(key, default)

@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .history import History
+from .history import History, Where
 from .vmm import REGISTRY as VMMS
 
 #: Placement rules of :mod:`hcsim.fleet`.
@@ -150,27 +150,8 @@ class Plan:
     rollouts: tuple[Rollout, ...]
 
 
-class _Where:
-    """Builds one-line errors naming the file and the entry."""
-
-    def __init__(self, origin: str):
-        self.origin = origin
-        self.entry = ""
-
-    def fail(self, problem: str) -> InputError:
-        where = f"{self.origin}: {self.entry}: " if self.entry else f"{self.origin}: "
-        return InputError(where + problem)
-
-    def keys(self, table: Any, allowed: set[str], required: set[str]) -> dict:
-        if not isinstance(table, dict):
-            raise self.fail("expected a table")
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            raise self.fail(f"unknown key {unknown[0]!r}")
-        missing = sorted(required - set(table))
-        if missing:
-            raise self.fail(f"missing key {missing[0]!r}")
-        return table
+class _Where(Where):
+    """Inventory and plan validation (errors name the file and the entry)."""
 
     def string(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not value:

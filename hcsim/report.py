@@ -38,6 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .commands import check_output
 from .errors import InputError
 
 #: Seconds a cell may run before the report gives up (the notebooks take < 60 s).
@@ -116,22 +117,6 @@ def coerce(name: str, text: str, param: dict) -> object:
     except ValueError:
         raise InputError(f"parameter {name!r}: expected {kind}, got {text!r}") from None
     return text
-
-
-def check_output(output: str | Path) -> None:
-    """Fail now, before running anything, if ``output`` cannot be written."""
-    target = Path(output)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"{output}: is a directory")
-    if not parent.is_dir():
-        raise InputError(f"{output}: directory {str(parent)!r} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.")
-    except OSError as exc:
-        raise InputError(f"{output}: cannot write ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def write_atomic(target: Path, data: bytes) -> None:

@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import commands, measures, strategies, synthetic
 from . import config as config_mod
-from . import measures, strategies, synthetic
 from . import vmm as vmm_mod
 from .errors import InputError
 from .history import History
@@ -379,18 +379,7 @@ def output_format(path: str | os.PathLike) -> str:
 def check_output(path: str | os.PathLike) -> str:
     """Fail now, before the sweep, if ``path`` cannot be written."""
     fmt = output_format(path)
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"{path}: is a directory")
-    folder = target.parent
-    if not folder.is_dir():
-        raise InputError(f"{path}: directory {str(folder)!r} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write here ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
+    commands.check_output(path)
     return fmt
 
 

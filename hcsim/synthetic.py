@@ -375,9 +375,9 @@ def add_generate(p: argparse.ArgumentParser) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .commands import _output_dir_ok, emit
+    from .commands import check_output, emit
 
-    _output_dir_ok(args.output)
+    check_output(args.output)
     history = params_from_args(args).history(check_seed(args.seed))
     emit(dumps(history), args.output)
     return 0

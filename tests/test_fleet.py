@@ -491,7 +491,7 @@ def test_cli_fleet_text_csv_and_files(tmp_path):
     (["--config", "fancy"], "invalid choice: 'fancy'"),
     (["--vmm", "bhyve"], "unknown VMM 'bhyve'"),
     (["--strategy", "nope"], "unknown strategy 'nope'"),
-    (["--guests", "-3"], "must be >= 0"),
+    (["--guests", "-3"], "must be at least 0"),
     (["--format", "yaml"], "unknown format 'yaml'"),
     (["--figure", "f.gif"], "the figure must be a .png, .svg or .pdf file"),
 ])
