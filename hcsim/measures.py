@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from math import ceil
 
 from .config import Config, Setting
+from .errors import InputError
 from .history import History
 from .kvm import VCPU, Kernel
 from .regs import is_feature
@@ -95,7 +96,10 @@ def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
                              detail=f"{vmm.name} cannot handle {cpu.vm.kernel.reg_name(rid)} "
                                     f"on the {side}")
     if off:
-        vmm.configure(cpus, configured_values(src_k, off))
+        try:
+            vmm.configure(cpus, configured_values(src_k, off))
+        except Refused as exc:    # as chain.create: a setting the source rejects
+            raise InputError(f"cannot configure a VM on {src_k.name}: {exc.detail}") from None
     before = cpus[0].vm.guest_view()
     stream = vmm.save(cpus)
     try:

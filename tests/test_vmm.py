@@ -144,3 +144,12 @@ def test_configuration_writes_every_feature_register_so_invalidation_keeps_the_r
     cpus = boot(Kernel(h("on"), 1, parse("invalidate-on-write")), 1)
     vmm("qemu").configure(cpus, configured_values(cpus[0].vm.kernel, frozenset({"PTP"})))
     assert cpus[0].vm.guest_view() == {"PV_TIME"}
+
+
+def test_a_setting_the_source_kernel_rejects_is_bad_input_not_a_crash(four):
+    from hcsim.config import Setting
+    from hcsim.errors import InputError
+    bad = Setting(firmware=(("PSCI_VERSION", 0x10003),))   # four.toml accepts 0x2, 0x10000
+    with pytest.raises(InputError, match="cannot configure a VM on r1: EINVAL on "
+                                         "KVM_REG_ARM_PSCI_VERSION"):
+        migrate(four, parse("upstream"), vmm("qemu"), 1, 2, off=bad)
