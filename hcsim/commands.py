@@ -6,7 +6,10 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from . import config as config_mod
 from . import history as history_mod
@@ -41,23 +44,34 @@ def add_common(p: argparse.ArgumentParser, strategy: bool = True,
                    help="write here (atomically) instead of stdout")
 
 
-def emit(text: str, output: str | None) -> None:
-    """Write the finished output; a file appears whole or not at all."""
-    if output is None:
-        sys.stdout.write(text)
-        return
+@contextmanager
+def atomic_file(output: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """A file that appears at ``output`` whole, or not at all.
+
+    Written to a temporary file beside it and renamed when the block ends;
+    an exception (Ctrl-C included) removes the temporary file instead.
+    """
     target = Path(output)
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)      # as open() would, not mkstemp's 0600
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode) as fh:
+            yield fh
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write the finished output; a file appears whole or not at all."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    with atomic_file(output) as fh:
+        fh.write(text)
 
 
 def at_least(minimum: int):

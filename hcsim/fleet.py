@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -643,19 +641,6 @@ def render(result: FleetResult, fmt: str) -> str:
     return head + "".join(line + "\n" for line in lines) + notes
 
 
-def _atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_fleet(args) -> int:
     tables.check_format(args.format)
     for out in (args.output, args.timeline, args.figure):
@@ -690,7 +675,8 @@ def run_fleet(args) -> int:
         fig.savefig(buf, format=Path(args.figure).suffix[1:].lower(), dpi=120)
         files[args.figure] = buf.getvalue()
     for path, data in files.items():      # everything is rendered: now write
-        _atomic(path, data)
+        with commands.atomic_file(path, "wb") as fh:
+            fh.write(data)
     commands.emit(text, args.output)
     return 0
 

@@ -287,20 +287,24 @@ def resolve(spec: str | Path) -> Path:
 def load(spec: str | Path) -> History:
     """Load and validate a history file or bundled name (``linux``)."""
     path = resolve(spec)
+    return from_dict(read_toml(path, "history"), origin=str(path))
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """Parse a TOML file; every way of failing is one InputError naming it."""
     try:
         with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such history file") from None
+        raise InputError(f"{path}: no such {what} file") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a history file") from None
+        raise InputError(f"{path}: is a directory, not a {what} file") from None
     except PermissionError:
-        raise InputError(f"{path}: cannot read history file") from None
+        raise InputError(f"{path}: cannot read {what} file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 TOML file") from None
-    return from_dict(doc, origin=str(path))
 
 
 def loads(text: str, origin: str = "<string>") -> History:

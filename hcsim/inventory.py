@@ -66,13 +66,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .history import History, Where
+from .history import History, Where, read_toml
 from .vmm import REGISTRY as VMMS
 
 #: Placement rules of :mod:`hcsim.fleet`.
@@ -186,22 +185,6 @@ class _Where(Where):
         return value
 
 
-def _read_toml(path: Path, what: str) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a {what} file") from None
-    except PermissionError:
-        raise InputError(f"{path}: cannot read {what} file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: malformed TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 TOML file") from None
-
-
 # -- inventory --------------------------------------------------------------------
 
 def load_inventory(path: str | Path, history: History) -> Inventory:
@@ -209,7 +192,7 @@ def load_inventory(path: str | Path, history: History) -> Inventory:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".toml":
-        doc = _read_toml(path, "inventory")
+        doc = read_toml(path, "inventory")
         where = _Where(str(path))
         where.keys(doc, _INVENTORY_KEYS, {"group"})
         tables = doc["group"]
@@ -296,7 +279,7 @@ def _inventory(origin: str, name: str, rows: list[tuple[str, Any]],
 def load_plan(path: str | Path, history: History, inventory: Inventory) -> Plan:
     """Load and validate a rollout plan (TOML) against a history and an inventory."""
     path = Path(path)
-    doc = _read_toml(path, "plan")
+    doc = read_toml(path, "plan")
     where = _Where(str(path))
     where.keys(doc, _PLAN_KEYS, {"start", "end", "rollout"})
     name = doc.get("name", path.stem)

@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-from .commands import check_output
+from .commands import atomic_file, check_output
 from .errors import InputError
 
 #: Seconds a cell may run before the report gives up (the notebooks take < 60 s).
@@ -65,7 +64,8 @@ def run_report(args: argparse.Namespace) -> int:
     except NotebookFailed as exc:
         print(f"hcsim: error: {exc}", file=sys.stderr)
         return 1
-    write_atomic(Path(args.output), html.encode("utf-8"))
+    with atomic_file(args.output, "wb") as fh:
+        fh.write(html.encode("utf-8"))
     return 0
 
 
@@ -117,22 +117,6 @@ def coerce(name: str, text: str, param: dict) -> object:
     except ValueError:
         raise InputError(f"parameter {name!r}: expected {kind}, got {text!r}") from None
     return text
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``target``, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                               prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600; a report is for reading
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _kernel_manager(stderr):

@@ -42,7 +42,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -386,21 +385,11 @@ def check_output(path: str | os.PathLike) -> str:
 def write(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as csv or parquet: the file appears whole or not at all."""
     fmt = output_format(path)
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)      # as open() would, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as fh:
-            if fmt == "csv":
-                df.to_csv(fh, index=False)
-            else:
-                df.to_parquet(fh, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with commands.atomic_file(path, "wb") as fh:
+        if fmt == "csv":
+            df.to_csv(fh, index=False)
+        else:
+            df.to_parquet(fh, index=False)
 
 
 # --------------------------------------------------------------------------
