@@ -4,7 +4,7 @@
     python benchmarks/bench_engine.py --from run.json  # tables of a saved `hcsim bench --json`
     python benchmarks/bench_engine.py --quick          # tiny sizes, to check the script
 
-The figures are those of ``hcsim bench`` (:mod:`hcsim.bench`): best of
+The figures are those of ``hcsim bench`` (:mod:`hcsim.frontends.bench`): best of
 ``--repeat`` runs on a shared machine, with the spread (worst / best).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hcsim import bench  # noqa: E402
+from hcsim.frontends import bench  # noqa: E402
 
 
 def fmt(x: float) -> str:

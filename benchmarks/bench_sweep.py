@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hcsim import engine, strategies, synthetic
-from hcsim import vmm as vmm_mod
+from hcsim.evaluation import engine
+from hcsim.model import strategies, synthetic
+from hcsim.model import vmm as vmm_mod
 
 
 def run_sweep(histories: int, releases: int, jobs: int | None) -> None:
@@ -41,7 +42,7 @@ def run_sweep(histories: int, releases: int, jobs: int | None) -> None:
         print("$", " ".join(argv).replace(str(out), "sweep.parquet"))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "hcsim.cli", *argv[1:]], check=True)
+        subprocess.run([sys.executable, "-m", "hcsim.frontends.cli", *argv[1:]], check=True)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

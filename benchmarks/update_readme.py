@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hcsim import cli  # noqa: E402
+from hcsim.frontends import cli  # noqa: E402
 
 BLOCKS = {"scorecard": ["compare", "--history", "linux", "--vmm", "qemu"]}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hcsim import history
+from hcsim.model import history
 
 DATA = Path(__file__).parent / "data"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from hcsim.history import from_dict
+from hcsim.model.history import from_dict
 
 SPACE_NAMES = ("std", "std-hyp", "vendor-hyp")
 

@@ -1,4 +1,4 @@
-"""The fleet baseline (hcsim.baseline) and the Setting it is written with."""
+"""The fleet baseline (hcsim.analyses.baseline) and the Setting it is written with."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli_errors import assert_one_line_error, run
 
-from hcsim import baseline, measures, strategies
-from hcsim import vmm as vmm_mod
-from hcsim.chain import migrate_chain
-from hcsim.config import Setting
+from hcsim.analyses import baseline
+from hcsim.analyses.chain import migrate_chain
 from hcsim.errors import InputError
-from hcsim.kvm import Kernel
+from hcsim.evaluation import measures
+from hcsim.model import strategies
+from hcsim.model import vmm as vmm_mod
+from hcsim.model.config import Setting
+from hcsim.model.kvm import Kernel
 
 UPSTREAM = strategies.parse("upstream")
 

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 
-from hcsim import bench, cli, engine, measures
-from hcsim.strategies import DEFAULTS
-from hcsim.strategies import parse as parse_strategy
-from hcsim.vmm import parse as parse_vmm
+from hcsim.evaluation import engine, measures
+from hcsim.frontends import bench, cli
+from hcsim.model.strategies import DEFAULTS
+from hcsim.model.strategies import parse as parse_strategy
+from hcsim.model.vmm import parse as parse_vmm
 
 
 def test_bench_quick_json_has_every_figure(capsys):

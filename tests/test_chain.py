@@ -1,4 +1,4 @@
-"""Multi-hop chains (hcsim.chain): state carried from hop to hop."""
+"""Multi-hop chains (hcsim.analyses.chain): state carried from hop to hop."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from histgen import histories
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import hcsim.chain
-from hcsim import strategies
-from hcsim import vmm as vmm_mod
-from hcsim.chain import create, hop, migrate_chain
-from hcsim.config import Setting
+import hcsim.analyses.chain
+from hcsim.analyses.chain import create, hop, migrate_chain
 from hcsim.errors import InputError
-from hcsim.kvm import Kernel
-from hcsim.measures import cost_at, migrate
+from hcsim.evaluation.measures import cost_at, migrate
+from hcsim.model import strategies
+from hcsim.model import vmm as vmm_mod
+from hcsim.model.config import Setting
+from hcsim.model.kvm import Kernel
 
 SPECS = ["upstream", "invalidate-on-write", "invalidate-on-write:scope=fw",
          "raz-wi:ranges=1", "wide:width=128", "full-bitmap:width=1024", "raz-einval:ranges=1"]
@@ -119,7 +119,7 @@ def test_a_setting_the_kernel_rejects_is_bad_input(four):
 
 
 def test_docstring_examples():
-    assert doctest.testmod(hcsim.chain).failed == 0
+    assert doctest.testmod(hcsim.analyses.chain).failed == 0
 
 
 # -- properties ---------------------------------------------------------------------

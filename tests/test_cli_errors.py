@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hcsim import cli
+from hcsim.frontends import cli
 
 GOOD = """
 releases = ["r0", "r1"]
@@ -143,7 +143,7 @@ def test_good_output_file_is_written_whole(tmp_path):
 
 def test_the_installed_command_prints_no_traceback(tmp_path):
     exe = Path(sys.executable).with_name("hcsim")
-    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "hcsim.cli"]
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "hcsim.frontends.cli"]
     proc = subprocess.run([*argv, "matrix", "--history", "linux", "--strategy",
                            "wide:width=3", "--vmm", "qemu"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hcsim import cli
+from hcsim.frontends import cli
 
 FOUR = str(Path(__file__).parent / "data" / "four.toml")
 #: Every strategy; on Linux full-bitmap at 2048-bit width (the spec needs

@@ -1,9 +1,9 @@
 """The vectorised engine equals the scalar spec on every triple.
 
 For random histories (hypothesis) and the bundled Linux history, every
-strategy with its parameters and every VMM policy: :func:`hcsim.engine.evaluate`
+strategy with its parameters and every VMM policy: :func:`hcsim.evaluation.engine.evaluate`
 gives, for every (configuration, source, destination), the outcome, gained
-set and lost set that :func:`hcsim.measures.migrate` gives, in both of the
+set and lost set that :func:`hcsim.evaluation.measures.migrate` gives, in both of the
 engine's modes (release compression on and off, with tiny chunks so the
 chunking is exercised too).  A failure prints the differing triples and the
 history as TOML.
@@ -21,15 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hcsim import engine
-from hcsim.config import Setting
-from hcsim.history import History, dumps, from_dict
-from hcsim.measures import matrix, migrate, score
-from hcsim.regs import feat_reg
-from hcsim.strategies import FeatureReg, Layout, Strategy
-from hcsim.strategies import parse as parse_strategy
-from hcsim.vmm import REGISTRY
-from hcsim.vmm import parse as parse_vmm
+from hcsim.evaluation import engine
+from hcsim.evaluation.measures import matrix, migrate, score
+from hcsim.model.config import Setting
+from hcsim.model.history import History, dumps, from_dict
+from hcsim.model.regs import feat_reg
+from hcsim.model.strategies import FeatureReg, Layout, Strategy
+from hcsim.model.strategies import parse as parse_strategy
+from hcsim.model.vmm import REGISTRY
+from hcsim.model.vmm import parse as parse_vmm
 
 SCALE = float(os.environ.get("HCSIM_DIFF_EXAMPLES", "1"))
 SPACES = ("std", "std-hyp", "vendor-hyp")

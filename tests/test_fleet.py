@@ -1,4 +1,4 @@
-"""Fleet simulator (hcsim.fleet) and its inventory and plan files (hcsim.inventory)."""
+"""Fleet simulator (hcsim.analyses.fleet) and its inventory and plan files (hcsim.analyses.inventory)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli_errors import assert_one_line_error, run
 
-from hcsim import baseline, fleet, inventory, strategies
-from hcsim import vmm as vmm_mod
-from hcsim.chain import create, hop
+from hcsim.analyses import baseline, fleet, inventory
+from hcsim.analyses.chain import create, hop
 from hcsim.errors import InputError
-from hcsim.history import DEFAULT_HOST
-from hcsim.kvm import Kernel
+from hcsim.model import strategies
+from hcsim.model import vmm as vmm_mod
+from hcsim.model.history import DEFAULT_HOST
+from hcsim.model.kvm import Kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "data" / "fleet-example"
@@ -252,7 +253,7 @@ def test_docstring_example():
 # -- differential: the memoised, vectorised fleet == guest-by-guest scalar simulation -------
 
 def reference(h, inv, plan, spec, config_name, seed):
-    """A slow guest-by-guest simulation with hcsim.chain, sharing only placement."""
+    """A slow guest-by-guest simulation with hcsim.analyses.chain, sharing only placement."""
     strategy = strategies.parse(spec)
     sched = fleet.schedule(h, inv, plan, seed)
     pop = fleet.population(plan, inv.hosts, plan.guests.count, seed)
@@ -557,7 +558,7 @@ def test_scenario_rolls_out_rolls_back_and_forward_again(four):
 def test_fleet_timeline_draws_one_panel_per_metric_and_the_hosts(four, tmp_path):
     import matplotlib
     matplotlib.use("Agg")
-    from hcsim import plots
+    from hcsim.frontends import plots
     inv, plan = setup(four, tmp_path, TWO_HOSTS, PING_PONG)
     r = fleet.simulate(four, inv, plan, ["upstream"], [None], seed=3)
     fig = plots.fleet_timeline(r.timeline, r.hosts, metrics=("refused", "gained_guests"))

@@ -7,10 +7,10 @@ import errno
 import pytest
 from conftest import make
 
-from hcsim import regs
-from hcsim.kvm import Kernel, KvmError
-from hcsim.measures import boot
-from hcsim.strategies import parse
+from hcsim.evaluation.measures import boot
+from hcsim.model import regs
+from hcsim.model.kvm import Kernel, KvmError
+from hcsim.model.strategies import parse
 
 STD, STD_HYP, VENDOR = (regs.feat_reg(i) for i in range(3))
 PSCI = regs.fw_reg(0)

@@ -7,11 +7,11 @@ import io
 
 import pytest
 
-from hcsim import cli
-from hcsim.measures import cost_at
-from hcsim.regs import is_feature
-from hcsim.strategies import parse
-from hcsim.vmm import parse as vmm
+from hcsim.evaluation.measures import cost_at
+from hcsim.frontends import cli
+from hcsim.model.regs import is_feature
+from hcsim.model.strategies import parse
+from hcsim.model.vmm import parse as vmm
 
 
 def run(capsys, *argv):

@@ -9,20 +9,12 @@ import numpy as np
 import pytest
 from conftest import make
 
-from hcsim import (
-    OUTCOMES,
-    evidence,
-    measures,
-    montecarlo,
-    narrate,
-    parse_strategy,
-    parse_vmm,
-    plots,
-    positions,
-    synthetic,
-    trace,
-)
-from hcsim.kvm import VCPU
+from hcsim import OUTCOMES, parse_strategy, parse_vmm
+from hcsim.analyses import evidence, montecarlo, positions
+from hcsim.evaluation import measures, trace
+from hcsim.frontends import narrate, plots
+from hcsim.model import synthetic
+from hcsim.model.kvm import VCPU
 
 # -- trace ---------------------------------------------------------------------------
 

@@ -16,14 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcsim import cli, probe
-from hcsim.history import DATA_DIR
-from hcsim.kvm import KVM_MAX_VCPUS, Kernel, KvmError
-from hcsim.measures import boot, migrate
-from hcsim.regs import feat_reg, fw_reg, short_name
-from hcsim.strategies import parse
-from hcsim.vmm import Refused
-from hcsim.vmm import parse as vmm
+from hcsim.analyses import probe
+from hcsim.evaluation.measures import boot, migrate
+from hcsim.frontends import cli
+from hcsim.model.history import DATA_DIR
+from hcsim.model.kvm import KVM_MAX_VCPUS, Kernel, KvmError
+from hcsim.model.regs import feat_reg, fw_reg, short_name
+from hcsim.model.strategies import parse
+from hcsim.model.vmm import Refused
+from hcsim.model.vmm import parse as vmm
 
 PROBES = sorted((DATA_DIR / "kernel-probe").glob("*.jsonl"))
 DEBIAN_6_1 = DATA_DIR / "kernel-probe" / "6.1.0-56-arm64.jsonl"

@@ -8,11 +8,11 @@ from histgen import histories
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcsim.kvm import Kernel
-from hcsim.measures import boot, cost_at, migrate
-from hcsim.strategies import parse
-from hcsim.vmm import REGISTRY, Refused
-from hcsim.vmm import parse as vmm
+from hcsim.evaluation.measures import boot, cost_at, migrate
+from hcsim.model.kvm import Kernel
+from hcsim.model.strategies import parse
+from hcsim.model.vmm import REGISTRY, Refused
+from hcsim.model.vmm import parse as vmm
 
 SPECS = ["upstream", "invalidate-on-write", "invalidate-on-write:scope=fw",
          "raz-wi:ranges=1", "wide:width=128", "full-bitmap:width=1024", "raz-einval:ranges=1"]

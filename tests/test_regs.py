@@ -1,4 +1,4 @@
-from hcsim import regs, smccc
+from hcsim.model import regs, smccc
 
 
 def test_kvm_reg_arm_fw_reg_encoding_matches_uapi():

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hcsim import cli, load, measures, parse_strategy, parse_vmm
+from hcsim import load, parse_strategy, parse_vmm
+from hcsim.evaluation import measures
+from hcsim.frontends import cli
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 #: The fastest notebook; it reports bytes per vCPU of every strategy.
@@ -110,7 +112,7 @@ def test_every_parameter_can_be_set(notebook):
 
     import nbformat
 
-    from hcsim import report
+    from hcsim.frontends import report
 
     nb = nbformat.read(notebook, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hcsim import strategies, sweep, synthetic
-from hcsim.cli import main
+from hcsim.analyses import sweep
 from hcsim.errors import InputError
+from hcsim.frontends.cli import main
+from hcsim.model import strategies, synthetic
 
 #: Tiny sweep (the engine is the default; the scalar spec must agree with it).
 TINY = dict(histories=5, releases=5, rate=0.8, burst=0.3, opt_in=0.3, firmware=0.3,

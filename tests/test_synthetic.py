@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcsim import history
-from hcsim.cli import main
 from hcsim.errors import InputError
-from hcsim.smccc import FUNCTIONS_PER_SPACE
-from hcsim.synthetic import generate
+from hcsim.frontends.cli import main
+from hcsim.model import history
+from hcsim.model.smccc import FUNCTIONS_PER_SPACE
+from hcsim.model.synthetic import generate
 
 
 def counts(histories) -> np.ndarray:

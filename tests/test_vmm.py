@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from conftest import make
 
-from hcsim import regs
-from hcsim.kvm import Kernel
-from hcsim.measures import boot, configured_values, cost_at, migrate
-from hcsim.strategies import parse
-from hcsim.vmm import Refused
-from hcsim.vmm import parse as vmm
+from hcsim.evaluation.measures import boot, configured_values, cost_at, migrate
+from hcsim.model import regs
+from hcsim.model.kvm import Kernel
+from hcsim.model.strategies import parse
+from hcsim.model.vmm import Refused
+from hcsim.model.vmm import parse as vmm
 
 TWO_SPACES = """
 releases = ["old", "new"]
@@ -147,8 +147,8 @@ def test_configuration_writes_every_feature_register_so_invalidation_keeps_the_r
 
 
 def test_a_setting_the_source_kernel_rejects_is_bad_input_not_a_crash(four):
-    from hcsim.config import Setting
     from hcsim.errors import InputError
+    from hcsim.model.config import Setting
     bad = Setting(firmware=(("PSCI_VERSION", 0x10003),))   # four.toml accepts 0x2, 0x10000
     with pytest.raises(InputError, match="cannot configure a VM on r1: EINVAL on "
                                          "KVM_REG_ARM_PSCI_VERSION"):

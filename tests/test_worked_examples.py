@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from hcsim.measures import matrix
-from hcsim.strategies import parse
-from hcsim.vmm import parse as vmm
+from hcsim.evaluation.measures import matrix
+from hcsim.model.strategies import parse
+from hcsim.model.vmm import parse as vmm
 
 
 def grid(history, spec, policy):
@@ -78,7 +78,7 @@ def test_our_raz_einval_refuses_instead_of_losing(four):
 
 
 def test_raz_einval_backward_is_preserved_when_the_guest_does_not_use_the_new_service(four):
-    from hcsim.measures import migrate
+    from hcsim.evaluation.measures import migrate
     m = migrate(four, parse("raz-einval"), vmm("qemu"), 3, 2, off=frozenset({"PTP"}))
     assert m.outcome == "preserved"
     m = migrate(four, parse("upstream"), vmm("qemu"), 3, 2, off=frozenset({"PTP"}))

@@ -1,0 +1,121 @@
+"""Monte Carlo helpers for notebook 5: intervals, register-era rates, VMM lag.
+
+:func:`hcsim.analyses.sweep.run` scores many synthetic futures over all release pairs;
+this module adds what the notebook needs on top:
+
+* :func:`mean_interval` / :func:`percentile_interval`: the uncertainty of a
+  mean over futures (normal approximation, no resampling, so no extra
+  randomness) and the spread of the futures themselves;
+* :func:`era_rates`: outcome rates of the register era (both ends at or after
+  ``registers_from``, :mod:`hcsim.analyses.evidence`), where the encodings differ;
+* :func:`lagged_codes`: the outcome matrix under a QEMU that lags the kernel
+  by ``lag`` releases;
+* :func:`exhaustion_after`: releases from ``registers_from`` until a
+  reservation first needs a new register.
+
+VMM lag, the model (where the task was silent): a migration between releases
+``lo < hi`` is handled by the QEMU released with kernel ``hi - lag``.  That
+QEMU *knows* every feature register listed at or before ``hi - lag``.  If it
+knows every feature register that is new between ``lo`` and ``hi`` it acts
+as an up-to-date VMM: going forward from a source that had feature registers
+it zeroes the registers missing from the stream (``zero-unknown``; a source
+from before ``registers_from`` sent none and the guest saw everything, so it
+keeps the reset values, as ``qemu``); going backward it drops an unknown
+feature register whose value is 0 (``qemu-tolerant``).  Otherwise it acts as
+the unchanged ``qemu``.  ``lag=None`` is a VMM that never changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from hcsim.analyses.evidence import codes, pair_mask
+from hcsim.evaluation.measures import OUTCOMES
+from hcsim.model.history import History
+from hcsim.model.strategies import parse as parse_strategy
+
+#: z of a two-sided 95% normal interval.
+Z95 = 1.959963984540054
+
+
+def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its normal-approximation interval.
+
+    Values outside [0, 1] are allowed; the interval is not clipped.  With
+    fewer than two values the interval is the mean itself.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, mean, mean
+    half = z * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return mean, mean - half, mean + half
+
+
+def percentile_interval(values: Sequence[float], level: float = 0.9
+                        ) -> tuple[float, float, float]:
+    """(median, low, high) of the central ``level`` of the finite values."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    tail = (1 - level) / 2
+    lo, mid, hi = np.quantile(x, [tail, 0.5, 1 - tail])
+    return float(mid), float(lo), float(hi)
+
+
+def era_rates(grid: np.ndarray, history: History) -> dict[str, float]:
+    """Register-era rates of one ``[src, dst]`` outcome matrix.
+
+    ``fwd_changed``: forward pairs whose guest view changed (gained, lost or
+    mixed); ``bwd_refused``: backward pairs refused; ``silent_loss``: lost or
+    mixed among all off-diagonal pairs; each NaN when the era has no pair.
+    """
+    n, start = len(history.releases), history.registers_from
+    fwd, bwd = pair_mask(n, "forward", start), pair_mask(n, "backward", start)
+    changed = np.isin(grid, [OUTCOMES.index(o) for o in ("gained", "lost", "mixed")])
+    silent = np.isin(grid, [OUTCOMES.index(o) for o in ("lost", "mixed")])
+    refused = grid == OUTCOMES.index("refused")
+
+    def share(hit, mask):
+        return float(hit[mask].mean()) if mask.any() else math.nan
+
+    return {"fwd_changed": share(changed, fwd), "bwd_refused": share(refused, bwd),
+            "silent_loss": share(silent, fwd | bwd)}
+
+
+def lagged_codes(history: History, spec: str, lags: Sequence[int | None]
+                 ) -> dict[int | None, np.ndarray]:
+    """Outcome codes ``[src, dst]`` under a QEMU ``lag`` releases behind, per lag."""
+    unchanged = codes(history, spec, "qemu")[0]
+    if any(lag is not None and lag < 0 for lag in lags):
+        raise ValueError(f"lags must be >= 0 or None, got {list(lags)}")
+    if all(lag is None for lag in lags):
+        return {lag: unchanged for lag in lags}
+    zeroing = codes(history, spec, "zero-unknown")[0]
+    tolerant = codes(history, spec, "qemu-tolerant")[0]
+    n, start = len(history.releases), history.registers_from
+    listed = np.sort([r.listed_from for r in parse_strategy(spec).layout(history).regs])
+    s, d = np.indices((n, n))
+    lo, hi = np.minimum(s, d), np.maximum(s, d)
+    if listed.size:
+        k = np.searchsorted(listed, hi, side="right") - 1
+        newest = np.where(k >= 0, listed[np.maximum(k, 0)], -1)
+        newest = np.where(newest > lo, newest, -1)     # only registers new in (lo, hi]
+    else:
+        newest = np.full((n, n), -1)
+    updated = np.where(d > s, np.where(s >= start, zeroing, unchanged), tolerant)
+    return {lag: unchanged if lag is None else np.where(newest <= hi - lag, updated, unchanged)
+            for lag in lags}
+
+
+def exhaustion_after(history: History, spec: str) -> float:
+    """Releases from ``registers_from`` to the first new register (inf: never)."""
+    ex = parse_strategy(spec).layout(history).exhaustion()
+    return math.inf if ex is None else float(ex - history.registers_from)

@@ -1,0 +1,440 @@
+"""Monte Carlo sweeps: many synthetic histories x strategies x VMMs x configurations.
+
+:func:`run` draws ``histories`` synthetic histories (:mod:`hcsim.model.synthetic`,
+seeds ``seed`` .. ``seed + histories - 1``, so any row can be regenerated
+with ``hcsim generate --seed``), scores every (history, strategy, VMM
+policy, configuration) with the vectorised engine
+(:func:`hcsim.evaluation.engine.summarize`, the same measures as ``hcsim compare``) and
+returns a tidy :class:`pandas.DataFrame`, one row per combination:
+
+* ``seed``, the generator parameters (``releases``, ``rate``, ``burst``,
+  ``burst_size``, ``functions``, ``opt_in``, ``registers_from`` as a release
+  index, ``firmware`` (NaN: none), ``space_std``, ``space_std_hyp``,
+  ``space_vendor_hyp``) and ``services`` (how many the history has);
+* ``strategy`` (canonical spec), ``vmm``, ``config`` (the spec as given);
+* the scorecard measures (:meth:`hcsim.evaluation.measures.Score.flat`): outcome shares
+  forward (``fwd_*``: source older) and backward (``bwd_*``), ``silent_loss``,
+  ``bytes_per_vcpu`` at the last release (NaN when the VMM cannot handle a
+  register), ``pickup``, ``userspace_patch``;
+* ``exhaustion_index`` and ``exhaustion``: the first release after
+  ``registers_from`` that lists a new feature register (NaN if none).
+
+Configurations are ``default`` or ``random:p=P,seed=K[,n=N]``
+(:mod:`hcsim.model.config`).  ``random`` is parsed against each history exactly as
+``hcsim compare --config`` does, so a row is reproducible from its seed and
+spec (the draw for the i-th service is the same in every history); with
+``n > 1`` the row pools the matrices of the n configurations, as ``compare``
+does.  ``off:NAME`` is refused: synthetic histories do not share names.
+
+Execution: the work is cut into tasks of ``batch`` histories.  ``jobs=1``
+runs them in this process; otherwise a :class:`~concurrent.futures.
+ProcessPoolExecutor` of ``jobs`` workers (default: every core); with
+``scheduler`` a dask.distributed cluster (an address, ``"local"`` for a
+:class:`~dask.distributed.LocalCluster`, or a ``Client``/cluster object).
+Rows are sorted by (seed, strategy, VMM, configuration) in the order given,
+so the table is identical whatever the executor, ``jobs`` or ``batch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hcsim.errors import InputError
+from hcsim.evaluation import measures
+from hcsim.frontends import commands
+from hcsim.model import config as config_mod
+from hcsim.model import strategies, synthetic
+from hcsim.model import vmm as vmm_mod
+from hcsim.model.history import History
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ENGINES = ("vector", "scalar")
+LOCAL = "local"
+#: Output formats by file extension.
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: Most histories per task when the batch size is chosen automatically.
+MAX_AUTO_BATCH = 16
+#: How long to try to reach a dask scheduler given by address.
+CONNECT_TIMEOUT = "10s"
+
+
+# --------------------------------------------------------------------------
+# One task: a batch of histories, every strategy, VMM and configuration
+
+@dataclass(frozen=True)
+class Task:
+    """A batch of history seeds and everything needed to score them."""
+
+    index: int
+    seeds: tuple[int, ...]
+    params: synthetic.Params
+    strategies: tuple[str, ...]
+    vmms: tuple[str, ...]
+    configs: tuple[str, ...]
+    engine: str
+
+
+def scalar_summarize(history: History, strategy: strategies.Strategy, vmm: vmm_mod.Vmm,
+                     configs: list[config_mod.Config] | None = None) -> dict:
+    """The scorecard row from the scalar spec (what ``hcsim compare`` prints)."""
+    configs = configs or [frozenset()]
+    migrations = [m for off in configs
+                  for m in measures.matrix(history, strategy, vmm, off)]
+    return measures.score(history, strategy, vmm, migrations).flat()
+
+
+def summarizer(engine: str) -> Callable[..., dict]:
+    """``summarize(history, strategy, vmm, configs)`` of an engine."""
+    if engine == "scalar":
+        return scalar_summarize
+    if engine != "vector":
+        raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    try:
+        from hcsim.evaluation.engine import summarize
+    except ImportError as exc:
+        raise InputError(f"the vectorised engine is not available ({exc}); "
+                         "use --engine scalar") from None
+    return summarize
+
+
+def _run_batch(task: Task) -> dict[str, np.ndarray]:
+    """Score every history of a task: columns of numbers and small codes."""
+    summarize = summarizer(task.engine)
+    chosen = [strategies.parse(s) for s in task.strategies]
+    vmms = [vmm_mod.parse(v) for v in task.vmms]
+    keys = ("seed", "services", "strategy", "vmm", "config", "exhaustion_index")
+    cols: dict[str, list] = {k: [] for k in keys}
+    measures_cols: dict[str, list] = {}
+    for seed in task.seeds:
+        history = task.params.history(seed)
+        configs = [config_mod.parse(c, history) for c in task.configs]
+        for si, strategy in enumerate(chosen):
+            for vi, vmm in enumerate(vmms):
+                for ci, configs_i in enumerate(configs):
+                    row = summarize(history, strategy, vmm, configs_i)
+                    ex = row["exhaustion"]
+                    for k, v in zip(keys, (seed, len(history.services), si, vi, ci,
+                                           history.index(ex) if ex else -1)):
+                        cols[k].append(v)
+                    for k, v in row.items():
+                        if k not in ("strategy", "exhaustion"):
+                            measures_cols.setdefault(k, []).append(
+                                math.nan if v is None else v)
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in cols.items()}
+    out.update({k: np.asarray(v, dtype=bool if isinstance(v[0], (bool, np.bool_)) else np.float64)
+                for k, v in measures_cols.items()})
+    return out
+
+
+# --------------------------------------------------------------------------
+# Executors: each yields (task index, result) as tasks finish
+
+def _serial(tasks: list[Task]) -> Iterator[tuple[int, dict]]:
+    for t in tasks:
+        yield t.index, _run_batch(t)
+
+
+def _pool(tasks: list[Task], jobs: int) -> Iterator[tuple[int, dict]]:
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(_run_batch, t): t.index for t in tasks}
+        for f in as_completed(futures):
+            yield futures[f], f.result()
+    except BaseException:
+        # Ctrl-C or a failed task: stop now rather than finish the running
+        # batches.  The executor has no public way to end its workers.
+        processes = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dask:
+    """A dask.distributed client: connected, or a LocalCluster started here."""
+
+    def __init__(self, scheduler: Any, jobs: int):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise InputError("a dask scheduler needs the optional extra: "
+                             "pip install 'hcsim[distributed]'") from None
+        self.owned: list = []
+        if isinstance(scheduler, Client):
+            self.client = scheduler
+            return
+        try:
+            if scheduler == LOCAL:
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+                self.owned.append(cluster)
+                self.client = Client(cluster)
+            elif isinstance(scheduler, str):
+                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+            else:
+                self.client = Client(scheduler)
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise InputError(f"cannot connect to dask scheduler {scheduler!r}: "
+                             f"{exc}".splitlines()[0]) from None
+        self.owned.insert(0, self.client)
+
+    @property
+    def workers(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[int, dict]]:
+        from dask.distributed import as_completed as dask_completed
+
+        futures = self.client.map(_run_batch, tasks, pure=False)
+        index = {f.key: t.index for f, t in zip(futures, tasks)}
+        try:
+            for f in dask_completed(futures):
+                yield index[f.key], f.result()
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+
+    def close(self) -> None:
+        for thing in self.owned:
+            thing.close()
+        self.owned = []
+
+
+# --------------------------------------------------------------------------
+# The library entry point
+
+def check_specs(strategy_specs: Sequence[str] | None, vmm_names: Sequence[str] | None,
+                config_specs: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """Validate names up front; return canonical strategies, VMMs and configs."""
+    specs = tuple(strategies.parse(s).spec for s in (
+        strategies.DEFAULTS if strategy_specs is None else strategy_specs))
+    names = tuple(vmm_mod.parse(v).name for v in (
+        vmm_mod.REGISTRY if vmm_names is None else vmm_names))
+    configs = tuple(config_specs)
+    probe = History("probe", ("r0",), 0, ())
+    for label, items in (("strategy", specs), ("VMM", names), ("config", configs)):
+        if not items:
+            raise InputError(f"no {label} to sweep")
+        if len(set(items)) != len(items):
+            raise InputError(f"{label} given twice: {_first_repeat(items)!r}")
+    for c in configs:
+        if c.startswith("off:"):
+            raise InputError(f"config {c!r}: synthetic histories do not share service "
+                             "names; use default or random:p=P,seed=K[,n=N]")
+        config_mod.parse(c, probe)
+    return specs, names, configs
+
+
+def cores() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:      # not on Linux
+        return os.cpu_count() or 1
+
+
+def _first_repeat(items: Sequence[str]) -> str:
+    seen: set[str] = set()
+    return next(x for x in items if x in seen or seen.add(x))
+
+
+def _positive(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = None,
+        vmms: Sequence[str] | None = None, configs: Sequence[str] = ("default",),
+        params: synthetic.Params | None = None, jobs: int | None = None,
+        batch: int | None = None, scheduler: Any = None, engine: str = "vector",
+        progress: bool | None = None, **generator: Any) -> pd.DataFrame:
+    """Score ``histories`` synthetic histories; one row per combination.
+
+    Parameters
+    ----------
+    histories : number of histories K (seeds ``seed`` .. ``seed + K - 1``).
+    seed : first history seed.
+    strategies : strategy specs (default: every strategy, :data:`DEFAULTS`).
+    vmms : VMM policy names (default: every policy).
+    configs : configuration specs, ``default`` or ``random:p=P,seed=K[,n=N]``.
+    params : generator parameters; default :func:`hcsim.model.synthetic.params`
+        ``(**generator)``, e.g. ``run(10, releases=100, rate=0.5)``.
+    jobs : worker processes (default: every core; 1 = in this process), or
+        LocalCluster workers with ``scheduler="local"``.
+    batch : histories per task (default: about 4 tasks per worker, at most 16).
+    scheduler : None, ``"local"``, a dask scheduler address, or a dask
+        ``Client``/cluster to run the tasks on.
+    engine : ``vector`` (:mod:`hcsim.evaluation.engine`) or ``scalar`` (the spec; slow).
+    progress : tqdm bar on stderr; default: only when stderr is a terminal.
+
+    Examples
+    --------
+    >>> df = run(2, releases=5, strategies=["upstream"], vmms=["qemu"], jobs=1,
+    ...          engine="scalar")
+    >>> df[["seed", "strategy", "vmm", "config"]].values.tolist()
+    [[0, 'upstream', 'qemu', 'default'], [1, 'upstream', 'qemu', 'default']]
+    """
+    import pandas as pd
+
+    histories = _positive("histories", histories, 1)
+    first = synthetic.check_seed(seed)
+    if params is None:
+        params = synthetic.params(**generator)
+    elif generator:
+        raise InputError("give either params or generator keywords, not both")
+    specs, names, config_specs = check_specs(strategies, vmms, configs)
+    summarizer(engine)
+    jobs = cores() if jobs is None else _positive("jobs", jobs, 1)
+    if batch is not None:
+        batch = _positive("batch", batch, 1)
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    executor = _Dask(scheduler, jobs) if scheduler is not None else None
+    try:
+        workers = executor.workers if executor else jobs
+        size = batch or min(MAX_AUTO_BATCH, max(1, math.ceil(histories / (4 * workers))))
+        seeds = range(first, first + histories)
+        tasks = [Task(k, tuple(seeds[i:i + size]), params, specs, names, config_specs,
+                      engine) for k, i in enumerate(range(0, histories, size))]
+        if executor is not None:
+            results = executor.map(tasks)
+        elif jobs == 1 or len(tasks) == 1:
+            results = _serial(tasks)
+        else:
+            results = _pool(tasks, min(jobs, len(tasks)))
+        done = _collect(results, tasks, progress, histories)
+    finally:
+        if executor is not None:
+            executor.close()
+    return _frame(pd, done, params, specs, names, config_specs)
+
+
+def _collect(results: Iterator[tuple[int, dict]], tasks: list[Task], progress: bool,
+             total: int) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    done: list[dict | None] = [None] * len(tasks)
+    with tqdm(total=total, unit="history", disable=not progress, file=sys.stderr,
+              desc="hcsim sweep") as bar:
+        for index, result in results:
+            done[index] = result
+            bar.update(len(tasks[index].seeds))
+    return done  # type: ignore[return-value]
+
+
+def _frame(pd, done: list[dict], params: synthetic.Params, specs, names,
+           config_specs) -> pd.DataFrame:
+    cols = {k: np.concatenate([d[k] for d in done]) for k in done[0]}
+    order = np.lexsort((cols["config"], cols["vmm"], cols["strategy"], cols["seed"]))
+    cols = {k: v[order] for k, v in cols.items()}
+    n = len(order)
+    table: dict[str, Any] = {"seed": cols.pop("seed")}
+    table.update({k: np.full(n, v) for k, v in params.columns().items()})
+    table["services"] = cols.pop("services")
+    for key, labels in (("strategy", specs), ("vmm", names), ("config", config_specs)):
+        table[key] = pd.Categorical.from_codes(cols.pop(key), categories=list(labels))
+    ex = cols.pop("exhaustion_index")
+    table.update(cols)
+    table["exhaustion_index"] = np.where(ex < 0, np.nan, ex)
+    # Synthetic releases are named r0..r{n-1} (hcsim.model.synthetic).
+    table["exhaustion"] = pd.Categorical.from_codes(
+        ex, categories=[f"r{k}" for k in range(params.releases)])
+    return pd.DataFrame(table)
+
+
+# --------------------------------------------------------------------------
+# Output: csv or parquet by extension, atomically
+
+def output_format(path: str | os.PathLike) -> str:
+    """``csv`` or ``parquet`` from a file name; InputError otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"{path}: unknown output extension {suffix or '(none)'!r} "
+                         f"(known: {', '.join(FORMATS)})")
+    if FORMATS[suffix] == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError(f"{path}: parquet output needs pyarrow: "
+                             "pip install 'hcsim[parquet]'") from None
+    return FORMATS[suffix]
+
+
+def check_output(path: str | os.PathLike) -> str:
+    """Fail now, before the sweep, if ``path`` cannot be written."""
+    fmt = output_format(path)
+    commands.check_output(path)
+    return fmt
+
+
+def write(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``df`` as csv or parquet: the file appears whole or not at all."""
+    fmt = output_format(path)
+    with commands.atomic_file(path, "wb") as fh:
+        if fmt == "csv":
+            df.to_csv(fh, index=False)
+        else:
+            df.to_parquet(fh, index=False)
+
+
+# --------------------------------------------------------------------------
+# Command line: hcsim sweep
+
+def add_sweep(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--histories", type=synthetic.integer, default=100, metavar="K",
+                   help="number of synthetic histories (default 100)")
+    p.add_argument("--seed", type=synthetic.integer, default=0, metavar="S",
+                   help="seed of the first history; history i has seed S+i (default 0)")
+    synthetic.add_params(p)
+    p.add_argument("--strategy", action="append", metavar="S",
+                   help="NAME[:k=v,...]; repeat; default: every strategy")
+    p.add_argument("--vmm", action="append", metavar="V",
+                   help="VMM policy; repeat; default: every policy")
+    p.add_argument("--config", action="append", metavar="C",
+                   help="default | random:p=P,seed=K[,n=N]; repeat (default: default)")
+    p.add_argument("--jobs", type=synthetic.integer, default=None, metavar="N",
+                   help="worker processes (default: every core; 1: no pool)")
+    p.add_argument("--batch", type=synthetic.integer, default=None, metavar="N",
+                   help=f"histories per task (default: auto, at most {MAX_AUTO_BATCH})")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on a dask.distributed scheduler (tcp://host:8786)")
+    where.add_argument("--dask", action="store_true",
+                       help="run on a dask LocalCluster of --jobs workers")
+    p.add_argument("--engine", default="vector", choices=ENGINES,
+                   help="vector (default) or scalar (the spec, slow)")
+    p.add_argument("--output", metavar="FILE",
+                   help="FILE.csv or FILE.parquet, written atomically (default: csv "
+                        "on stdout)")
+    p.set_defaults(func=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output)
+    scheduler = LOCAL if args.dask else args.scheduler
+    df = run(args.histories, args.seed, args.strategy, args.vmm, args.config or ["default"],
+             params=synthetic.params_from_args(args), jobs=args.jobs, batch=args.batch,
+             scheduler=scheduler, engine=args.engine)
+    if args.output is None:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        write(df, args.output)
+    return 0

@@ -1,0 +1,816 @@
+"""The vectorised engine: every (configuration, source, destination) triple at once.
+
+:mod:`hcsim.model.kvm` + :mod:`hcsim.model.vmm` (driven by :func:`hcsim.evaluation.measures.migrate`)
+are the definition of right; this module computes the same outcome, gained
+set and lost set for every triple with numpy, and is checked against the
+spec on every triple by ``tests/test_engine_differential.py``.
+
+How a migration reduces to word operations
+------------------------------------------
+Services are bits of packed ``uint64`` words (service ``k`` is bit ``k % 64``
+of word ``k // 64``, in ``history.services`` order).  Everything the spec
+does depends on the release only through a few per-release sets, all read
+off :meth:`hcsim.model.strategies.Strategy.layout`:
+
+* ``SUP[r]``: services supported (introduced at or before ``r``);
+* ``LA[r]`` / ``LANY[r]``: covered services all / some of whose registers
+  are listed (``FeatureReg.listed_from <= r``);
+* ``SL[r]``: services with a slot in a *strict* register listed at ``r``.
+
+On the source the VMM configures the VM (:meth:`hcsim.model.vmm.Vmm.configure`
+writes every feature register it saves with the reset value minus the bits
+of services turned off; crosvm saves none, so it cannot configure), so a
+listed slot of service ``k`` holds ``V = SUP[s] & ON & ~OFF[c]`` and the
+guest sees ``B = SUP[s] & (~COV | (LA[s] & V))`` (everything supported
+before ``registers_from``).  On the destination a slot is written from the
+stream when its register is listed on both sides (and saved), else it keeps
+its fill value: the reset value (QEMU writes back what it read at creation;
+the others leave it), 0 under ``zero-unknown`` or after invalidate-on-write
+cleared the bitmaps (a snapshot-only writer's first successful write; QEMU
+rewrites its whole list, so clearing changes nothing there).  With
+``F = ON`` or ``0`` per source that gives, per source row,
+``A = (LA[s] & V) | (~LANY[s] & F) | (LANY[s] & ~LA[s] & V & F)`` and per
+pair ``after = D1[d] | (D2[d] & A)`` with ``D1 = SUP & ~COV`` and
+``D2 = SUP & LA`` (``D1 = SUP``, ``D2 = 0`` before ``registers_from``); RAZ/WI
+masking with the destination's known bits is the ``& SUP[d]`` inside both.
+
+Register and firmware lists only grow with the release, so a migration to an
+older kernel is the only one that meets extra ids, and a restore fails
+loudly exactly when the destination is older than a per-source threshold
+``T[c, s]`` (``refused iff d < T``):
+
+* a firmware register the destination lacks (snapshot writers: ``-ENOENT``;
+  QEMU: the incoming count exceeds its own, ``cpreg_vmstate_array_len``);
+* a feature register the destination lacks (same two errors); under
+  ``qemu-tolerant`` only registers whose value is non-zero count, the others
+  are dropped before the count check;
+* a set bit of a service the destination does not know in a strict register
+  (``-EINVAL``);
+
+plus the firmware values the destination does not accept (``-EINVAL``,
+e.g. a newer ``PSCI_VERSION``), a table over pairs of firmware epochs.
+Because an extra incoming id always makes QEMU's count exceed its own, QEMU's
+silent drop of ids sorting after its last one can never be reached by a
+history (it needs a destination listing ids the source lacks *and* lacking
+ids the source has); the differential tests confirm it.  ``unsupported``
+(the VMM saves a register of a width it cannot handle, on either side) wins
+over everything, as in :func:`hcsim.evaluation.measures.migrate`.
+
+Release compression
+-------------------
+All these sets are piecewise constant over releases: they change only where
+a service, a firmware entry or change, a register listing or
+``registers_from`` starts.  Releases between two such boundaries (an
+*epoch*) behave identically, so by default the engine evaluates one
+representative per epoch and expands (``compress=True``); ``compress=False``
+evaluates every release pair, chunk by chunk (the dense kernel that
+``hcsim bench`` times).  Both give identical results.
+
+Assumptions checked when a model is built (``NotImplementedError`` if a
+future strategy or VMM breaks them): every bit slot belongs to one service;
+all feature registers have the strategy's width; a VMM saves all feature
+registers or none and all firmware registers, decides ``saves``/``handles``/
+``wire_bytes`` by register class and width, and restores with the rule of
+:class:`hcsim.model.vmm.Vmm` or :class:`hcsim.model.vmm.Qemu`.  Migrations use one vCPU
+and the history's host CPU profile, as :func:`hcsim.evaluation.measures.matrix` does.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hcsim.evaluation.measures import OUTCOMES, SHARE_PREFIX, Migration, Score
+from hcsim.model.config import Config, Setting
+from hcsim.model.history import History
+from hcsim.model.regs import KVM_REG_ARM_FW_FEAT_BMAP, size_field
+from hcsim.model.strategies import Strategy
+from hcsim.model.strategies.base import Layout
+from hcsim.model.vmm import Qemu, Vmm
+
+#: Outcome codes, in the order of :data:`hcsim.evaluation.measures.OUTCOMES`.
+PRESERVED, GAINED, LOST, MIXED, REFUSED, UNSUPPORTED = range(len(OUTCOMES))
+CODES = {name: code for code, name in enumerate(OUTCOMES)}
+
+#: Directions of :func:`counts` rows.
+DIRECTIONS = ("forward", "backward")
+
+#: Pairs evaluated per chunk: the kernel's scratch is about 18 bytes per
+#: pair (two uint64 and two bool arrays; more words and the packed sets of
+#: :func:`evaluate` multiply it), about 1.2 MiB per chunk, which stays in
+#: cache; measured best between 2**15 and 2**18 on the bench workload.
+DEFAULT_CHUNK_PAIRS = 1 << 16
+
+_NONE = -1                          # "no threshold": no destination is older
+_NEVER = np.iinfo(np.int64).max     # a listing threshold never reached
+_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+if sys.byteorder != "little":       # pragma: no cover - arm64/x86 are little-endian
+    raise ImportError("hcsim.evaluation.engine packs bits assuming a little-endian host")
+
+
+# -- packed service words --------------------------------------------------------
+
+def words_for(services: int) -> int:
+    """Number of 64-bit words that hold one bit per service (at least 1)."""
+    return max(1, -(-services // 64))
+
+
+def pack(bits: np.ndarray, nw: int) -> np.ndarray:
+    """Boolean ``[..., K]`` to ``uint64 [..., nw]``: service ``k`` is bit ``k % 64`` of word ``k // 64``."""
+    bits = np.asarray(bits, dtype=bool)
+    pad = nw * 64 - bits.shape[-1]
+    if pad:
+        bits = np.concatenate([bits, np.zeros((*bits.shape[:-1], pad), bool)], axis=-1)
+    return np.ascontiguousarray(np.packbits(bits, axis=-1, bitorder="little")).view(np.uint64)
+
+
+def unpack(words: np.ndarray, services: int) -> np.ndarray:
+    """Inverse of :func:`pack`: ``uint64 [..., nw]`` to boolean ``[..., services]``."""
+    raw = np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8)
+    return np.unpackbits(raw, axis=-1, count=services, bitorder="little").astype(bool)
+
+
+def _popcount(words: np.ndarray) -> int:
+    return int(np.unpackbits(np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8)).sum())
+
+
+# -- what a strategy's layout means per service ---------------------------------------
+
+class _LayoutArrays:
+    """Per-service, per-register and per-release arrays of one :class:`Layout`.
+
+    VMM-independent, built once per layout (cached in ``_LAYOUTS``).  The
+    per-release sets are tables ``[n, nw]``: row ``r`` holds the services
+    whose threshold is at or below ``r``.
+    """
+
+    def __init__(self, layout: Layout, width: int):
+        h = layout.history
+        # A proxy: a strong reference from this cached value to its
+        # WeakKeyDictionary key (_LAYOUTS) would keep every layout alive.
+        self.layout = weakref.proxy(layout)
+        self.history = h
+        self.n = len(h.releases)
+        self.rf = h.registers_from
+        self.names = tuple(s.name for s in h.services)
+        self.index = {name: k for k, name in enumerate(self.names)}
+        K = self.K = len(h.services)
+        nw = self.nw = words_for(K)
+        regs = layout.regs
+        ids = np.array([r.id for r in regs], dtype=np.uint64)
+        widths = np.array([r.width for r in regs], dtype=np.int64)
+        if len(regs) and not ((widths == width).all()
+                              and (((ids >> np.uint64(52)) & np.uint64(0xF))
+                                   == np.uint64(size_field(width))).all()
+                              and (((ids >> np.uint64(16)) & np.uint64(0xFFF))
+                                   == np.uint64(KVM_REG_ARM_FW_FEAT_BMAP)).all()):
+            raise NotImplementedError(f"a feature register is not a class 0x16 U{width} register")
+        self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
+        self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
+        self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
+        lf = [r.listed_from for r in regs]
+        strict = [r.strict for r in regs]
+        lf_all = np.full(K, _NEVER, np.int64)
+        lf_any = np.full(K, _NEVER, np.int64)
+        lf_strict = np.full(K, _NEVER, np.int64)
+        groups: dict[int, list[int]] = {}
+        slots = set()
+        count = 0
+        for k, pairs in enumerate(layout.bits):
+            if not pairs:
+                continue
+            count += len(pairs)
+            slots.update(pairs)
+            positions = {p for p, _ in pairs}
+            own = {lf[p] for p in positions}
+            lf_all[k], lf_any[k] = max(own), min(own)
+            hard = [lf[p] for p in positions if strict[p]]
+            if hard:
+                lf_strict[k] = min(hard)
+            for value in own:
+                groups.setdefault(value, []).append(k)
+        if len(slots) != count:
+            raise NotImplementedError("a bit slot of the layout controls two services")
+        self.any_strict = bool((lf_strict != _NEVER).any())
+        self.sup = self._table(self.intro)
+        self.listed_all = self._table(lf_all)
+        self.listed_any = self._table(lf_any)
+        self.strict_listed = self._table(lf_strict)
+        # Registers grouped by the release that lists them: which services
+        # have a slot in a register of each group (for qemu-tolerant's drop).
+        self.group_lf = np.array(sorted(groups), dtype=np.int64)
+        members = np.zeros((len(groups), K), bool)
+        for g, value in enumerate(sorted(groups)):
+            members[g, groups[value]] = True
+        self.group_members = pack(members, nw)
+        self.reg_lf_sorted = np.unique(np.array(lf, dtype=np.int64))
+        # Per width: a representative id (VMMs decide by class and width) and
+        # the sorted releases that list a register of that width.
+        self.reg_widths = {}
+        lf_arr = np.array(lf, dtype=np.int64)
+        for w in np.unique(widths).tolist():
+            pick = widths == w
+            self.reg_widths[w] = (int(ids[pick][0]), np.sort(lf_arr[pick]))
+        self.fw = h.firmware
+        self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
+        self.fw_epoch, self.fw_bad = self._firmware_epochs()
+        self.fw_threshold = self._firmware_thresholds()
+        self.starts = self._epochs()
+        self.exhaustion = layout.exhaustion()
+        self.models: dict[tuple, Model] = {}
+
+    def _table(self, thresholds: np.ndarray) -> np.ndarray:
+        """``[n, nw]``: row ``r`` has the services with ``threshold <= r``."""
+        n, nw = self.n, self.nw
+        add = np.zeros((n, nw), np.uint64)
+        ks = np.nonzero(thresholds < n)[0]
+        if len(ks):
+            np.bitwise_or.at(add, (np.maximum(thresholds[ks], 0), ks // 64),
+                             np.left_shift(np.uint64(1), (ks % 64).astype(np.uint64)))
+        return np.bitwise_or.accumulate(add, axis=0)
+
+    def _firmware_epochs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Firmware epoch of every release, and which epoch pairs refuse.
+
+        ``bad[e, f]``: a VM created in epoch ``e`` saves a firmware value that
+        a kernel of epoch ``f`` rejects (``-EINVAL``) for an entry both list.
+        Values come from :meth:`hcsim.model.history.Firmware.at` with the history's
+        host profile (a profile's values do not change with the release).
+        """
+        h, n = self.history, self.n
+        if not h.firmware:
+            return np.zeros(n, np.int64), np.zeros((1, 1), bool)
+        rel = np.arange(n)
+        segs, values = [], []
+        for f in h.firmware:
+            starts = np.array([start for start, _ in f.values], dtype=np.int64)
+            seg = (np.zeros(n, np.int64) if h.host in f.hosts
+                   else np.searchsorted(starts, rel, side="right") - 1)
+            seg[rel < f.introduced] = -1
+            segs.append(seg)
+            values.append([f.at(int(starts[k]) if h.host not in f.hosts else f.introduced,
+                                h.host) for k in range(len(starts))])
+        segs = np.stack(segs)                                   # [F, n]
+        change = np.concatenate([[False], (segs[:, 1:] != segs[:, :-1]).any(0)])
+        epoch = np.cumsum(change)
+        first = np.nonzero(np.concatenate([[True], change[1:]]))[0]
+        E = len(first)
+        bad = np.zeros((E, E), bool)
+        for seg, vals in zip(segs, values):
+            table = np.array([[a.reset not in b.accepts for b in vals] for a in vals])
+            at = seg[first]
+            both = (at[:, None] >= 0) & (at[None, :] >= 0)
+            bad |= both & table[np.maximum(at, 0)[:, None], np.maximum(at, 0)[None, :]]
+        return epoch, bad
+
+    def _firmware_thresholds(self) -> np.ndarray | None:
+        """Per firmware epoch, the release below which a restore is refused.
+
+        Usually a kernel rejects a value only on older kernels (a newer
+        ``PSCI_VERSION``), so the bad destinations of each source epoch are
+        the releases before some threshold and the refusal folds into
+        ``T``.  None when some row is not of that shape (then the kernel
+        looks the table up per pair).
+        """
+        bad, fe = self.fw_bad, self.fw_epoch
+        first = np.searchsorted(fe, np.arange(len(bad)))    # first release of each epoch
+        k = np.where(bad.all(1), len(bad), np.argmin(bad, axis=1))
+        after = np.arange(len(bad))[None, :] >= k[:, None]
+        if (bad & after).any():
+            return None
+        out = np.where(k < len(bad), first[np.minimum(k, len(bad) - 1)], self.n)
+        return np.where(bad.any(1), out, _NONE).astype(np.int64)
+
+    def _epochs(self) -> np.ndarray:
+        """First release of every run of releases that behave identically."""
+        h, n = self.history, self.n
+        cuts = [0, self.rf, *self.intro.tolist(), *self.reg_lf_sorted.tolist(),
+                *self.fw_intro.tolist()]
+        cuts += [start for f in h.firmware for start, _ in f.values]
+        fe = self.fw_epoch
+        cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
+        cuts = np.unique(np.array(cuts, dtype=np.int64))
+        return cuts[(cuts >= 0) & (cuts < n)]
+
+
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
+    layout = strategy.layout(history)
+    hit = _LAYOUTS.get(layout)
+    if hit is None:
+        hit = _LAYOUTS[layout] = _LayoutArrays(layout, strategy.width)
+    return hit
+
+
+# -- one strategy under one VMM ---------------------------------------------------------
+
+@dataclass
+class _Side:
+    """Per-row arrays of sources or destinations."""
+
+    rel: np.ndarray        # release index of each row
+    words: tuple           # sources: (A, B); destinations: (D1, D2)
+    T: np.ndarray | None   # sources: refusal threshold (destination older -> refused)
+    fwe: np.ndarray        # firmware epoch
+    U: np.ndarray          # unsupported on this side
+
+    def take(self, rows: np.ndarray) -> _Side:
+        """The rows ``rows`` of this side."""
+        return _Side(self.rel[rows], tuple(w[rows] for w in self.words),
+                     None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows])
+
+
+class Model:
+    """A history, strategy and VMM policy, ready for the kernel.
+
+    Built by :func:`model`; the public functions take the three objects and
+    build (and cache per layout) what they need.
+    """
+
+    def __init__(self, history: History, strategy: Strategy, vmm: Vmm):
+        # No reference to the strategy: models are cached on the layout's
+        # arrays, and the strategy holds the layout (a cycle would pin it).
+        self.vmm = vmm
+        la = self.arrays = _layout_arrays(strategy, history)
+        self.n, self.K, self.nw = la.n, la.K, la.nw
+        cls = type(vmm)
+        if cls.configure is not Vmm.configure or cls.save is not Vmm.save:
+            raise NotImplementedError(f"engine: no rule for VMM {vmm.name}'s save/configure")
+        if isinstance(vmm, Qemu) and cls.restore is Qemu.restore:
+            self.qemu = True
+        elif cls.restore is Vmm.restore:
+            self.qemu = False
+        else:
+            raise NotImplementedError(f"engine: no rule for VMM {vmm.name}'s restore")
+        self.tolerant = bool(getattr(vmm, "tolerant", False)) and self.qemu
+        self.zero_unknown = bool(getattr(vmm, "zero_unknown", False)) and self.qemu
+        saves = {w: vmm.saves(rid) for w, (rid, _) in la.reg_widths.items()}
+        if len(set(saves.values())) > 1:
+            raise NotImplementedError(f"engine: {vmm.name} saves some feature registers only")
+        self.saves_features = bool(saves) and all(saves.values())
+        if not all(vmm.saves(f.id) for f in la.fw):
+            raise NotImplementedError(f"engine: {vmm.name} does not save every firmware register")
+        # Unsupported from the first release listing a register the VMM cannot handle.
+        bad = [min(lfs) for w, (rid, lfs) in la.reg_widths.items() if not vmm.handles(rid)]
+        bad += [f.introduced for f in la.fw if not vmm.handles(f.id)]
+        self.unsupported_from = min(bad) if bad else _NEVER
+        self.inval_feature = strategy.invalidates(feature=True)
+        self.inval_fw = strategy.invalidates(feature=False)
+        self._scratch: dict[int, np.ndarray] = {}
+
+    def release(self) -> None:
+        """Free the scratch buffers (a cached model keeps only its small arrays)."""
+        self._scratch.clear()
+
+    def _work(self, slot: int, shape: tuple[int, int], dtype) -> np.ndarray:
+        """A scratch array reused from chunk to chunk (fresh arrays cost page faults).
+
+        Only the kernel's temporaries live here; what :meth:`pairs` returns
+        is only valid until its next call.
+        """
+        size = shape[0] * shape[1]
+        buf = self._scratch.get(slot)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self._scratch[slot] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
+
+    # -- per-release quantities ----------------------------------------------------
+    def _max_at_or_below(self, values: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """Largest of sorted ``values`` that is <= each ``rel`` (``_NONE`` if none)."""
+        if len(values) == 0:
+            return np.full(len(rel), _NONE, np.int64)
+        k = np.searchsorted(values, rel, side="right")
+        return np.where(k > 0, values[np.maximum(k - 1, 0)], _NONE)
+
+    def sources(self, rel: np.ndarray, setting: np.ndarray) -> _Side:
+        """Rows for every (configuration, source release).
+
+        ``setting`` is ``[2, C, nw]``: the services each configuration turns
+        off, and the ones it turns on (:meth:`settings`).
+        """
+        la = self.arrays
+        off, on = setting
+        C, R = off.shape[0], len(rel)
+        sup = la.sup[rel][None]                                 # [1, R, nw]
+        LA = la.listed_all[rel][None]
+        LANY = la.listed_any[rel][None]
+        if not self.saves_features:                             # crosvm cannot configure
+            off, on = np.zeros_like(off), np.zeros_like(on)
+        V = sup & ((la.on | on) & ~off)[:, None, :]             # [C, R, nw]
+        pre = (rel < la.rf)[None, :, None]
+        B = np.where(pre, sup, sup & (~la.cov | (LA & V)))
+        feat_listed = rel >= (la.reg_lf_sorted[0] if len(la.reg_lf_sorted) else _NEVER)
+        fw_listed = rel >= (la.fw_intro.min() if len(la.fw_intro) else _NEVER)
+        if self.qemu:
+            fill = np.full(R, not self.zero_unknown)
+        else:
+            invalidated = ((self.inval_feature & self.saves_features & feat_listed)
+                           | (self.inval_fw & fw_listed))
+            fill = ~invalidated
+        F = np.where(fill[:, None], la.on, np.uint64(0))[None]  # [1, R, nw]
+        if self.saves_features:
+            A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
+        else:
+            A = np.broadcast_to(F, V.shape)
+        T = self._max_at_or_below(np.unique(la.fw_intro), rel)
+        if la.fw_threshold is not None:
+            T = np.maximum(T, la.fw_threshold[la.fw_epoch[rel]])
+        T = np.broadcast_to(T, (C, R)).copy()
+        if self.saves_features:
+            if self.tolerant:
+                for L, members in zip(la.group_lf, la.group_members):
+                    hit = ((V & members) != 0).any(-1) & (L <= rel)[None]
+                    np.maximum(T, np.where(hit, L, _NONE), out=T)
+            else:
+                np.maximum(T, self._max_at_or_below(la.reg_lf_sorted, rel)[None], out=T)
+            if la.any_strict:
+                SL = la.strict_listed[rel][None]
+                bits = unpack(V & SL, self.K)                   # [C, R, K]
+                top = np.where(bits, la.intro, _NONE).max(-1) if self.K else _NONE
+                np.maximum(T, top, out=T)
+        U = rel >= self.unsupported_from
+        return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
+                                       np.ascontiguousarray(B.reshape(C * R, -1))),
+                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C))
+
+    def destinations(self, rel: np.ndarray) -> _Side:
+        la = self.arrays
+        sup = la.sup[rel]
+        LA = la.listed_all[rel]
+        pre = (rel < la.rf)[:, None]
+        D1 = np.where(pre, sup, sup & ~la.cov)
+        D2 = np.where(pre, np.uint64(0), sup & LA)
+        return _Side(rel, (D1, D2), None, la.fw_epoch[rel], rel >= self.unsupported_from)
+
+    # -- the kernel: every source row against every destination ---------------------
+    def pairs(self, src: _Side, dst: _Side, sets: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``.
+
+        The codes live in scratch memory: use them before the next call.
+        """
+        A, B = src.words
+        D1, D2 = dst.words
+        shape = (len(src.rel), len(dst.rel))
+        if self.nw == 1:
+            after = np.bitwise_and(A[:, :1], D2[:, 0][None, :], out=self._work(0, shape, np.uint64))
+            after |= D1[:, 0][None, :]
+            Bc = B[:, :1]
+            t = np.bitwise_or(after, Bc, out=self._work(1, shape, np.uint64))
+            code = np.not_equal(t, Bc, out=self._work(2, shape, bool)).view(np.int8)
+            np.bitwise_and(after, Bc, out=t)
+            lost = np.not_equal(t, Bc, out=self._work(3, shape, bool)).view(np.int8)
+        else:
+            after = np.bitwise_and(A[:, None, :], D2[None])
+            after |= D1[None]
+            Bc = B[:, None, :]
+            code = ((after | Bc) != Bc).any(-1).view(np.int8)
+            lost = ((after & Bc) != Bc).any(-1).view(np.int8)
+        code += lost
+        code += lost
+        refused = np.less(dst.rel[None, :], src.T[:, None], out=self._work(3, shape, bool))
+        fw_bad = self.arrays.fw_bad
+        if self.arrays.fw_threshold is None:
+            refused |= fw_bad[:, dst.fwe][src.fwe]
+        np.putmask(code, refused, np.int8(REFUSED))
+        if src.U.any():
+            code[src.U] = UNSUPPORTED
+        if dst.U.any():
+            code[:, dst.U] = UNSUPPORTED
+        if not sets:
+            return code, None, None
+        if self.nw == 1:
+            after = after[..., None]
+            Bc = Bc[..., None]
+        gained = after & ~Bc
+        lost_w = Bc & ~after
+        loud = code >= REFUSED
+        gained[loud] = 0
+        lost_w[loud] = 0
+        return code, gained, lost_w
+
+    def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
+        """``[2, C, nw]`` words: services each configuration turns off, and on.
+
+        A configuration is a set of service names to turn off, or a
+        :class:`~hcsim.model.config.Setting` without firmware values; names the
+        history does not have are ignored, as the spec ignores them.
+        """
+        la = self.arrays
+        bits = np.zeros((2, len(configs), self.K), bool)
+        for c, cfg in enumerate(configs):
+            if isinstance(cfg, Setting):
+                if cfg.firmware:
+                    raise NotImplementedError("engine: settings with firmware values")
+                parts = (cfg.off, cfg.on)
+            else:
+                parts = (cfg, ())
+            for side, names in enumerate(parts):
+                for name in names:
+                    k = la.index.get(name)
+                    if k is not None:
+                        bits[side, c, k] = True
+        return pack(bits, self.nw)
+
+    def row_chunks(self, setting: np.ndarray, chunk_pairs: int
+                   ) -> Iterator[tuple[np.ndarray, _Side]]:
+        """Every source release in chunks of about ``chunk_pairs`` pairs (all configs).
+
+        Yields (source releases, their rows for every configuration).  The
+        rows of all sources are computed once, block by block (memory
+        ``O(C n)``, bounded temporaries), then taken chunk by chunk.
+        """
+        C, n = setting.shape[1], self.n
+        block = max(1, chunk_pairs // max(1, C * 64 * self.nw))
+        parts = [self.sources(np.arange(a, min(n, a + block)), setting)
+                 for a in range(0, n, block)]
+        if len(parts) == 1:
+            rows = parts[0]
+        else:
+            def cat(get):
+                return np.concatenate([get(p).reshape(C, len(p.rel) // C, *get(p).shape[1:])
+                                       for p in parts], axis=1).reshape(C * n, *get(parts[0]).shape[1:])
+            rows = _Side(cat(lambda p: p.rel), (cat(lambda p: p.words[0]), cat(lambda p: p.words[1])),
+                         cat(lambda p: p.T), cat(lambda p: p.fwe), cat(lambda p: p.U))
+        # At most a quarter of the sources per chunk: the square block of a
+        # chunk's own releases is the costly part of counting (see counts).
+        per = max(1, min(chunk_pairs // max(1, n * C), max(16, n // 4)))
+        configs = np.arange(C)[:, None] * n
+        for start in range(0, n, per):
+            rel = np.arange(start, min(n, start + per))
+            yield rel, rows.take((configs + rel[None, :]).ravel())
+
+
+def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
+    """The engine's view of one history, strategy and VMM policy (cached per layout)."""
+    la = _layout_arrays(strategy, history)
+    key = (type(vmm), repr(sorted(vars(vmm).items())))
+    hit = la.models.get(key)
+    if hit is None:
+        hit = la.models[key] = Model(history, strategy, vmm)
+    return hit
+
+
+# -- results -----------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """Every triple of one strategy under one VMM.
+
+    ``outcome[c, s, d]`` is a code of :data:`CODES`; ``gained`` and ``lost``
+    are packed service words ``[c, s, d, nw]`` (:func:`unpack` with
+    ``len(services)``), empty for ``refused`` and ``unsupported``.
+    """
+
+    history: History
+    strategy: str
+    vmm: str
+    configs: tuple[Config | Setting, ...]
+    outcome: np.ndarray
+    gained: np.ndarray
+    lost: np.ndarray
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.history.services)
+
+    def names(self, words: np.ndarray) -> frozenset[str]:
+        """Service names of one packed set."""
+        bits = unpack(words, len(self.services))
+        return frozenset(name for name, on in zip(self.services, bits) if on)
+
+    def migration(self, c: int, s: int, d: int) -> Migration:
+        """Triple ``(c, s, d)`` as :func:`hcsim.evaluation.measures.migrate` returns it (no detail)."""
+        return Migration(s, d, OUTCOMES[int(self.outcome[c, s, d])],
+                         self.names(self.gained[c, s, d]), self.names(self.lost[c, s, d]))
+
+    def gained_bool(self) -> np.ndarray:
+        """``[c, s, d, service]`` booleans."""
+        return unpack(self.gained, len(self.services))
+
+    def lost_bool(self) -> np.ndarray:
+        return unpack(self.lost, len(self.services))
+
+    def counts(self) -> np.ndarray:
+        """``[2, 6]`` outcome counts, forward then backward (diagonal excluded)."""
+        n = self.outcome.shape[1]
+        s, d = np.indices((n, n))
+        out = np.zeros((2, len(OUTCOMES)), np.int64)
+        for k, mask in enumerate((d > s, d < s)):
+            out[k] = np.bincount(self.outcome[:, mask].ravel(), minlength=len(OUTCOMES))
+        return out
+
+
+def _configs(configs: Sequence[Config | Setting] | None) -> tuple[Config | Setting, ...]:
+    return tuple(configs) if configs else (frozenset(),)
+
+
+def _epoch_of(m: Model) -> tuple[np.ndarray, np.ndarray]:
+    """Representative (first) release of each epoch and each release's epoch."""
+    starts = m.arrays.starts
+    return starts, np.searchsorted(starts, np.arange(m.n), side="right") - 1
+
+
+def evaluate(history: History, strategy: Strategy, vmm: Vmm,
+             configs: Sequence[Config | Setting] | None = None, *,
+             chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> Result:
+    """Outcome, gained and lost set of every (configuration, source, destination).
+
+    Memory: the result holds ``C * n * n * (1 + 16 * nw)`` bytes; use
+    :func:`counts` for histories too large to hold.
+
+    Examples
+    --------
+    >>> from hcsim import load, parse_strategy, parse_vmm
+    >>> r = evaluate(load("linux"), parse_strategy("upstream"), parse_vmm("qemu"))
+    >>> r.outcome.shape
+    (1, 49, 49)
+    """
+    cfgs = _configs(configs)
+    m = model(history, strategy, vmm)
+    try:
+        return _evaluate(m, history, strategy.spec, vmm.name, cfgs, chunk_pairs, compress)
+    finally:
+        m.release()
+
+
+def _evaluate(m: Model, history: History, spec: str, vmm: str, cfgs: tuple,
+              chunk_pairs: int, compress: bool) -> Result:
+    off = m.settings(cfgs)
+    C, n, nw = len(cfgs), m.n, m.nw
+    if compress:
+        starts, ep = _epoch_of(m)
+        src = m.sources(starts, off)
+        code, g, lo = m.pairs(src, m.destinations(starts), sets=True)
+        E = len(starts)
+        code, g, lo = (x.reshape(C, E, E, *x.shape[2:]) for x in (code, g, lo))
+        ix = (slice(None), ep[:, None], ep[None, :])
+        return Result(history, spec, vmm, cfgs, code[ix], g[ix], lo[ix])
+    outcome = np.empty((C, n, n), np.int8)
+    gained = np.empty((C, n, n, nw), np.uint64)
+    lost = np.empty((C, n, n, nw), np.uint64)
+    dst = m.destinations(np.arange(n))
+    for rel, src in m.row_chunks(off, chunk_pairs):
+        code, g, lo = m.pairs(src, dst, sets=True)
+        rows = slice(int(rel[0]), int(rel[-1]) + 1)
+        outcome[:, rows] = code.reshape(C, len(rel), n)
+        gained[:, rows] = g.reshape(C, len(rel), n, nw)
+        lost[:, rows] = lo.reshape(C, len(rel), n, nw)
+    return Result(history, spec, vmm, cfgs, outcome, gained, lost)
+
+
+def counts(history: History, strategy: Strategy, vmm: Vmm,
+           configs: Sequence[Config | Setting] | None = None, *,
+           chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> np.ndarray:
+    """Outcome counts ``[2, 6]`` (forward, backward) over every configuration.
+
+    A streaming reduction: it never holds more than one chunk of pairs.  The
+    diagonal (``src == dst``) is neither forward nor backward, as in
+    :func:`hcsim.evaluation.measures.shares`.
+
+    Examples
+    --------
+    >>> from hcsim import load, parse_strategy, parse_vmm
+    >>> c = counts(load("linux"), parse_strategy("upstream"), parse_vmm("qemu"))
+    >>> int(c.sum()) == 49 * 48
+    True
+    """
+    m = model(history, strategy, vmm)
+    try:
+        return _count(m, _configs(configs), chunk_pairs, compress)
+    finally:
+        m.release()
+
+
+def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
+           compress: bool = True) -> np.ndarray:
+    off = m.settings(cfgs)
+    C, n = len(cfgs), m.n
+    out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
+    if compress:
+        # Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
+        # forward when i < j; inside one epoch, size * (size - 1) / 2 each way.
+        starts = m.arrays.starts
+        size = np.diff(np.append(starts, n)).astype(np.float64)
+        E = len(starts)
+        code, _, _ = m.pairs(m.sources(starts, off), m.destinations(starts))
+        fwd = np.triu(np.outer(size, size), 1)
+        fwd[np.diag_indices(E)] = size * (size - 1) / 2
+        flat = code.reshape(-1)
+        out = np.empty((2, len(OUTCOMES)), np.int64)    # float64 counts are exact below 2**53
+        for k, weights in enumerate((fwd, fwd.T)):
+            out[k] = np.rint(np.bincount(flat, np.broadcast_to(weights, (C, E, E)).reshape(-1),
+                                         minlength=len(OUTCOMES))[:len(OUTCOMES)])
+        return out
+    dst = m.destinations(np.arange(n))
+    for rel, src in m.row_chunks(off, chunk_pairs):
+        code, _, _ = m.pairs(src, dst)
+        # Sources s0..s1-1: destinations before s0 are all backward, from s1
+        # on all forward; only the square block between needs a mask.
+        s0, s1 = int(rel[0]), int(rel[-1]) + 1
+        out[0] += _tally(code[:, :s0])
+        out[2] += _tally(code[:, s1:])
+        block = code[:, s0:s1].reshape(C, s1 - s0, s1 - s0)
+        upper = np.triu(np.ones((s1 - s0, s1 - s0), np.int8), 1)
+        forward = _tally((block + np.int8(1)) * upper, 1)   # 0 marks the other half
+        out[2] += forward
+        out[0] += _tally(block) - forward - _tally(np.diagonal(block, axis1=1, axis2=2))
+    return out[[2, 0]]
+
+
+def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
+    """How many of each outcome code (+ ``offset``): one vectorised compare per code.
+
+    With ``offset`` 0 the last code is what the others leave; with an offset,
+    0 marks elements that are not counted, so every code is compared.
+    """
+    k = len(OUTCOMES) - (offset == 0)
+    out = np.array([np.count_nonzero(codes == o + offset) for o in range(k)]
+                   + [0] * (len(OUTCOMES) - k), np.int64)
+    if offset == 0:
+        out[-1] = codes.size - out.sum()
+    return out
+
+
+# -- the scorecard ---------------------------------------------------------------------
+
+def _last_release_cost(m: Model) -> int | None:
+    """Wire bytes per vCPU of a save/restore at the last release (``cost_at``)."""
+    la, vmm, last = m.arrays, m.vmm, m.n - 1
+    if last >= m.unsupported_from:
+        return None
+    total = sum(vmm.wire_bytes(f.id) for f in la.fw if f.introduced <= last and vmm.saves(f.id))
+    for rid, lfs in la.reg_widths.values():
+        if vmm.saves(rid):
+            total += vmm.wire_bytes(rid) * int(np.searchsorted(lfs, last, side="right"))
+    return total
+
+
+def _pickup(m: Model) -> float:
+    """Share of the last release's services a default new VM sees (``new_vm_pickup``)."""
+    la, last = m.arrays, m.n - 1
+    sup = la.sup[last]
+    supported = _popcount(sup)
+    if not supported:
+        return 1.0
+    if last < la.rf:
+        return supported / supported
+    seen = sup & (~la.cov | (la.on & la.listed_all[last]))
+    return _popcount(seen) / supported
+
+
+def _row(history: History, strategy: Strategy, vmm: Vmm,
+         configs: Sequence[Config | Setting] | None) -> tuple:
+    """(forward shares, backward shares, silent loss, bytes, pickup, exhaustion, patch)."""
+    m = model(history, strategy, vmm)
+    try:
+        c = _count(m, _configs(configs))
+    finally:
+        m.release()
+    shares = []
+    for row in c.tolist():
+        total = sum(row) or 1
+        shares.append({o: row[k] / total for k, o in enumerate(OUTCOMES)})
+    off_diag = int(c.sum())
+    silent = int(c[:, CODES["lost"]].sum() + c[:, CODES["mixed"]].sum()) / (off_diag or 1)
+    ex = m.arrays.exhaustion
+    return (shares[0], shares[1], silent, _last_release_cost(m), _pickup(m),
+            history.releases[ex] if ex is not None else "", shares[0]["preserved"] < 1.0)
+
+
+def score(history: History, strategy: Strategy, vmm: Vmm,
+          configs: Sequence[Config | Setting] | None = None) -> Score:
+    """:func:`hcsim.evaluation.measures.score` over every configuration, computed by the engine."""
+    return Score(strategy.spec, *_row(history, strategy, vmm, configs))
+
+
+def summarize(history: History, strategy: Strategy, vmm: Vmm,
+              configs: Sequence[Config | Setting] | None = None) -> dict:
+    """The scorecard row of ``hcsim compare``: ``measures.score(...).flat()``.
+
+    Keys, as :meth:`hcsim.evaluation.measures.Score.flat` spells them: ``strategy``;
+    ``fwd_<outcome>`` and ``bwd_<outcome>`` (forward and backward) shares of
+    the six outcomes; ``silent_loss``;
+    ``bytes_per_vcpu`` (at the last release, None if unsupported);
+    ``pickup``; ``exhaustion`` (release name or ""); ``userspace_patch``.
+    Built directly (``Score.flat`` deep-copies), in the same key order.
+    """
+    fwd, bwd, silent, size, pickup, ex, patch = _row(history, strategy, vmm, configs)
+    row: dict = {"strategy": strategy.spec}
+    for direction, shares in (("forward", fwd), ("backward", bwd)):
+        for o, v in shares.items():
+            row[f"{SHARE_PREFIX[direction]}_{o}"] = v
+    row.update(silent_loss=silent, bytes_per_vcpu=size, pickup=pickup, exhaustion=ex,
+               userspace_patch=patch)
+    return row
+
+
+__all__ = ["CODES", "DEFAULT_CHUNK_PAIRS", "DIRECTIONS", "Model", "Result", "counts",
+           "evaluate", "model", "pack", "score", "summarize", "unpack", "words_for"]

@@ -1,0 +1,70 @@
+"""The ``hcsim`` command (DESIGN.md section 7).
+
+Every command renders its whole output in memory before writing anything,
+so bad input (``InputError``) leaves no partial output: one line
+``hcsim: error: ...`` on stderr and exit code 2.
+
+Commands live in modules; each provides ``add_arguments(parser)`` and
+``run(args) -> int``.  Heavy imports stay inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hcsim.errors import InputError
+
+#: Subcommand name -> (module, one-line help).
+COMMANDS = {
+    "strategies": ("hcsim.frontends.commands", "list register strategies and their parameters"),
+    "vmms": ("hcsim.frontends.commands", "list VMM save/restore policies"),
+    "matrix": ("hcsim.frontends.commands", "outcome of every ordered release pair"),
+    "cost": ("hcsim.frontends.commands", "save/restore cost per release"),
+    "compare": ("hcsim.frontends.commands", "scorecard: one row per strategy"),
+    "probe-replay": ("hcsim.analyses.probe", "replay a real-kernel probe file against the model"),
+    "generate": ("hcsim.model.synthetic", "synthetic history TOML (seeded)"),
+    "sweep": ("hcsim.analyses.sweep", "Monte Carlo over synthetic histories, in parallel"),
+    "report": ("hcsim.frontends.report", "rerun a notebook with parameters, export HTML"),
+    "baseline": ("hcsim.analyses.baseline", "one VM configuration every host of a fleet can keep"),
+    "fleet": ("hcsim.analyses.fleet", "simulate kernel rollouts and guest evacuations over a fleet"),
+    "bench": ("hcsim.frontends.bench", "scalar spec vs vectorised engine: pairs/s, speedup, memory"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise InputError(message)
+
+
+def build() -> Parser:
+    parser = Parser(prog="hcsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        getattr(importlib.import_module(module), "add_" + name.replace("-", "_"))(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build().parse_args(argv)
+        if args.command is None:
+            raise InputError("missing command (try hcsim --help)")
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"hcsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hcsim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

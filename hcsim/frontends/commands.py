@@ -1,0 +1,363 @@
+"""The core commands: ``strategies``, ``vmms``, ``matrix``, ``cost``, ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from hcsim.errors import InputError
+from hcsim.evaluation import measures
+from hcsim.frontends import tables
+from hcsim.model import config as config_mod
+from hcsim.model import history as history_mod
+from hcsim.model import strategies
+from hcsim.model import vmm as vmm_mod
+
+LEGEND = "P preserved  G gained  L lost  M mixed  R refused  U unsupported"
+MATRIX_COLUMNS = ("src", "dst", "outcome", "gained", "lost", "detail")
+COST_COLUMNS = ("release", "registers", "bytes_per_vcpu", "bytes_per_vm",
+                "ioctls", "floor_bytes")
+
+
+# -- shared options and output -----------------------------------------------
+
+def add_common(p: argparse.ArgumentParser, strategy: bool = True,
+               many: bool = False) -> None:
+    p.add_argument("--history", required=True, metavar="H",
+                   help="history TOML path or bundled name (linux)")
+    if strategy and many:
+        p.add_argument("--strategy", action="append", metavar="S",
+                       help="NAME[:k=v,...]; repeat; default: every strategy")
+    elif strategy:
+        p.add_argument("--strategy", required=True, metavar="S",
+                       help="NAME[:k=v,...]")
+    p.add_argument("--vmm", required=True, metavar="V", help="VMM policy")
+    p.add_argument("--since", metavar="R",
+                   help="only releases from R on (e.g. v5.19, where bitmaps start)")
+    p.add_argument("--format", default="text", metavar="F",
+                   help="text (72 columns), csv, json, markdown")
+    p.add_argument("--output", metavar="FILE",
+                   help="write here (atomically) instead of stdout")
+
+
+@contextmanager
+def atomic_file(output: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """A file that appears at ``output`` whole, or not at all.
+
+    Written to a temporary file beside it and renamed when the block ends;
+    an exception (Ctrl-C included) removes the temporary file instead.
+    """
+    target = Path(output)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)      # as open() would, not mkstemp's 0600
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write the finished output; a file appears whole or not at all."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    with atomic_file(output) as fh:
+        fh.write(text)
+
+
+def at_least(minimum: int):
+    """argparse type: an integer >= ``minimum`` (argparse names the option)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+positive = at_least(1)
+
+
+def check_output(output: str | os.PathLike | None) -> None:
+    """Fail now, before any work, if ``output`` cannot be written (None: stdout)."""
+    if output is None:
+        return
+    target = Path(output)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"{output}: is a directory")
+    if not parent.is_dir():
+        raise InputError(f"{output}: directory does not exist ({str(parent)!r})")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _setup(args):
+    tables.check_format(args.format)
+    check_output(args.output)
+    history = history_mod.load(args.history)
+    if args.since:
+        history = history.since(args.since)
+    return history, vmm_mod.parse(args.vmm)
+
+
+# -- strategies, vmms ----------------------------------------------------------
+
+def add_strategies(p):
+    p.add_argument("--format", default="text", metavar="F")
+    p.add_argument("--output", metavar="FILE")
+    p.set_defaults(func=run_strategies)
+
+
+def run_strategies(args) -> int:
+    tables.check_format(args.format)
+    rows = []
+    for name, cls in strategies.REGISTRY.items():
+        params = ",".join(f"{k}={p.default}" for k, p in cls.params.items())
+        rows.append({"name": name, "parameters": params, "summary": cls.summary})
+    emit(_listing(rows, args.format), args.output)
+    return 0
+
+
+def add_vmms(p):
+    p.add_argument("--format", default="text", metavar="F")
+    p.add_argument("--output", metavar="FILE")
+    p.set_defaults(func=run_vmms)
+
+
+def run_vmms(args) -> int:
+    tables.check_format(args.format)
+    rows = [{"name": name, "parameters": "", "summary": cls.summary}
+            for name, cls in vmm_mod.REGISTRY.items()]
+    emit(_listing(rows, args.format), args.output)
+    return 0
+
+
+def _listing(rows: list[dict], fmt: str) -> str:
+    cols = ("name", "parameters", "summary")
+    if fmt == "csv":
+        return tables.to_csv(cols, rows)
+    if fmt == "json":
+        return tables.to_json(rows)
+    if fmt == "markdown":
+        return tables.to_markdown(cols, rows)
+    lines = []
+    for r in rows:
+        lines.append(f"{r['name']:<20} {r['summary']}")
+        if r["parameters"]:
+            lines.append(f"{'':<20} defaults: {r['parameters']}")
+    return "\n".join(lines) + "\n"
+
+
+# -- matrix ------------------------------------------------------------------------
+
+def add_matrix(p):
+    add_common(p)
+    p.add_argument("--config", default="default", metavar="C",
+                   help="default | off:NAME+NAME | random:p=P,seed=K[,n=N]")
+    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.set_defaults(func=run_matrix)
+
+
+def run_matrix(args) -> int:
+    history, vmm = _setup(args)
+    strategy = strategies.parse(args.strategy)
+    configs = config_mod.parse(args.config, history)
+    results = [(n, measures.matrix(history, strategy, vmm, off, args.vcpus))
+               for n, off in enumerate(configs)]
+    emit(render_matrix(history, strategy.spec, vmm.name, results, args.format),
+         args.output)
+    return 0
+
+
+def matrix_rows(history, results) -> tuple[tuple[str, ...], list[dict]]:
+    cols = MATRIX_COLUMNS if len(results) == 1 else ("config", *MATRIX_COLUMNS)
+    rows = []
+    for n, migrations in results:
+        for m in migrations:
+            rows.append({"config": n, "src": history.releases[m.src],
+                         "dst": history.releases[m.dst], "outcome": m.outcome,
+                         "gained": m.gained, "lost": m.lost, "detail": m.detail})
+    return cols, rows
+
+
+def render_matrix(history, spec: str, vmm: str, results, fmt: str) -> str:
+    cols, rows = matrix_rows(history, results)
+    if fmt == "csv":
+        return tables.to_csv(cols, rows)
+    if fmt == "json":
+        return tables.to_json([{c: r[c] for c in cols} for r in rows],
+                              history=history.name, strategy=spec, vmm=vmm)
+    if fmt == "markdown":
+        return tables.to_markdown(cols, rows)
+    return "\n".join(text_matrix(history, spec, vmm, migrations, n, len(results))
+                     for n, migrations in results)
+
+
+def text_matrix(history, spec, vmm, migrations, n=0, total=1) -> str:
+    """Letter matrix (rows: source, columns: destination) or a summary."""
+    rels = history.releases
+    title = f"{spec} under {vmm}, history {history.name} ({len(rels)} releases)"
+    if total > 1:
+        title += f", config {n}"
+    label = max(len(r) for r in rels)
+    lines = [title]
+    if label + 1 + len(rels) <= tables.EMAIL_WIDTH:
+        grid = {(m.src, m.dst): measures.LETTERS[m.outcome] for m in migrations}
+        depth = max(len(r) for r in rels)
+        for k in range(depth):
+            lines.append(" " * (label + 1) + "".join(
+                (r.rjust(depth)[k]) for r in rels).rstrip())
+        for s, r in enumerate(rels):
+            lines.append(r.ljust(label) + " " + "".join(
+                grid[(s, d)] for d in range(len(rels))))
+        lines.append("rows: source, columns: destination")
+        lines.append(LEGEND)
+    lines += summary_lines(history, migrations)
+    return "\n".join(lines) + "\n"
+
+
+def summary_lines(history, migrations) -> list[str]:
+    lines = []
+    for direction in ("forward", "backward"):
+        sh = measures.shares(migrations, direction)
+        parts = " ".join(f"{measures.LETTERS[o]} {sh[o]:6.1%}" for o in measures.OUTCOMES)
+        lines.append(f"{direction:<8} {parts}")
+    rels = history.releases
+    steps = [m for m in migrations if abs(m.src - m.dst) == 1 and m.outcome != "preserved"]
+    if steps:
+        lines.append("adjacent releases not preserved:")
+        for m in steps[:24]:
+            what = m.detail or "; ".join(
+                [f"+{g}" for g in sorted(m.gained)] + [f"-{x}" for x in sorted(m.lost)])
+            lines.append(f"  {rels[m.src]:>7} -> {rels[m.dst]:<7} {m.outcome:<9} {what}"[:72])
+        if len(steps) > 24:
+            lines.append(f"  ... {len(steps) - 24} more (use --format csv)")
+    return lines
+
+
+# -- cost --------------------------------------------------------------------------
+
+def add_cost(p):
+    add_common(p)
+    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.set_defaults(func=run_cost)
+
+
+def run_cost(args) -> int:
+    history, vmm = _setup(args)
+    strategy = strategies.parse(args.strategy)
+    rows = [vars(c) for c in measures.cost(history, strategy, vmm, args.vcpus)]
+    fmt = args.format
+    if fmt == "csv":
+        text = tables.to_csv(COST_COLUMNS, rows)
+    elif fmt == "json":
+        text = tables.to_json(rows, history=history.name, strategy=strategy.spec,
+                              vmm=vmm.name, vcpus=args.vcpus)
+    elif fmt == "markdown":
+        text = tables.to_markdown(COST_COLUMNS, rows)
+    else:
+        head = (f"{strategy.spec} under {vmm.name}, history {history.name}, "
+                f"{args.vcpus} vCPU(s)\n")
+        cols = [("release", -8), ("regs", 5), ("B/vCPU", 8), ("B/VM", 10),
+                ("ioctls", 8), ("floor B", 8)]
+        text = head + tables.fixed(cols, [[tables.cell(r[c]) or "-" for c in COST_COLUMNS]
+                                          for r in rows])
+    emit(text, args.output)
+    return 0
+
+
+# -- compare -------------------------------------------------------------------
+
+def add_compare(p):
+    add_common(p, many=True)
+    p.add_argument("--config", default="default", metavar="C")
+    p.add_argument("--engine", default="vector", choices=("vector", "scalar"),
+                   help="vector (hcsim.evaluation.engine, default) or scalar (the spec, slow); "
+                        "same scorecard")
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args) -> int:
+    history, vmm = _setup(args)
+    specs = args.strategy or list(strategies.DEFAULTS)
+    chosen = [strategies.parse(s) for s in specs]
+    configs = config_mod.parse(args.config, history)
+    scores = []
+    for strategy in chosen:
+        if args.engine == "vector":
+            from hcsim.evaluation import engine
+            try:
+                scores.append(engine.score(history, strategy, vmm, configs))
+                continue
+            except NotImplementedError:
+                pass            # a layout or VMM rule the engine does not model: the spec
+        migrations = [m for off in configs
+                      for m in measures.matrix(history, strategy, vmm, off)]
+        scores.append(measures.score(history, strategy, vmm, migrations))
+    emit(render_scorecard(history, vmm.name, scores, args.format), args.output)
+    return 0
+
+
+def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
+    rows = [s.flat() for s in scores]
+    cols = tuple(rows[0]) if rows else ()
+    if fmt == "csv":
+        return tables.to_csv(cols, rows)
+    if fmt == "json":
+        return tables.to_json(rows, history=history.name, vmm=vmm)
+    if fmt == "markdown":
+        return tables.to_markdown(cols, rows)
+    n = len(history.releases)
+    lines = [f"hcsim scorecard: history {history.name} ({n} releases, "
+             f"{history.releases[0]}..{history.releases[-1]}), VMM {vmm}",
+             "",
+             f"{'':<20} {'forward %':^15} {'backward %':^15} silent    B/  new",
+             f"{'strategy':<20} {'P':>3} {'G':>3} {'L':>3} {'R':>3}  "
+             f"{'P':>3} {'G':>3} {'L':>3} {'R':>3}   loss  vCPU  VMs"]
+    notes = []
+    for s in scores:
+        name = s.strategy
+        if len(name) > 20:
+            lines.append(name)
+            name = ""
+        f, b = s.forward, s.backward
+        shares = " ".join(f"{round(100 * f[o]):>3}" for o in ("preserved", "gained", "lost", "refused"))
+        shares += "  " + " ".join(f"{round(100 * b[o]):>3}"
+                                   for o in ("preserved", "gained", "lost", "refused"))
+        size = "-" if s.bytes_per_vcpu is None else str(s.bytes_per_vcpu)
+        if f["unsupported"] == b["unsupported"] == 1:
+            shares = f"{'(' + vmm + ' cannot handle its registers)':<33}"
+        lines.append(f"{name:<20} {shares}  {s.silent_loss:5.1%} {size:>5} {s.pickup:4.0%}")
+        extra = [f"{o} {100 * d[o]:.0f}% {k}" for k, d in (("fwd", f), ("bwd", b))
+                 for o in ("mixed", "unsupported") if 0 < d[o] < 1]
+        if s.exhaustion:
+            extra.append(f"new register at {s.exhaustion}")
+        if extra:
+            notes.append(f"  {s.strategy}: " + ", ".join(extra))
+    lines += ["",
+              "P/G/L/R: preserved, gained, lost, refused shares of ordered",
+              "release pairs (forward: source older).  silent loss: lost or",
+              "mixed, all pairs.  B/vCPU: wire bytes at the last release.",
+              "new VMs: share of services a default VM gets at the last release."]
+    if notes:
+        lines += ["", "notes:"] + notes
+    return "\n".join(lines) + "\n"

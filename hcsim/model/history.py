@@ -1,0 +1,557 @@
+"""Kernel histories: which hypercall services and firmware registers exist when.
+
+A history is the TOML file of DESIGN.md section 6.  :func:`load` validates it
+and rejects bad input with one :class:`~hcsim.errors.InputError` line naming
+the file, the entry and the problem.  Releases are referred to by index
+(0 = oldest) everywhere inside hcsim.
+
+Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
+
+* ``[[firmware]] no_psci_0_2 = {reset, accepts}``: what the register reads and
+  takes on a vCPU initialised without ``KVM_ARM_VCPU_PSCI_0_2``.
+* ``[[firmware]] hosts = {MODEL = {reset, accepts}}``: per host CPU profile
+  (the ``SMCCC_ARCH_WORKAROUND_*`` levels); an unlisted profile uses the
+  entry's own values.
+* ``host = "MODEL"`` (top level): the host CPU profile that migrations and
+  costs are evaluated on (default ``max``).  The Linux history uses
+  ``neoverse-n1``, a real server core whose workaround levels do not change
+  across releases, so that ``-cpu max``'s v6.15 Spectre-BHB level change
+  (e403e8538359) does not refuse every migration across v6.15.
+* ``[[stable]] name, base, backports, backport_changes``: a stable or
+  distribution kernel is a mainline release plus firmware entries backported
+  from later releases (Debian's 5.10.0-32 has ``SMCCC_ARCH_WORKAROUND_3``,
+  which behaves as at its introduction) and later ``changes`` of existing
+  entries (``backport_changes = [{name, release}]``: the entry behaves as at
+  that release; Debian's 6.1.0-56 has the v6.15 WORKAROUND_3 level change).
+  Stable kernels are not part of the release order; they are hosts a VM can
+  be created on (``probe-replay --release 5.10.0-32-arm64``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hcsim.errors import InputError
+from hcsim.model.regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode
+from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+#: Bundled histories, by the name the command line accepts.
+BUNDLED = {"linux": "linux-upstream.toml"}
+
+#: Name of the profile that an entry's own ``reset``/``accepts`` describe
+#: (QEMU ``-cpu max``, as probed).
+DEFAULT_HOST = "max"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A hypercall service: ``functions`` consecutive function numbers."""
+
+    name: str
+    space: str
+    functions: int
+    introduced: int
+    default_on: bool = True
+    register: int | None = None
+    bit: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class FwValues:
+    """What a firmware register reads at reset and which values SET takes."""
+
+    reset: int
+    accepts: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A firmware register of class 0x14 (``[[firmware]]``)."""
+
+    name: str
+    id: int
+    introduced: int
+    on_write: str
+    values: tuple[tuple[int, FwValues], ...]   # (from release, values), sorted
+    no_psci_0_2: FwValues | None = None
+    hosts: dict[str, FwValues] = field(default_factory=dict)
+    source: str = ""
+
+    def at(self, release: int, host: str = DEFAULT_HOST,
+           psci_0_2: bool = True) -> FwValues:
+        """Reset value and accepted values on a kernel of ``release``."""
+        if not psci_0_2 and self.no_psci_0_2 is not None:
+            return self.no_psci_0_2
+        if host in self.hosts:
+            return self.hosts[host]
+        current = self.values[0][1]
+        for start, vals in self.values:
+            if start <= release:
+                current = vals
+        return current
+
+
+@dataclass(frozen=True)
+class Stable:
+    """A stable kernel: a mainline base plus backported firmware entries."""
+
+    name: str
+    base: int
+    firmware_release: tuple[tuple[str, int], ...]   # entry -> release it behaves as
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class History:
+    """An ordered list of releases with the services and firmware they add."""
+
+    name: str
+    releases: tuple[str, ...]
+    registers_from: int
+    services: tuple[Service, ...]
+    firmware: tuple[Firmware, ...] = ()
+    stable: tuple[Stable, ...] = ()
+    source: str = ""
+    host: str = DEFAULT_HOST
+
+    def index(self, release: str) -> int:
+        """Index of a release name; :class:`InputError` if unknown."""
+        try:
+            return self.releases.index(release)
+        except ValueError:
+            raise InputError(
+                f"history {self.name!r}: unknown release {release!r}") from None
+
+    def supported(self, release: int) -> tuple[Service, ...]:
+        """Services a kernel of ``release`` implements."""
+        return tuple(s for s in self.services if s.introduced <= release)
+
+    def firmware_at(self, release: int, backports: dict[str, int] | None = None
+                    ) -> list[tuple[Firmware, int]]:
+        """Firmware a kernel lists, each with the release whose values it has.
+
+        ``backports`` maps entry names to the release a stable kernel took
+        them (or a later change of them) from.
+        """
+        backports = backports or {}
+        out = []
+        for f in self.firmware:
+            at = max(release, backports.get(f.name, release))
+            if f.introduced <= at:
+                out.append((f, at))
+        return out
+
+    def kernel(self, name: str) -> tuple[int, dict[str, int]]:
+        """(release index, backported entries) of a mainline or stable name."""
+        for st in self.stable:
+            if st.name == name:
+                return st.base, dict(st.firmware_release)
+        return self.index(name), {}
+
+    def since(self, release: str) -> History:
+        """The same history from ``release`` on (earlier releases dropped).
+
+        Services and firmware introduced before ``release`` are supported from
+        its first release, with the values they had at ``release``.
+        """
+        start = self.index(release)
+
+        def shift(rel: int) -> int:
+            return max(0, rel - start)
+
+        services = tuple(replace(s, introduced=shift(s.introduced)) for s in self.services)
+        firmware = []
+        for f in self.firmware:
+            first = f.at(max(start, f.introduced), DEFAULT_HOST)
+            later = tuple((shift(r), v) for r, v in f.values if r > max(start, f.introduced))
+            firmware.append(replace(f, introduced=shift(f.introduced),
+                                    values=((shift(f.introduced), first), *later)))
+        stable = tuple(replace(st, base=st.base - start,
+                               firmware_release=tuple((n, shift(r)) for n, r in st.firmware_release))
+                       for st in self.stable if st.base >= start)
+        return replace(self, name=f"{self.name} since {release}",
+                       releases=self.releases[start:],
+                       registers_from=shift(self.registers_from), services=services,
+                       firmware=tuple(firmware), stable=stable)
+
+    def hosts(self) -> tuple[str, ...]:
+        """Host CPU profiles the firmware entries know, default first."""
+        names = {h for f in self.firmware for h in f.hosts}
+        return (DEFAULT_HOST, *sorted(names - {DEFAULT_HOST}))
+
+
+# --------------------------------------------------------------------------
+# Loading and validation
+
+_TOP_KEYS = {"name", "releases", "registers_from", "service", "firmware",
+             "stable", "source", "host"}
+_SERVICE_KEYS = {"name", "space", "functions", "introduced", "default",
+                 "register", "bit", "source"}
+_FIRMWARE_KEYS = {"name", "id", "introduced", "reset", "accepts", "on_write",
+                  "changes", "no_psci_0_2", "hosts", "source"}
+_CHANGE_KEYS = {"release", "reset", "accepts", "source"}
+_VALUES_KEYS = {"reset", "accepts"}
+_STABLE_KEYS = {"name", "base", "backports", "backport_changes", "source"}
+
+
+class Where:
+    """One-line errors that name the file and the entry being read."""
+
+    def __init__(self, origin: str):
+        self.origin = origin
+        self.entry = ""
+
+    def fail(self, problem: str) -> InputError:
+        where = f"{self.origin}: {self.entry}: " if self.entry else f"{self.origin}: "
+        return InputError(where + problem)
+
+    def keys(self, table: Any, allowed: set[str], required: set[str]) -> dict:
+        if not isinstance(table, dict):
+            raise self.fail("expected a table")
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise self.fail(f"unknown key {unknown[0]!r}")
+        missing = sorted(required - set(table))
+        if missing:
+            raise self.fail(f"missing key {missing[0]!r}")
+        return table
+
+
+class _Checker(Where):
+    """History validation: also knows the release names."""
+
+    def __init__(self, origin: str, releases: tuple[str, ...] = ()):
+        super().__init__(origin)
+        self.releases = releases
+
+    def string(self, table: dict, key: str, default: str | None = None) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str) or (not value and key == "name"):
+            raise self.fail(f"{key} must be a non-empty string")
+        return value
+
+    def release(self, table: dict, key: str) -> int:
+        value = self.string(table, key)
+        if value not in self.releases:
+            raise self.fail(f"{key}: unknown release {value!r}")
+        return self.releases.index(value)
+
+    def hexnum(self, value: Any, what: str) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str):
+            try:
+                number = int(value, 0)
+            except ValueError:
+                pass
+            else:
+                if number >= 0:
+                    return number
+        raise self.fail(f"{what} must be a non-negative number or hex string, "
+                        f"got {value!r}")
+
+    def values(self, table: dict, base: FwValues | None) -> FwValues:
+        if "reset" in table:
+            reset = self.hexnum(table["reset"], "reset")
+        elif base is not None:
+            reset = base.reset
+        else:
+            reset = 0
+        if "accepts" in table:
+            acc = table["accepts"]
+            if not isinstance(acc, list):
+                raise self.fail("accepts must be a list")
+            accepts = frozenset(self.hexnum(v, "accepts") for v in acc)
+        elif base is not None:
+            accepts = base.accepts
+        else:
+            accepts = frozenset({reset})
+        if reset not in accepts:
+            raise self.fail(f"reset 0x{reset:x} is not among accepts")
+        return FwValues(reset, accepts)
+
+
+def resolve(spec: str | Path) -> Path:
+    """Path of a history given as a file path or a bundled name."""
+    if isinstance(spec, str) and spec in BUNDLED:
+        return DATA_DIR / BUNDLED[spec]
+    return Path(spec)
+
+
+def load(spec: str | Path) -> History:
+    """Load and validate a history file or bundled name (``linux``)."""
+    path = resolve(spec)
+    return from_dict(read_toml(path, "history"), origin=str(path))
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """Parse a TOML file; every way of failing is one InputError naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a {what} file") from None
+    except PermissionError:
+        raise InputError(f"{path}: cannot read {what} file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 TOML file") from None
+
+
+def loads(text: str, origin: str = "<string>") -> History:
+    """Load a history from TOML text."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{origin}: malformed TOML: {exc}") from None
+    return from_dict(doc, origin=origin)
+
+
+def from_dict(doc: dict, origin: str = "<dict>") -> History:
+    """Validate a parsed TOML document and build a :class:`History`."""
+    ck = _Checker(origin)
+    ck.keys(doc, _TOP_KEYS, {"releases"})
+    name = doc.get("name", Path(origin).stem)
+    if not isinstance(name, str):
+        raise ck.fail("name must be a string")
+    rels = doc["releases"]
+    if not isinstance(rels, list) or not rels:
+        raise ck.fail("releases must be a non-empty list")
+    for r in rels:
+        if not isinstance(r, str) or not r:
+            raise ck.fail(f"release names must be non-empty strings, got {r!r}")
+    dup = _first_duplicate(rels)
+    if dup is not None:
+        raise ck.fail(f"duplicate release {dup!r}")
+    ck.releases = tuple(rels)
+    registers_from = ck.release(doc, "registers_from") if "registers_from" in doc else 0
+
+    services = _services(ck, doc.get("service", []))
+    firmware = _firmware(ck, doc.get("firmware", []))
+    stable = _stable(ck, doc.get("stable", []), firmware, services)
+    source = doc.get("source", "")
+    if not isinstance(source, str):
+        raise ck.fail("source must be a string")
+    host = doc.get("host", DEFAULT_HOST)
+    known_hosts = {DEFAULT_HOST} | {h for f in firmware for h in f.hosts}
+    if host not in known_hosts:
+        raise ck.fail(f"host {host!r} is not a profile of any [[firmware]] entry")
+    # Order of introduction: by release, then file order (DESIGN.md 8).
+    services = tuple(sorted(services, key=lambda s: s.introduced))
+    return History(name, tuple(rels), registers_from, services, firmware,
+                   stable, source, host)
+
+
+def _first_duplicate(items: list) -> Any:
+    seen = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
+def _table_list(ck: _Checker, value: Any, what: str) -> list:
+    if not isinstance(value, list):
+        raise ck.fail(f"{what} must be an array of tables ([[{what}]])")
+    return value
+
+
+def _services(ck: _Checker, tables: Any) -> list[Service]:
+    out: list[Service] = []
+    names: set[str] = set()
+    pins: dict[tuple[int, int], str] = {}
+    pinned_space: dict[int, str] = {}
+    for n, t in enumerate(_table_list(ck, tables, "service")):
+        ck.entry = f"service #{n + 1}"
+        ck.keys(t, _SERVICE_KEYS, {"name", "space", "introduced"})
+        name = ck.string(t, "name")
+        ck.entry = f"service {name!r}"
+        if name in names:
+            raise ck.fail("duplicate service name")
+        names.add(name)
+        space = ck.string(t, "space")
+        if space not in SPACES:
+            raise ck.fail(f"unknown space {space!r} (std, std-hyp, vendor-hyp)")
+        functions = t.get("functions", 1)
+        if (not isinstance(functions, int) or isinstance(functions, bool)
+                or not 1 <= functions <= FUNCTIONS_PER_SPACE):
+            raise ck.fail(f"functions must be an integer in 1..{FUNCTIONS_PER_SPACE}")
+        default = t.get("default", "on")
+        if default not in ("on", "off"):
+            raise ck.fail(f"default must be 'on' or 'off', got {default!r}")
+        register = bit = None
+        if ("register" in t) != ("bit" in t):
+            raise ck.fail("register and bit must be given together")
+        if "register" in t:
+            register = ck.hexnum(t["register"], "register")
+            d = decode(register)
+            if (register >> 56 != 0x60 or d.coproc != KVM_REG_ARM_FW_FEAT_BMAP
+                    or d.width != 64 or register & 0xFFFFFFFF0000 != 0x160000):
+                raise ck.fail(f"register 0x{register:x} is not a U64 "
+                              "KVM_REG_ARM_FW_FEAT_BMAP id")
+            bit = t["bit"]
+            if not isinstance(bit, int) or isinstance(bit, bool) or not 0 <= bit < 64:
+                raise ck.fail(f"bit must be an integer in 0..63, got {bit!r}")
+            if d.index < len(SPACES) and d.index != list(SPACES).index(space):
+                raise ck.fail(f"register index {d.index} belongs to another space")
+            owner = pinned_space.setdefault(d.index, space)
+            if owner != space:
+                raise ck.fail(f"register index {d.index} is pinned by space {owner!r}")
+            if (d.index, bit) in pins:
+                raise ck.fail(f"register 0x{register:x} bit {bit} is already "
+                              f"pinned by {pins[(d.index, bit)]!r}")
+            pins[(d.index, bit)] = name
+        source = ck.string(t, "source", "")
+        out.append(Service(name, space, functions, ck.release(t, "introduced"),
+                           default == "on", register, bit, source))
+    ck.entry = ""
+    return out
+
+
+def _firmware(ck: _Checker, tables: Any) -> tuple[Firmware, ...]:
+    out: list[Firmware] = []
+    names: set[str] = set()
+    ids: set[int] = set()
+    for n, t in enumerate(_table_list(ck, tables, "firmware")):
+        ck.entry = f"firmware #{n + 1}"
+        ck.keys(t, _FIRMWARE_KEYS, {"name", "id", "introduced"})
+        name = ck.string(t, "name")
+        ck.entry = f"firmware {name!r}"
+        if name in names:
+            raise ck.fail("duplicate firmware name")
+        names.add(name)
+        rid = ck.hexnum(t["id"], "id")
+        d = decode(rid)
+        if rid >> 56 != 0x60 or d.coproc != KVM_REG_ARM_FW or d.width != 64 \
+                or rid & 0x000FFFFFF0000000:
+            raise ck.fail(f"id 0x{rid:x} is not a U64 KVM_REG_ARM_FW register id")
+        if rid in ids:
+            raise ck.fail(f"duplicate firmware id 0x{rid:x}")
+        ids.add(rid)
+        introduced = ck.release(t, "introduced")
+        on_write = t.get("on_write", "store")
+        if on_write not in ("store", "check"):
+            raise ck.fail(f"on_write must be 'store' or 'check', got {on_write!r}")
+        first = ck.values(t, None)
+        values = [(introduced, first)]
+        changes = t.get("changes", [])
+        if not isinstance(changes, list):
+            raise ck.fail("changes must be a list of tables")
+        for change in changes:
+            ck.keys(change, _CHANGE_KEYS, {"release"})
+            start = ck.release(change, "release")
+            if start <= values[-1][0]:
+                raise ck.fail(f"change at {ck.releases[start]!r} is not after "
+                              f"{ck.releases[values[-1][0]]!r}")
+            values.append((start, ck.values(change, values[-1][1])))
+        no_psci = None
+        if "no_psci_0_2" in t:
+            ck.keys(t["no_psci_0_2"], _VALUES_KEYS, {"reset"})
+            no_psci = ck.values(t["no_psci_0_2"], None)
+        hosts = {}
+        host_tables = t.get("hosts", {})
+        if not isinstance(host_tables, dict):
+            raise ck.fail("hosts must be a table of host CPU profiles")
+        for host, ht in host_tables.items():
+            ck.keys(ht, _VALUES_KEYS, {"reset"})
+            hosts[host] = ck.values(ht, None)
+        out.append(Firmware(name, rid, introduced, on_write, tuple(values),
+                            no_psci, hosts, ck.string(t, "source", "")))
+    ck.entry = ""
+    return tuple(sorted(out, key=lambda f: f.id))
+
+
+def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
+            services: list[Service]) -> tuple[Stable, ...]:
+    out = []
+    fw_names = {f.name: f for f in firmware}
+    svc_names = {s.name for s in services}
+    for n, t in enumerate(_table_list(ck, tables, "stable")):
+        ck.entry = f"stable #{n + 1}"
+        ck.keys(t, _STABLE_KEYS, {"name", "base"})
+        name = ck.string(t, "name")
+        ck.entry = f"stable {name!r}"
+        if name in ck.releases or any(s.name == name for s in out):
+            raise ck.fail("duplicate kernel name")
+        backports = t.get("backports", [])
+        if not isinstance(backports, list):
+            raise ck.fail("backports must be a list of firmware names")
+        taken: dict[str, int] = {}
+        for b in backports:
+            if b in svc_names:
+                raise ck.fail(f"backported service {b!r}: only firmware "
+                              "entries can be backported")
+            if b not in fw_names:
+                raise ck.fail(f"backports: unknown firmware entry {b!r}")
+            taken[b] = fw_names[b].introduced
+        changes = t.get("backport_changes", [])
+        if not isinstance(changes, list):
+            raise ck.fail("backport_changes must be a list of {name, release}")
+        for change in changes:
+            ck.keys(change, {"name", "release"}, {"name", "release"})
+            entry = fw_names.get(change["name"])
+            if entry is None:
+                raise ck.fail(f"backport_changes: unknown firmware entry "
+                              f"{change['name']!r}")
+            at = ck.release(change, "release")
+            if at not in [start for start, _ in entry.values]:
+                raise ck.fail(f"backport_changes: {entry.name!r} has no change "
+                              f"at {ck.releases[at]!r}")
+            taken[entry.name] = at
+        out.append(Stable(name, ck.release(t, "base"), tuple(sorted(taken.items())),
+                          ck.string(t, "source", "")))
+    ck.entry = ""
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------
+# Writing
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def dumps(h: History) -> str:
+    """TOML text of a history (firmware entries without host profiles)."""
+    lines = [f"name = {_q(h.name)}",
+             "releases = [" + ", ".join(_q(r) for r in h.releases) + "]",
+             f"registers_from = {_q(h.releases[h.registers_from])}"]
+    if h.source:
+        lines.append(f"source = {_q(h.source)}")
+    if h.host != DEFAULT_HOST:
+        lines.append(f"host = {_q(h.host)}")
+    for s in h.services:
+        lines += ["", "[[service]]", f"name = {_q(s.name)}",
+                  f"space = {_q(s.space)}", f"functions = {s.functions}",
+                  f"introduced = {_q(h.releases[s.introduced])}",
+                  f"default = {_q('on' if s.default_on else 'off')}"]
+        if s.register is not None:
+            lines += [f'register = "0x{s.register:016x}"', f"bit = {s.bit}"]
+        if s.source:
+            lines.append(f"source = {_q(s.source)}")
+    for f in h.firmware:
+        first = f.values[0][1]
+        lines += ["", "[[firmware]]", f"name = {_q(f.name)}",
+                  f'id = "0x{f.id:016x}"',
+                  f"introduced = {_q(h.releases[f.introduced])}",
+                  f'reset = "0x{first.reset:x}"',
+                  "accepts = [" + ", ".join(f'"0x{v:x}"' for v in sorted(first.accepts)) + "]",
+                  f"on_write = {_q(f.on_write)}"]
+        if len(f.values) > 1:
+            lines.append("changes = [")
+            for start, v in f.values[1:]:
+                acc = ", ".join(f'"0x{a:x}"' for a in sorted(v.accepts))
+                lines.append(f'  {{ release = {_q(h.releases[start])}, '
+                             f'reset = "0x{v.reset:x}", accepts = [{acc}] }},')
+            lines.append("]")
+    return "\n".join(lines) + "\n"

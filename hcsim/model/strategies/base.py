@@ -1,0 +1,190 @@
+"""The one small interface every register strategy implements.
+
+A strategy decides *layout*: which feature registers (class 0x16) a kernel
+of each release lists, their width, which bit(s) control each service, and
+whether a write of a bit the kernel does not know fails (``-EINVAL``,
+*strict*, as upstream) or is ignored (RAZ/WI).  The write path itself lives
+in :mod:`hcsim.model.kvm` and is the same for every strategy; a strategy may only
+add an invalidation rule (:meth:`Strategy.invalidates`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from hcsim.errors import InputError
+from hcsim.model import regs
+from hcsim.model.history import History, Service
+
+
+@dataclass(frozen=True)
+class FeatureReg:
+    """One feature register of a layout."""
+
+    id: int
+    width: int
+    listed_from: int     # first release whose register list has it
+    strict: bool         # unknown set bit -> -EINVAL; else read-as-zero/write-ignored
+
+
+@dataclass(frozen=True)
+class Param:
+    """A strategy parameter: its type, default and the check a value must pass."""
+
+    default: int | str
+    doc: str
+    choices: tuple = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    power_of_two: bool = False
+
+    def parse(self, key: str, text: str, spec: str) -> int | str:
+        if isinstance(self.default, str):
+            if text not in self.choices:
+                raise InputError(f"strategy {spec!r}: {key} must be one of "
+                                 f"{', '.join(self.choices)}, got {text!r}")
+            return text
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise InputError(f"strategy {spec!r}: {key} must be an integer, "
+                             f"got {text!r}") from None
+        if self.minimum is not None and value < self.minimum or \
+                self.maximum is not None and value > self.maximum:
+            raise InputError(f"strategy {spec!r}: {key} must be in "
+                             f"{self.minimum}..{self.maximum}, got {value}")
+        if self.power_of_two and value & (value - 1):
+            raise InputError(f"strategy {spec!r}: {key} must be a power of two "
+                             f"in {self.minimum}..{self.maximum}, got {value}")
+        return value
+
+
+class Layout:
+    """Feature registers and service bits of one strategy on one history.
+
+    ``bits[i]`` lists the (register position, bit) pairs that control
+    ``history.services[i]``; an empty tuple means the service is not covered
+    (always visible once supported, like ``std`` under ``full-bitmap``).
+    """
+
+    def __init__(self, history: History, regs: list[FeatureReg],
+                 bits: list[tuple[tuple[int, int], ...]]):
+        order = sorted(range(len(regs)), key=lambda k: regs[k].id)
+        where = {old: new for new, old in enumerate(order)}
+        self.history = history
+        self.regs: tuple[FeatureReg, ...] = tuple(regs[k] for k in order)
+        self.bits = tuple(tuple((where[p], b) for p, b in pairs) for pairs in bits)
+        self.position = {r.id: k for k, r in enumerate(self.regs)}
+        self._masks = self._cumulative()
+
+    def _cumulative(self) -> dict[int, tuple[list[int], list[int], list[int]]]:
+        """Per register holding bits: release steps with cumulative known and
+        reset masks (registers without bits, most of ``full-bitmap``, are absent)."""
+        steps: dict[int, dict[int, list[int]]] = {}
+        for svc, pairs in zip(self.history.services, self.bits):
+            for pos, bit in pairs:
+                known, reset = steps.setdefault(pos, {}).setdefault(svc.introduced, [0, 0])
+                steps[pos][svc.introduced] = [known | 1 << bit,
+                                              reset | (svc.default_on << bit)]
+        out = {}
+        for pos, table in steps.items():
+            rels, knowns, resets, known, reset = [], [], [], 0, 0
+            for rel in sorted(table):
+                known |= table[rel][0]
+                reset |= table[rel][1]
+                rels.append(rel)
+                knowns.append(known)
+                resets.append(reset)
+            out[pos] = (rels, knowns, resets)
+        return out
+
+    def _at(self, pos: int, release: int, which: int) -> int:
+        masks = self._masks.get(pos)
+        if masks is None:
+            return 0
+        k = bisect_right(masks[0], release)
+        return masks[which][k - 1] if k else 0
+
+    def known_mask(self, pos: int, release: int) -> int:
+        """Bits of register ``pos`` that a kernel of ``release`` implements."""
+        return self._at(pos, release, 1)
+
+    def reset(self, pos: int, release: int) -> int:
+        """Reset value: bits of supported services whose default is on."""
+        return self._at(pos, release, 2)
+
+    def listed(self, release: int) -> list[int]:
+        """Positions of the registers a kernel of ``release`` lists."""
+        return [k for k, r in enumerate(self.regs) if r.listed_from <= release]
+
+    def view(self, release: int, values: dict[int, int]) -> frozenset[str]:
+        """The services a guest sees, given its feature register values."""
+        supported = [(s, p) for s, p in zip(self.history.services, self.bits)
+                     if s.introduced <= release]
+        if release < self.history.registers_from:
+            return frozenset(s.name for s, _ in supported)
+        return frozenset(s.name for s, pairs in supported
+                         if all(values.get(pos, 0) >> bit & 1 for pos, bit in pairs))
+
+    def exhaustion(self) -> int | None:
+        """First release after ``registers_from`` that lists a new register."""
+        start = self.history.registers_from
+        later = [r.listed_from for r in self.regs if r.listed_from > start]
+        return min(later) if later else None
+
+
+class Strategy:
+    """Base class: parameters parsed and validated when constructed."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    params: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, **values: Any):
+        self.values = {k: p.default for k, p in self.params.items()}
+        self.values.update(values)
+        self._cache: dict[int, tuple[History, Layout]] = {}
+
+    @property
+    def spec(self) -> str:
+        """Canonical ``NAME[:k=v,...]`` listing parameters that differ from default."""
+        extra = [f"{k}={v}" for k, v in self.values.items()
+                 if v != self.params[k].default]
+        return self.name + (":" + ",".join(extra) if extra else "")
+
+    def __repr__(self) -> str:
+        return f"<strategy {self.spec}>"
+
+    def layout(self, history: History) -> Layout:
+        """The layout of this strategy on ``history`` (computed once)."""
+        hit = self._cache.get(id(history))
+        if hit is None or hit[0] is not history:
+            hit = (history, self.build(history))
+            self._cache[id(history)] = hit
+        return hit[1]
+
+    def build(self, history: History) -> Layout:
+        raise NotImplementedError
+
+    @property
+    def width(self) -> int:
+        """Width in bits of this strategy's feature registers."""
+        return 64
+
+    def reg_name(self, rid: int) -> str:
+        """Name of a register of this strategy, for messages and tables."""
+        return regs.reg_name(rid, bitmaps=self.kernel_names)
+
+    #: Do feature registers carry the kernel's ``KVM_REG_ARM_*_BMAP`` names?
+    kernel_names: ClassVar[bool] = False
+
+    def invalidates(self, feature: bool) -> bool:
+        """Does the first successful write to such a register clear all bitmaps?"""
+        return False
+
+
+def in_order(history: History) -> list[tuple[int, Service]]:
+    """Services with their index, in order of introduction."""
+    return list(enumerate(history.services))

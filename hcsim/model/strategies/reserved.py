@@ -1,0 +1,70 @@
+"""Reserved ranges: ``raz-wi``, ``wide`` and our ``raz-einval``.
+
+All three pre-allocate R registers of W bits at indices 0..R-1, listed from
+``registers_from`` and shared by every space, with one bit per service
+packed in order of introduction.  Services past the W*R reserved bits get
+overflow registers (indices R, R+1, ..., same width, packed) that appear
+only from the release that needs them and follow ``upstream`` semantics.
+
+They differ in what a write of an unassigned bit does:
+
+* ``raz-wi`` / ``wide`` (Oliver's proposal, Marc's wide registers): read as
+  zero, writes ignored, no error.
+* ``raz-einval`` (ours): read as zero, a write of 0 is accepted, a write of 1
+  fails with ``-EINVAL``.  An old kernel therefore refuses a guest that uses
+  a service it lacks, instead of dropping it silently, while the register
+  list never grows inside the reservation, so QEMU's count check never sees
+  a new register.
+"""
+
+from __future__ import annotations
+
+from hcsim.model.history import History
+from hcsim.model.regs import feat_reg
+from hcsim.model.strategies.base import FeatureReg, Layout, Param, Strategy
+
+RANGES = Param(4, "reserved registers", minimum=1, maximum=1024)
+
+
+class Reserved(Strategy):
+    """Shared layout of the reserved-range strategies."""
+
+    reserved_strict = False
+
+    @property
+    def width(self) -> int:
+        return int(self.values.get("width", 64))
+
+    def build(self, history: History) -> Layout:
+        width, ranges = self.width, int(self.values["ranges"])
+        regs = [FeatureReg(feat_reg(i, width), width, history.registers_from,
+                           self.reserved_strict) for i in range(ranges)]
+        bits = []
+        for n, s in enumerate(history.services):
+            index, bit = divmod(n, width)
+            if index >= ranges and index == len(regs):
+                regs.append(FeatureReg(feat_reg(index, width), width,
+                                       max(history.registers_from, s.introduced), True))
+            bits.append(((index, bit),))
+        return Layout(history, regs, bits)
+
+
+class RazWi(Reserved):
+    name = "raz-wi"
+    summary = "R reserved 64-bit registers, unassigned bits RAZ/WI (Oliver)"
+    params = {"ranges": RANGES}
+
+
+class Wide(Reserved):
+    name = "wide"
+    summary = "as raz-wi with W-bit registers, 64..2048 (Marc)"
+    params = {"width": Param(2048, "register width in bits", minimum=64,
+                             maximum=2048, power_of_two=True),
+              "ranges": Param(1, "reserved registers", minimum=1, maximum=1024)}
+
+
+class RazEinval(Reserved):
+    name = "raz-einval"
+    summary = "ours: reserved range, RAZ, writing 1 to an unknown bit -EINVAL"
+    params = {"ranges": RANGES}
+    reserved_strict = True

@@ -1,0 +1,383 @@
+"""Synthetic kernel histories: plausible futures of the hypercall services.
+
+:func:`generate` draws a :class:`~hcsim.model.history.History` from a few
+parameters, seeded and deterministic: the same parameters and seed always
+give the same history (and the same TOML from :func:`hcsim.model.history.dumps`).
+``hcsim generate`` writes it as the TOML of DESIGN.md section 6.
+
+The model
+---------
+* **Releases** ``r0`` .. ``r{n-1}``, not zero-padded: the name is the index
+  (the order is the list order, never the lexical order), as in
+  ``tests/data/four.toml`` and DESIGN.md section 6.
+* **Arrivals.** Each release adds ``Poisson(rate)`` services (the background
+  process).  With probability ``burst`` a release also lands a *family* of
+  ``1 + Poisson(burst_size - 1)`` services (mean ``burst_size``) that share a
+  space and a default, the way v5.13 added ``FUNC_FEAT`` and ``PTP`` to
+  ``vendor-hyp`` and v6.15 added the two opt-in ``DISCOVER_IMPL_*``.  The
+  mean number of services per release is ``rate + burst * burst_size``.
+* **Spaces.** Each background service (each family) picks ``std``,
+  ``std-hyp`` or ``vendor-hyp`` with the probabilities ``spaces``.
+* **Functions.** Each service occupies ``1 + Geometric`` function numbers
+  with mean ``functions`` (``functions = 1``: always one).
+* **Opt-in.** Each background service (each family) is ``default = "off"``
+  with probability ``opt_in``, like ``VENDOR_HYP_BMAP_2``.
+* **registers_from**: a release index (``int``) or a fraction of the history
+  (``float`` in [0, 1]: index ``floor(fraction * releases)``, at most the
+  last release).
+* **Firmware** (optional, ``firmware=P``): a ``PSCI_VERSION`` register from
+  ``r0`` (reset 1.0 = ``0x10000``, accepts 0.2 and 1.0, ``on_write =
+  "store"``); at each later release, with probability ``P``, the kernel
+  implements the next minor version and makes it the reset value (as v5.18
+  did with 1.1 and v6.13 with 1.3), so VMs created there cannot move back.
+  ``firmware=None`` (default): no firmware register.
+
+Service names are ``{SPACE}_{NNNN}``, e.g. ``VENDOR_HYP_0007``: the space in
+upper case and the service's global order of introduction (from 1, at least
+four digits), so names are unique and say where a service lives.
+
+Randomness: one :func:`numpy.random.default_rng` ``(seed)``, every draw made
+up front in a fixed order (arrival counts, bursts, then per-service and
+per-release uniforms whose sizes depend only on the counts).  So with the
+same seed, ``releases``, ``rate``, ``burst`` and ``burst_size``, changing
+``spaces``, ``functions``, ``opt_in``, ``firmware`` or ``registers_from``
+changes only what that parameter governs (common random numbers), which keeps
+parameter sweeps low-noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from hcsim.errors import InputError
+from hcsim.model.history import History, dumps, from_dict
+from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
+
+SPACE_NAMES = tuple(SPACES)
+
+#: PSCI_VERSION as the kernel encodes it (major << 16 | minor); FACTS.md 2.
+PSCI_VERSION_ID = "0x6030000000140000"
+PSCI_0_2 = 0x2
+PSCI_1_0 = 0x10000
+
+#: Refuse parameters whose expected size would not fit in memory sensibly.
+MAX_EXPECTED_SERVICES = 1_000_000
+MAX_RELEASES = 1_000_000
+
+#: Default space mix: vendor-hyp is where Linux added most services.
+DEFAULT_SPACES = (0.25, 0.25, 0.5)
+
+
+def _number(name: str, value, low: float, high: float | None = None,
+            integer: bool = False) -> float:
+    """A finite number in [low, high], or InputError naming the parameter."""
+    bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+    bad = bad or not math.isfinite(value)
+    if integer and not bad and not isinstance(value, (int, np.integer)):
+        bad = not float(value).is_integer()
+    if bad or value < low or (high is not None and value > high):
+        span = f"{low:g}..{high:g}" if high is not None else f">= {low:g}"
+        kind = "an integer" if integer else "a finite number"
+        raise InputError(f"{name} must be {kind} {span}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _spaces(value) -> tuple[float, float, float]:
+    """Normalised probabilities over (std, std-hyp, vendor-hyp)."""
+    if value is None:
+        return DEFAULT_SPACES
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(SPACE_NAMES))
+        if unknown:
+            raise InputError(f"spaces: unknown space {unknown[0]!r} "
+                             f"(known: {', '.join(SPACE_NAMES)})")
+        weights = [value.get(s, 0.0) for s in SPACE_NAMES]
+    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
+        weights = list(value)
+    else:
+        raise InputError("spaces must be a mapping {space: weight} or three weights "
+                         f"(std, std-hyp, vendor-hyp), got {value!r}")
+    weights = [_number("spaces weight", w, 0.0) for w in weights]
+    total = sum(weights)
+    if total <= 0:
+        raise InputError("spaces: at least one weight must be positive")
+    return tuple(w / total for w in weights)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Validated generator parameters (see the module docstring).
+
+    Construct through :func:`params` (or :func:`generate`), which checks
+    every value and raises :class:`~hcsim.errors.InputError` on a bad one.
+    """
+
+    releases: int = 50
+    rate: float = 0.25
+    burst: float = 0.05
+    burst_size: float = 2.0
+    spaces: tuple[float, float, float] = DEFAULT_SPACES
+    functions: float = 1.5
+    opt_in: float = 0.1
+    registers_from: int | float = 0.5
+    firmware: float | None = None
+    name: str | None = field(default=None, compare=False)
+
+    @property
+    def registers_from_index(self) -> int:
+        """The release index where feature registers start."""
+        rf = self.registers_from
+        if isinstance(rf, float):
+            return min(int(rf * self.releases), self.releases - 1)
+        return rf
+
+    def columns(self) -> dict[str, float | int]:
+        """The parameters as flat table columns (``registers_from`` as an index)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("spaces", "name")}
+        out["registers_from"] = self.registers_from_index
+        out["firmware"] = math.nan if self.firmware is None else self.firmware
+        for space, p in zip(SPACE_NAMES, self.spaces):
+            out["space_" + space.replace("-", "_")] = p
+        return out
+
+    def command(self, seed: int) -> str:
+        """The ``hcsim generate`` command line that regenerates a history."""
+        spaces = ",".join(f"{s}={p:g}" for s, p in zip(SPACE_NAMES, self.spaces))
+        parts = [f"hcsim generate --releases {self.releases} --rate {self.rate:g}",
+                 f"--seed {seed} --burst {self.burst:g} --burst-size {self.burst_size:g}",
+                 f"--spaces {spaces} --functions {self.functions:g}",
+                 f"--opt-in {self.opt_in:g} --registers-from {self.registers_from!r}"]
+        if self.firmware is not None:
+            parts.append(f"--firmware {self.firmware:g}")
+        return " ".join(parts)
+
+    def history(self, seed: int) -> History:
+        """The history of this parameter set and ``seed``."""
+        return _draw(self, seed)
+
+
+def params(releases: int = 50, rate: float = 0.25, burst: float = 0.05,
+           burst_size: float = 2.0, spaces=None, functions: float = 1.5,
+           opt_in: float = 0.1, registers_from: int | float = 0.5,
+           firmware: float | None = None, name: str | None = None) -> Params:
+    """Check generator parameters and return them as :class:`Params`."""
+    releases = _number("releases", releases, 1, MAX_RELEASES, integer=True)
+    rate = _number("rate", rate, 0.0)
+    burst = _number("burst", burst, 0.0, 1.0)
+    burst_size = _number("burst_size", burst_size, 1.0)
+    functions = _number("functions", functions, 1.0, FUNCTIONS_PER_SPACE)
+    opt_in = _number("opt_in", opt_in, 0.0, 1.0)
+    if isinstance(registers_from, float):
+        registers_from = _number("registers_from (a fraction)", registers_from, 0.0, 1.0)
+    else:
+        registers_from = _number("registers_from (a release index)", registers_from,
+                                 0, releases - 1, integer=True)
+    if firmware is not None:
+        firmware = _number("firmware", firmware, 0.0, 1.0)
+    expected = releases * (rate + burst * burst_size)
+    if expected > MAX_EXPECTED_SERVICES:
+        raise InputError(f"releases x (rate + burst x burst_size) = {expected:g} "
+                         f"expected services; at most {MAX_EXPECTED_SERVICES}")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise InputError(f"name must be a non-empty string, got {name!r}")
+    return Params(releases, rate, burst, burst_size, _spaces(spaces), functions,
+                  opt_in, registers_from, firmware, name)
+
+
+def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float = 0.05,
+             burst_size: float = 2.0, spaces=None, functions: float = 1.5,
+             opt_in: float = 0.1, registers_from: int | float = 0.5,
+             firmware: float | None = None, name: str | None = None) -> History:
+    """A synthetic history, the same for the same arguments.
+
+    Parameters
+    ----------
+    releases : number of releases, named ``r0`` .. ``r{releases-1}``.
+    rate : mean services per release of the Poisson background process.
+    seed : seed of the one :class:`numpy.random.Generator` (integer >= 0).
+    burst : probability that a release also lands a family of services.
+    burst_size : mean size of a family (at least 1).
+    spaces : weights over ``std``, ``std-hyp``, ``vendor-hyp``: a mapping
+        ``{space: weight}`` or three numbers; normalised.  Default 1:1:2.
+    functions : mean function numbers per service (shifted geometric).
+    opt_in : probability that a service (a family) is ``default = "off"``.
+    registers_from : release index (int) or fraction of the history (float).
+    firmware : per-release probability of a ``PSCI_VERSION`` bump, or None
+        for no firmware register.
+    name : history name (default ``synthetic-{seed}``).
+
+    Examples
+    --------
+    >>> h = generate(releases=10, rate=1.0, seed=3)
+    >>> h.releases[:3], h == generate(releases=10, rate=1.0, seed=3)
+    (('r0', 'r1', 'r2'), True)
+    """
+    return params(releases, rate, burst, burst_size, spaces, functions, opt_in,
+                  registers_from, firmware, name).history(seed)
+
+
+def check_seed(seed) -> int:
+    """A seed is an integer >= 0 (numpy's SeedSequence takes any size)."""
+    return _number("seed", seed, 0, integer=True)
+
+
+def _draw(p: Params, seed: int) -> History:
+    rng = np.random.default_rng(check_seed(seed))
+    n = p.releases
+    # Every draw up front, in a fixed order (see the module docstring).
+    background = rng.poisson(p.rate, n)
+    bursts = rng.random(n) < p.burst
+    family = 1 + rng.poisson(p.burst_size - 1.0, n)
+    counts = background + np.where(bursts, family, 0)
+    total = int(counts.sum())
+    u_space, u_opt, u_fn = rng.random(total), rng.random(total), 1.0 - rng.random(total)
+    u_family_space, u_family_opt = rng.random(n), rng.random(n)
+    u_firmware = rng.random(n)
+
+    cum = np.cumsum(p.spaces)
+    cum[-1] = 1.0
+    space = np.searchsorted(cum, u_space, side="right")
+    off = u_opt < p.opt_in
+    family_space = np.searchsorted(cum, u_family_space, side="right")
+    family_off = u_family_opt < p.opt_in
+    if p.functions > 1.0:
+        q = 1.0 / p.functions
+        fns = 1 + np.floor(np.log(u_fn) / math.log1p(-q))
+        fns = np.minimum(fns, FUNCTIONS_PER_SPACE).astype(np.int64)
+    else:
+        fns = np.ones(total, dtype=np.int64)
+
+    releases = [f"r{k}" for k in range(n)]
+    width = max(4, len(str(total)))
+    services, used = [], dict.fromkeys(SPACE_NAMES, 0)
+    k = 0
+    for rel in range(n):
+        for j in range(int(counts[rel])):
+            in_family = j >= background[rel]
+            s = SPACE_NAMES[family_space[rel] if in_family else space[k]]
+            default_off = family_off[rel] if in_family else off[k]
+            used[s] += int(fns[k])
+            if used[s] > FUNCTIONS_PER_SPACE:
+                raise InputError(f"seed {seed}: space {s!r} needs more than "
+                                 f"{FUNCTIONS_PER_SPACE} function numbers; lower "
+                                 "rate, burst_size or functions")
+            services.append({"name": f"{s.upper().replace('-', '_')}_{k + 1:0{width}d}",
+                             "space": s, "functions": int(fns[k]),
+                             "introduced": releases[rel],
+                             "default": "off" if default_off else "on"})
+            k += 1
+
+    doc = {"name": p.name or f"synthetic-{seed}", "releases": releases,
+           "registers_from": releases[p.registers_from_index],
+           "source": p.command(seed), "service": services}
+    if p.firmware is not None:
+        doc["firmware"] = [_psci(releases, u_firmware < p.firmware)]
+    return from_dict(doc, origin=doc["name"])
+
+
+def _psci(releases: list[str], bumps: np.ndarray) -> dict:
+    """A PSCI_VERSION-like entry whose reset moves to a new minor version at each bump."""
+    accepts = [PSCI_0_2, PSCI_1_0]
+    changes = []
+    for rel in np.flatnonzero(bumps[1:]) + 1:
+        if accepts[-1] & 0xFFFF == 0xFFFF:
+            break
+        accepts.append(accepts[-1] + 1)
+        changes.append({"release": releases[rel], "reset": hex(accepts[-1]),
+                        "accepts": [hex(v) for v in accepts]})
+    return {"name": "PSCI_VERSION", "id": PSCI_VERSION_ID, "introduced": releases[0],
+            "reset": hex(PSCI_1_0), "accepts": [hex(v) for v in accepts[:2]],
+            "on_write": "store", "changes": changes}
+
+
+# --------------------------------------------------------------------------
+# Command line: hcsim generate
+
+def number(text: str) -> float:
+    """argparse type: a float (named for argparse's error message)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"expected a number, got {text!r}") from None
+
+
+def integer(text: str) -> int:
+    """argparse type: an int."""
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"expected an integer, got {text!r}") from None
+
+
+def parse_registers_from(text: str) -> int | float:
+    """``30`` (index), ``0.3`` (fraction) or ``r30`` (release name)."""
+    if text.startswith("r") and text[1:].isdigit():
+        return int(text[1:])
+    if "." in text or "e" in text.lower():
+        return number(text)
+    return integer(text)
+
+
+def parse_spaces(text: str) -> dict[str, float]:
+    """``std=1,std-hyp=1,vendor-hyp=2`` (weights, normalised)."""
+    out = {}
+    for item in text.split(","):
+        space, eq, weight = item.partition("=")
+        if not eq:
+            raise InputError(f"--spaces: expected SPACE=WEIGHT, got {item!r}")
+        out[space.strip()] = number(weight)
+    return out
+
+
+def add_params(p: argparse.ArgumentParser) -> None:
+    """The generator options, shared by ``generate`` and ``sweep``."""
+    d = Params()
+    p.add_argument("--releases", type=integer, default=d.releases, metavar="N",
+                   help=f"number of releases (default {d.releases})")
+    p.add_argument("--rate", type=number, default=d.rate, metavar="X",
+                   help=f"mean services per release, Poisson (default {d.rate:g})")
+    p.add_argument("--burst", type=number, default=d.burst, metavar="P",
+                   help=f"probability a release lands a family of services (default {d.burst:g})")
+    p.add_argument("--burst-size", type=number, default=d.burst_size, metavar="S",
+                   help=f"mean family size (default {d.burst_size:g})")
+    p.add_argument("--spaces", type=parse_spaces, default=None, metavar="W",
+                   help="space weights, e.g. std=1,std-hyp=1,vendor-hyp=2 (the default)")
+    p.add_argument("--functions", type=number, default=d.functions, metavar="M",
+                   help=f"mean function numbers per service (default {d.functions:g})")
+    p.add_argument("--opt-in", type=number, default=d.opt_in, metavar="P",
+                   help=f"share of default-off services (default {d.opt_in:g})")
+    p.add_argument("--registers-from", type=parse_registers_from, default=d.registers_from,
+                   metavar="R", help="release index, rK, or fraction of the history "
+                   f"(default {d.registers_from:g})")
+    p.add_argument("--firmware", type=number, default=None, metavar="P",
+                   help="add PSCI_VERSION; P = per-release probability of a version bump")
+
+
+def params_from_args(args: argparse.Namespace) -> Params:
+    """:class:`Params` from the options of :func:`add_params`."""
+    return params(args.releases, args.rate, args.burst, args.burst_size, args.spaces,
+                  args.functions, args.opt_in, args.registers_from, args.firmware,
+                  getattr(args, "name", None))
+
+
+def add_generate(p: argparse.ArgumentParser) -> None:
+    add_params(p)
+    p.add_argument("--seed", type=integer, default=0, metavar="K", help="seed (default 0)")
+    p.add_argument("--name", default=None, help="history name (default synthetic-SEED)")
+    p.add_argument("--output", metavar="FILE",
+                   help="write here (atomically) instead of stdout")
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from hcsim.frontends.commands import check_output, emit
+
+    check_output(args.output)
+    history = params_from_args(args).history(check_seed(args.seed))
+    emit(dumps(history), args.output)
+    return 0
