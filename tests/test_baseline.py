@@ -15,6 +15,7 @@ from hcsim.analyses import baseline
 from hcsim.analyses.chain import migrate_chain
 from hcsim.errors import InputError
 from hcsim.evaluation import measures
+from hcsim.frontends import baseline_cmd
 from hcsim.model import strategies
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.config import Setting
@@ -204,17 +205,17 @@ changes = [{ release = "b", reset = "0x10001", accepts = ["0x10001"] }]
 
 def test_render_formats(linux):
     b = compute(linux, "upstream", "qemu", LINUX_FLEET)
-    text = baseline.render(b, "text")
+    text = baseline_cmd.render(b, "text")
     assert all(len(line) <= 72 for line in text.splitlines()), text
-    doc = json.loads(baseline.render(b, "json"))
+    doc = json.loads(baseline_cmd.render(b, "json"))
     assert doc["safe"] is False and len(doc["pairs"]) == 16
     assert {(p["src"], p["dst"]) for p in doc["pairs"] if p["status"] == "impossible"} == \
         {(p.src, p.dst) for p in b.impossible}
-    csv_text = baseline.render(b, "csv")
-    assert csv_text.splitlines()[0] == ",".join(baseline.CSV_COLUMNS)
+    csv_text = baseline_cmd.render(b, "csv")
+    assert csv_text.splitlines()[0] == ",".join(baseline_cmd.CSV_COLUMNS)
     assert "pair,v6.15,v6.12,,impossible,refused," in csv_text
     assert "| KVM_REG_ARM_PSCI_VERSION | 0x6030000000140000 | 0x10001 | 4/4 |" in \
-        baseline.render(b, "markdown")
+        baseline_cmd.render(b, "markdown")
 
 
 # -- properties ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from test_cli_errors import assert_one_line_error, run
 
 from hcsim.analyses import baseline, fleet, inventory
 from hcsim.analyses.chain import create, hop
+from hcsim.analyses.fleet import engine as fleet_engine
 from hcsim.errors import InputError
 from hcsim.model import strategies
 from hcsim.model import vmm as vmm_mod
@@ -298,7 +299,7 @@ def reference(h, inv, plan, spec, config_name, seed):
         upgrading = np.zeros(kernel.size, dtype=bool)
         upgrading[wave.hosts] = True
         idx = np.array([i for i in range(created) if upgrading[host[i]]], dtype=np.int64)
-        dst = fleet._place(sched, plan.placement, kernel, upgrading, wave.to, host[idx],
+        dst = fleet_engine._place(sched, plan.placement, kernel, upgrading, wave.to, host[idx],
                            fleet.uniform(seed, idx, w + 1))
         stuck = []
         for i, d in zip(idx.tolist(), dst.tolist()):

@@ -30,12 +30,19 @@ import numpy as np
 from hcsim.analyses.evidence import codes, era_shares, pair_mask, shares, silent_loss
 from hcsim.evaluation import engine
 from hcsim.evaluation.measures import OUTCOMES, cost_at
-from hcsim.frontends.narrate import VERDICTS, pct
 from hcsim.model.history import History
 from hcsim.model.regs import feat_reg, short_name
 from hcsim.model.smccc import full_bitmap_bytes
 from hcsim.model.strategies import parse as parse_strategy
 from hcsim.model.vmm import parse as parse_vmm
+
+#: The three verdicts of a claim, in the order of decreasing support.
+VERDICTS = ("holds", "holds with conditions", "does not hold")
+
+
+def pct(x: float, digits: int = 1) -> str:
+    """A fraction as a percentage: ``0.1234 -> '12.3%'``."""
+    return f"{100 * x:.{digits}f}%"
 
 HOLDS, CONDITIONS, FAILS = VERDICTS
 OLIVER, MARC = "Oliver Upton", "Marc Zyngier"

@@ -37,7 +37,6 @@ so the table is identical whatever the executor, ``jobs`` or ``batch``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -50,9 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hcsim import files
 from hcsim.errors import InputError
 from hcsim.evaluation import measures
-from hcsim.frontends import commands
 from hcsim.model import config as config_mod
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
@@ -380,14 +379,14 @@ def output_format(path: str | os.PathLike) -> str:
 def check_output(path: str | os.PathLike) -> str:
     """Fail now, before the sweep, if ``path`` cannot be written."""
     fmt = output_format(path)
-    commands.check_output(path)
+    files.check_output(path)
     return fmt
 
 
 def write(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as csv or parquet: the file appears whole or not at all."""
     fmt = output_format(path)
-    with commands.atomic_file(path, "wb") as fh:
+    with files.atomic_file(path, "wb") as fh:
         if fmt == "csv":
             df.to_csv(fh, index=False)
         else:
@@ -397,44 +396,4 @@ def write(df: pd.DataFrame, path: str | os.PathLike) -> None:
 # --------------------------------------------------------------------------
 # Command line: hcsim sweep
 
-def add_sweep(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--histories", type=synthetic.integer, default=100, metavar="K",
-                   help="number of synthetic histories (default 100)")
-    p.add_argument("--seed", type=synthetic.integer, default=0, metavar="S",
-                   help="seed of the first history; history i has seed S+i (default 0)")
-    synthetic.add_params(p)
-    p.add_argument("--strategy", action="append", metavar="S",
-                   help="NAME[:k=v,...]; repeat; default: every strategy")
-    p.add_argument("--vmm", action="append", metavar="V",
-                   help="VMM policy; repeat; default: every policy")
-    p.add_argument("--config", action="append", metavar="C",
-                   help="default | random:p=P,seed=K[,n=N]; repeat (default: default)")
-    p.add_argument("--jobs", type=synthetic.integer, default=None, metavar="N",
-                   help="worker processes (default: every core; 1: no pool)")
-    p.add_argument("--batch", type=synthetic.integer, default=None, metavar="N",
-                   help=f"histories per task (default: auto, at most {MAX_AUTO_BATCH})")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run on a dask.distributed scheduler (tcp://host:8786)")
-    where.add_argument("--dask", action="store_true",
-                       help="run on a dask LocalCluster of --jobs workers")
-    p.add_argument("--engine", default="vector", choices=ENGINES,
-                   help="vector (default) or scalar (the spec, slow)")
-    p.add_argument("--output", metavar="FILE",
-                   help="FILE.csv or FILE.parquet, written atomically (default: csv "
-                        "on stdout)")
-    p.set_defaults(func=run_sweep)
 
-
-def run_sweep(args: argparse.Namespace) -> int:
-    if args.output is not None:
-        check_output(args.output)
-    scheduler = LOCAL if args.dask else args.scheduler
-    df = run(args.histories, args.seed, args.strategy, args.vmm, args.config or ["default"],
-             params=synthetic.params_from_args(args), jobs=args.jobs, batch=args.batch,
-             scheduler=scheduler, engine=args.engine)
-    if args.output is None:
-        df.to_csv(sys.stdout, index=False)
-    else:
-        write(df, args.output)
-    return 0

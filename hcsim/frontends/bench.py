@@ -37,7 +37,8 @@ import numpy as np
 
 from hcsim.errors import InputError
 from hcsim.evaluation import engine, measures
-from hcsim.frontends.commands import emit, positive
+from hcsim.files import emit
+from hcsim.frontends.commands import positive
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.history import History
@@ -259,8 +260,8 @@ def add_bench(p: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     if args.fleet:
-        from hcsim.analyses import fleet
-        emit(fleet.run_bench(args), args.output)
+        from hcsim.frontends import fleet_bench
+        emit(fleet_bench.run_bench(args), args.output)
         return 0
     strategies.parse(args.strategy)
     vmm_mod.parse(args.vmm)

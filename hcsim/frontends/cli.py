@@ -23,12 +23,12 @@ COMMANDS = {
     "matrix": ("hcsim.frontends.commands", "outcome of every ordered release pair"),
     "cost": ("hcsim.frontends.commands", "save/restore cost per release"),
     "compare": ("hcsim.frontends.commands", "scorecard: one row per strategy"),
-    "probe-replay": ("hcsim.analyses.probe", "replay a real-kernel probe file against the model"),
-    "generate": ("hcsim.model.synthetic", "synthetic history TOML (seeded)"),
-    "sweep": ("hcsim.analyses.sweep", "Monte Carlo over synthetic histories, in parallel"),
+    "probe-replay": ("hcsim.frontends.probe_cmd", "replay a real-kernel probe file against the model"),
+    "generate": ("hcsim.frontends.generate_cmd", "synthetic history TOML (seeded)"),
+    "sweep": ("hcsim.frontends.sweep_cmd", "Monte Carlo over synthetic histories, in parallel"),
     "report": ("hcsim.frontends.report", "rerun a notebook with parameters, export HTML"),
-    "baseline": ("hcsim.analyses.baseline", "one VM configuration every host of a fleet can keep"),
-    "fleet": ("hcsim.analyses.fleet", "simulate kernel rollouts and guest evacuations over a fleet"),
+    "baseline": ("hcsim.frontends.baseline_cmd", "one VM configuration every host of a fleet can keep"),
+    "fleet": ("hcsim.frontends.fleet_cmd", "simulate kernel rollouts and guest evacuations over a fleet"),
     "bench": ("hcsim.frontends.bench", "scalar spec vs vectorised engine: pairs/s, speedup, memory"),
 }
 

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO
 
-from hcsim.errors import InputError
 from hcsim.evaluation import measures
+from hcsim.files import check_output, emit
 from hcsim.frontends import tables
 from hcsim.model import config as config_mod
 from hcsim.model import history as history_mod
@@ -46,36 +39,6 @@ def add_common(p: argparse.ArgumentParser, strategy: bool = True,
                    help="write here (atomically) instead of stdout")
 
 
-@contextmanager
-def atomic_file(output: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """A file that appears at ``output`` whole, or not at all.
-
-    Written to a temporary file beside it and renamed when the block ends;
-    an exception (Ctrl-C included) removes the temporary file instead.
-    """
-    target = Path(output)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)      # as open() would, not mkstemp's 0600
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def emit(text: str, output: str | None) -> None:
-    """Write the finished output; a file appears whole or not at all."""
-    if output is None:
-        sys.stdout.write(text)
-        return
-    with atomic_file(output) as fh:
-        fh.write(text)
-
-
 def at_least(minimum: int):
     """argparse type: an integer >= ``minimum`` (argparse names the option)."""
     def parse(text: str) -> int:
@@ -90,24 +53,6 @@ def at_least(minimum: int):
 
 
 positive = at_least(1)
-
-
-def check_output(output: str | os.PathLike | None) -> None:
-    """Fail now, before any work, if ``output`` cannot be written (None: stdout)."""
-    if output is None:
-        return
-    target = Path(output)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"{output}: is a directory")
-    if not parent.is_dir():
-        raise InputError(f"{output}: directory does not exist ({str(parent)!r})")
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.")
-    except OSError as exc:
-        raise InputError(f"{output}: cannot write ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def _setup(args):

@@ -14,13 +14,8 @@ from collections.abc import Iterable, Sequence
 
 from IPython.display import Markdown
 
-#: The three verdicts of a claim, in the order of decreasing support.
-VERDICTS = ("holds", "holds with conditions", "does not hold")
-
-
-def pct(x: float, digits: int = 1) -> str:
-    """A fraction as a percentage: ``0.1234 -> '12.3%'``."""
-    return f"{100 * x:.{digits}f}%"
+# Verdicts and percentages are computed with the positions; re-exported for the notebooks.
+from hcsim.analyses.positions import VERDICTS, pct
 
 
 def nbytes(n: float | None) -> str:
@@ -61,3 +56,6 @@ def releases_span(releases: Sequence[str], indices: Iterable[int]) -> str:
     """Release names of ``indices``, joined, or ``none``."""
     names = [releases[k] for k in sorted(set(indices))]
     return ", ".join(names) if names else "none"
+
+
+__all__ = ["VERDICTS", "md", "nbytes", "pct", "releases_span", "table", "verdict"]

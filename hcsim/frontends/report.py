@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 from hcsim.errors import InputError
-from hcsim.frontends.commands import atomic_file, check_output
+from hcsim.files import atomic_file, check_output
 
 #: Seconds a cell may run before the report gives up (the notebooks take < 60 s).
 CELL_TIMEOUT = 600

@@ -47,7 +47,6 @@ parameter sweeps low-noise.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -55,7 +54,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from hcsim.errors import InputError
-from hcsim.model.history import History, dumps, from_dict
+from hcsim.model.history import History, from_dict
 from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
 
 SPACE_NAMES = tuple(SPACES)
@@ -298,86 +297,4 @@ def _psci(releases: list[str], bumps: np.ndarray) -> dict:
 # --------------------------------------------------------------------------
 # Command line: hcsim generate
 
-def number(text: str) -> float:
-    """argparse type: a float (named for argparse's error message)."""
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"expected a number, got {text!r}") from None
 
-
-def integer(text: str) -> int:
-    """argparse type: an int."""
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"expected an integer, got {text!r}") from None
-
-
-def parse_registers_from(text: str) -> int | float:
-    """``30`` (index), ``0.3`` (fraction) or ``r30`` (release name)."""
-    if text.startswith("r") and text[1:].isdigit():
-        return int(text[1:])
-    if "." in text or "e" in text.lower():
-        return number(text)
-    return integer(text)
-
-
-def parse_spaces(text: str) -> dict[str, float]:
-    """``std=1,std-hyp=1,vendor-hyp=2`` (weights, normalised)."""
-    out = {}
-    for item in text.split(","):
-        space, eq, weight = item.partition("=")
-        if not eq:
-            raise InputError(f"--spaces: expected SPACE=WEIGHT, got {item!r}")
-        out[space.strip()] = number(weight)
-    return out
-
-
-def add_params(p: argparse.ArgumentParser) -> None:
-    """The generator options, shared by ``generate`` and ``sweep``."""
-    d = Params()
-    p.add_argument("--releases", type=integer, default=d.releases, metavar="N",
-                   help=f"number of releases (default {d.releases})")
-    p.add_argument("--rate", type=number, default=d.rate, metavar="X",
-                   help=f"mean services per release, Poisson (default {d.rate:g})")
-    p.add_argument("--burst", type=number, default=d.burst, metavar="P",
-                   help=f"probability a release lands a family of services (default {d.burst:g})")
-    p.add_argument("--burst-size", type=number, default=d.burst_size, metavar="S",
-                   help=f"mean family size (default {d.burst_size:g})")
-    p.add_argument("--spaces", type=parse_spaces, default=None, metavar="W",
-                   help="space weights, e.g. std=1,std-hyp=1,vendor-hyp=2 (the default)")
-    p.add_argument("--functions", type=number, default=d.functions, metavar="M",
-                   help=f"mean function numbers per service (default {d.functions:g})")
-    p.add_argument("--opt-in", type=number, default=d.opt_in, metavar="P",
-                   help=f"share of default-off services (default {d.opt_in:g})")
-    p.add_argument("--registers-from", type=parse_registers_from, default=d.registers_from,
-                   metavar="R", help="release index, rK, or fraction of the history "
-                   f"(default {d.registers_from:g})")
-    p.add_argument("--firmware", type=number, default=None, metavar="P",
-                   help="add PSCI_VERSION; P = per-release probability of a version bump")
-
-
-def params_from_args(args: argparse.Namespace) -> Params:
-    """:class:`Params` from the options of :func:`add_params`."""
-    return params(args.releases, args.rate, args.burst, args.burst_size, args.spaces,
-                  args.functions, args.opt_in, args.registers_from, args.firmware,
-                  getattr(args, "name", None))
-
-
-def add_generate(p: argparse.ArgumentParser) -> None:
-    add_params(p)
-    p.add_argument("--seed", type=integer, default=0, metavar="K", help="seed (default 0)")
-    p.add_argument("--name", default=None, help="history name (default synthetic-SEED)")
-    p.add_argument("--output", metavar="FILE",
-                   help="write here (atomically) instead of stdout")
-    p.set_defaults(func=run_generate)
-
-
-def run_generate(args: argparse.Namespace) -> int:
-    from hcsim.frontends.commands import check_output, emit
-
-    check_output(args.output)
-    history = params_from_args(args).history(check_seed(args.seed))
-    emit(dumps(history), args.output)
-    return 0

@@ -1,0 +1,52 @@
+"""``hcsim sweep``: Monte Carlo over synthetic histories (options, output)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hcsim.analyses.sweep import ENGINES, LOCAL, MAX_AUTO_BATCH, check_output, run, write
+from hcsim.frontends import generate_cmd
+
+
+def add_sweep(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--histories", type=generate_cmd.integer, default=100, metavar="K",
+                   help="number of synthetic histories (default 100)")
+    p.add_argument("--seed", type=generate_cmd.integer, default=0, metavar="S",
+                   help="seed of the first history; history i has seed S+i (default 0)")
+    generate_cmd.add_params(p)
+    p.add_argument("--strategy", action="append", metavar="S",
+                   help="NAME[:k=v,...]; repeat; default: every strategy")
+    p.add_argument("--vmm", action="append", metavar="V",
+                   help="VMM policy; repeat; default: every policy")
+    p.add_argument("--config", action="append", metavar="C",
+                   help="default | random:p=P,seed=K[,n=N]; repeat (default: default)")
+    p.add_argument("--jobs", type=generate_cmd.integer, default=None, metavar="N",
+                   help="worker processes (default: every core; 1: no pool)")
+    p.add_argument("--batch", type=generate_cmd.integer, default=None, metavar="N",
+                   help=f"histories per task (default: auto, at most {MAX_AUTO_BATCH})")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on a dask.distributed scheduler (tcp://host:8786)")
+    where.add_argument("--dask", action="store_true",
+                       help="run on a dask LocalCluster of --jobs workers")
+    p.add_argument("--engine", default="vector", choices=ENGINES,
+                   help="vector (default) or scalar (the spec, slow)")
+    p.add_argument("--output", metavar="FILE",
+                   help="FILE.csv or FILE.parquet, written atomically (default: csv "
+                        "on stdout)")
+    p.set_defaults(func=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output)
+    scheduler = LOCAL if args.dask else args.scheduler
+    df = run(args.histories, args.seed, args.strategy, args.vmm, args.config or ["default"],
+             params=generate_cmd.params_from_args(args), jobs=args.jobs, batch=args.batch,
+             scheduler=scheduler, engine=args.engine)
+    if args.output is None:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        write(df, args.output)
+    return 0
