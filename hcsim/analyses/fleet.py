@@ -683,7 +683,7 @@ def run_fleet(args) -> int:
 
 # -- benchmark (hcsim bench --fleet) ----------------------------------------------------------
 
-EXAMPLE = history_mod.DATA_DIR / "fleet-example"
+EXAMPLE = history_mod.data_path("fleet-example")
 
 
 def bench(guests: int = 1_000_000, spec: str = "upstream", vmm: str = "qemu",

@@ -23,18 +23,6 @@ def pct(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}%"
 
 
-def nbytes(n: float | None) -> str:
-    """A byte count with thousands separators and a binary-unit hint."""
-    if n is None:
-        return "n/a"
-    n = int(n)
-    if n >= 1 << 20:
-        return f"{n:,d} B ({n / (1 << 20):.1f} MiB)"
-    if n >= 1 << 10:
-        return f"{n:,d} B ({n / (1 << 10):.1f} KiB)"
-    return f"{n:,d} B"
-
-
 def md(text: str) -> Markdown:
     """Markdown to display as a cell's result."""
     return Markdown(text)
