@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 from hcsim.analyses import probe
 from hcsim.evaluation.measures import boot, migrate
 from hcsim.frontends import cli
-from hcsim.model.history import DATA_DIR
+from hcsim.model.history import data_path
 from hcsim.model.kvm import KVM_MAX_VCPUS, Kernel, KvmError
 from hcsim.model.regs import feat_reg, fw_reg, short_name
 from hcsim.model.strategies import parse
 from hcsim.model.vmm import Refused
 from hcsim.model.vmm import parse as vmm
 
-PROBES = sorted((DATA_DIR / "kernel-probe").glob("*.jsonl"))
-DEBIAN_6_1 = DATA_DIR / "kernel-probe" / "6.1.0-56-arm64.jsonl"
-DEBIAN_6_16 = DATA_DIR / "kernel-probe" / "6.16.12+deb13-arm64.jsonl"
+PROBES = sorted((data_path("kernel-probe")).glob("*.jsonl"))
+DEBIAN_6_1 = data_path("kernel-probe") / "6.1.0-56-arm64.jsonl"
+DEBIAN_6_16 = data_path("kernel-probe") / "6.16.12+deb13-arm64.jsonl"
 UPSTREAM = parse("upstream")
 
 #: Record types about the model; everything else is skipped (README.md).
@@ -118,7 +118,7 @@ def test_a_changed_reset_value_names_the_register(linux, tmp_path):
 def test_unrecorded_restore_before_after_restore_is_replayed(linux, tmp_path):
     # Our probe records the restoring SET (test `restore`); the shared probe
     # did not.  Without those records the replay must still match.
-    path = DATA_DIR / "kernel-probe" / "6.12.117+deb13-arm64.jsonl"
+    path = data_path("kernel-probe") / "6.12.117+deb13-arm64.jsonl"
     records = lines_of(path)
     kept = [r for r in records if r.get("test") != "restore"]
     assert len(records) - len(kept) == 3
@@ -247,7 +247,7 @@ def test_cli_mismatch_exit_1_prints_each(capsys, tmp_path):
 def test_cli_bad_input_exit_2_one_line(capsys, tmp_path, case, argv, message):
     records = lines_of(DEBIAN_6_16)
     files = {
-        "toml": DATA_DIR / "linux-upstream.toml",
+        "toml": data_path("linux-upstream.toml"),
         "probe": DEBIAN_6_16,
         "nostart": write(tmp_path / "nostart.jsonl", records[1:]),
         "not": write(tmp_path / "not.jsonl", [{"release": "x"}]),

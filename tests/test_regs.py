@@ -27,5 +27,4 @@ def test_names_use_kernel_vocabulary():
 def test_smccc_function_ids_match_den0028():
     assert smccc.function_id("std-hyp", 0x20, smc64=True) == 0xC5000020  # PV_TIME_FEATURES
     assert smccc.function_id("vendor-hyp", 1) == 0x86000001  # PTP
-    assert smccc.decode_function_id(0x84000050) == (True, False, 4, 0x50)  # TRNG_VERSION
     assert smccc.full_bitmap_bytes() == 16384  # Marc's "16kB worth of zeroes"

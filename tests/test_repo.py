@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,11 +25,48 @@ def test_readme_has_exactly_the_two_setup_commands():
     assert "pip install -e '.[test]'" in cmds["test"] and "pytest" in cmds["test"]
 
 
-def test_ci_runs_the_readme_test_command_and_fails_on_empty_runs():
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "test-command" in ci                      # extracts the README line
-    assert "set -eu" in ci
-    assert "|| true" not in ci and "exit 0" not in ci
+def run_ci(tmp_path: Path, readme: str) -> subprocess.CompletedProcess:
+    """Run a copy of ``.ci/run`` in a scratch clone holding only ``readme``."""
+    (tmp_path / ".ci").mkdir()
+    shutil.copy2(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    (tmp_path / "README.md").write_text(readme)
+    return subprocess.run(["sh", str(tmp_path / ".ci" / "run")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+
+
+FAKE_README = """# fake
+
+<!-- main-command -->
+```sh
+echo main > main.txt
+```
+
+<!-- test-command -->
+```sh
+printf '%s\\n' "it ran" > ran.txt && exit {code}
+```
+"""
+
+
+def test_ci_runs_the_readme_test_command_verbatim(tmp_path):
+    proc = run_ci(tmp_path, FAKE_README.format(code=0))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == """+ printf '%s\\n' "it ran" > ran.txt && exit 0\n"""
+    assert (tmp_path / "ran.txt").read_text() == "it ran\n"
+    assert not (tmp_path / "main.txt").exists()
+
+
+@pytest.mark.parametrize("code", [1, 5])         # 5: pytest collected nothing
+def test_ci_fails_when_the_test_command_fails(tmp_path, code):
+    proc = run_ci(tmp_path, FAKE_README.format(code=code))
+    assert proc.returncode == code
+    assert (tmp_path / "ran.txt").exists()
+
+
+def test_ci_fails_without_a_test_command(tmp_path):
+    proc = run_ci(tmp_path, FAKE_README.replace("test-command", "other-command").format(code=0))
+    assert proc.returncode == 1
+    assert "no test command" in proc.stderr and not (tmp_path / "ran.txt").exists()
 
 
 def test_ruff_is_clean():

@@ -110,11 +110,6 @@ class HostCost:
     cannot_show: frozenset[str] = frozenset()    # in the baseline, not in view
 
 
-#: Verdicts on a pair: keeps the baseline state / no loss or refusal but the
-#: guest's state changes / lost, mixed, refused or unsupported.
-STATUSES = ("safe", "drift", "impossible")
-
-
 @dataclass(frozen=True)
 class Pair:
     """Verification of one ordered pair of hosts."""

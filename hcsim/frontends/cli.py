@@ -4,8 +4,13 @@ Every command renders its whole output in memory before writing anything,
 so bad input (``InputError``) leaves no partial output: one line
 ``hcsim: error: ...`` on stderr and exit code 2.
 
-Commands live in modules; each provides ``add_arguments(parser)`` and
-``run(args) -> int``.  Heavy imports stay inside ``run``.
+Every subcommand is implemented by a front-end module (``hcsim.frontends.*``)
+named in :data:`COMMANDS`.  For subcommand ``<name>`` (``-`` spelled ``_``)
+the module provides ``add_<name>(parser)``, which declares the options and
+sets ``func=run_<name>`` with ``parser.set_defaults``, and ``run_<name>(args)
+-> int``, which returns the exit code.  :func:`build` imports every module
+in :data:`COMMANDS` to build the parser, so heavy imports (numpy, pandas,
+matplotlib) stay inside ``run_<name>``.
 """
 
 from __future__ import annotations

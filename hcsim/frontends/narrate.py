@@ -18,18 +18,6 @@ from IPython.display import Markdown
 from hcsim.analyses.positions import VERDICTS, pct
 
 
-def nbytes(n: float | None) -> str:
-    """A byte count with thousands separators and a binary-unit hint."""
-    if n is None:
-        return "n/a"
-    n = int(n)
-    if n >= 1 << 20:
-        return f"{n:,d} B ({n / (1 << 20):.1f} MiB)"
-    if n >= 1 << 10:
-        return f"{n:,d} B ({n / (1 << 10):.1f} KiB)"
-    return f"{n:,d} B"
-
-
 def md(text: str) -> Markdown:
     """Markdown to display as a cell's result."""
     return Markdown(text)
@@ -58,4 +46,4 @@ def releases_span(releases: Sequence[str], indices: Iterable[int]) -> str:
     return ", ".join(names) if names else "none"
 
 
-__all__ = ["VERDICTS", "md", "nbytes", "pct", "releases_span", "table", "verdict"]
+__all__ = ["VERDICTS", "md", "pct", "releases_span", "table", "verdict"]

@@ -29,6 +29,7 @@ Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
 
 from __future__ import annotations
 
+import importlib.resources
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,8 +38,6 @@ from typing import Any
 from hcsim.errors import InputError
 from hcsim.model.regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode
 from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
-
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 #: Bundled histories, by the name the command line accepts.
 BUNDLED = {"linux": "linux-upstream.toml"}
@@ -277,10 +276,29 @@ class _Checker(Where):
         return FwValues(reset, accepts)
 
 
+def data_path(*parts: str) -> Path:
+    """Path of a file shipped with hcsim: ``data_path("fleet-example", "plan.toml")``.
+
+    The files are the repository's top-level ``data/``.  A wheel installs them
+    as ``hcsim/data`` (pyproject.toml maps the package ``hcsim.data`` to
+    ``data/``); a checkout (editable install, or on ``PYTHONPATH``) has them
+    next to ``hcsim/``.  Both are found from the ``hcsim`` package that is
+    actually imported, through :mod:`importlib.resources`, rather than by
+    importing ``hcsim.data``: setuptools' editable finder does not map a
+    package without ``__init__.py``, and two checkouts sharing one
+    environment must each read their own files.
+    """
+    package = Path(importlib.resources.files("hcsim"))
+    root = package / "data"
+    if not root.is_dir():
+        root = package.parent / "data"
+    return root.joinpath(*parts)
+
+
 def resolve(spec: str | Path) -> Path:
     """Path of a history given as a file path or a bundled name."""
     if isinstance(spec, str) and spec in BUNDLED:
-        return DATA_DIR / BUNDLED[spec]
+        return data_path(BUNDLED[spec])
     return Path(spec)
 
 

@@ -19,20 +19,11 @@ SMCCC_FAST_CALL = 1 << 31
 SMCCC_SMC64 = 1 << 30
 OEN_SHIFT = 24
 
-#: What a hypercall returns when its service is off.
-SMCCC_RET_NOT_SUPPORTED = -1
-
 
 def function_id(space: str, number: int, smc64: bool = False) -> int:
     """The fast-call function id of ``number`` in ``space``."""
     return (SMCCC_FAST_CALL | (SMCCC_SMC64 if smc64 else 0)
             | SPACES[space] << OEN_SHIFT | number)
-
-
-def decode_function_id(fid: int) -> tuple[bool, bool, int, int]:
-    """(fast call, SMC64, OEN, function number) of a function id."""
-    return (bool(fid & SMCCC_FAST_CALL), bool(fid & SMCCC_SMC64),
-            (fid >> OEN_SHIFT) & 0x3F, fid & 0xFFFF)
 
 
 def full_bitmap_bytes() -> int:

@@ -15,12 +15,12 @@ from hcsim.analyses.inventory import Inventory, Plan
 from hcsim.evaluation.measures import OUTCOMES
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.config import Config, Setting
-from hcsim.model.history import DATA_DIR, History
+from hcsim.model.history import History, data_path
 from hcsim.model.kvm import Kernel
 from hcsim.model.strategies import Strategy
 
 #: The example fleet shipped with hcsim (inventory, plan; README).
-EXAMPLE = DATA_DIR / "fleet-example"
+EXAMPLE = data_path("fleet-example")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from hcsim.errors import InputError
 from hcsim.model import regs
-from hcsim.model.history import History, Service
+from hcsim.model.history import History
 
 
 @dataclass(frozen=True)
@@ -183,8 +183,3 @@ class Strategy:
     def invalidates(self, feature: bool) -> bool:
         """Does the first successful write to such a register clear all bitmaps?"""
         return False
-
-
-def in_order(history: History) -> list[tuple[int, Service]]:
-    """Services with their index, in order of introduction."""
-    return list(enumerate(history.services))
