@@ -776,4 +776,8 @@ def load_reglists(path: str | Path) -> RegLists:
         for h in hosts:
             for feats in fs_names.values():
                 out.other(r, h, feats)
+    bad = out.mismatches()
+    if bad:
+        raise ValueError(f"{where}: the changes do not join the probes: {bad[0]}"
+                         + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
     return out

@@ -242,7 +242,14 @@ if [ ${#debs[@]} -gt 0 ]; then
 			for dep in $(deb_depends "$deb"); do
 				case "$seen" in *" $dep "*) continue ;; esac
 				seen="$seen$dep "
-				debs+=("$(apt_download "$dep")")
+				# a dependency that is not downloadable (linux-base-* of the
+				# 6.19+ backports is in no arm64 package list) is skipped: the
+				# image is in linux-binary-*
+				if d=$(apt_download "$dep"); then
+					debs+=("$d")
+				else
+					log "skipping $dep (cannot download it)"
+				fi
 			done
 		fi
 	done
