@@ -213,12 +213,27 @@ def test_changes_carry_each_probe_to_the_next(rl):
     assert rl.mismatches() == []
 
 
-def test_only_the_gap_is_unverified(rl):
+def test_only_the_gap_is_unverified_without_pmu(rl):
     unverified = [r for r in rl.releases if not rl.verified(r, "neoverse-n1", NO_PMU)]
     gap = rl.gaps[0]
     i, j = rl.releases.index(gap.first), rl.releases.index(gap.last)
     assert unverified == list(rl.releases[i:j + 1])
-    assert all(c.verified for c in rl.changes)
+
+
+def test_unverified_changes_say_why_and_name_no_commit(rl):
+    for c in rl.changes:
+        if c.verified:
+            assert re.fullmatch(r"[0-9a-f]{12}", c.commit)
+        else:
+            assert c.note and not c.commit
+    # a release derived through an unverified change is unverified; a probed
+    # one is not
+    for c in rl.changes:
+        if not c.verified:
+            for name in c.feature_sets:
+                fs = rl.feature_set_names[name]
+                if c.release in rl.anchors("max", fs):
+                    assert rl.verified(c.release, "max", fs)
 
 
 def test_id_aa64zfr0_hidden_on_v5_2_to_v5_9(rl):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -343,6 +344,7 @@ def read_probe_lists(path: str | Path) -> dict[str, tuple[int, ...]]:
 
 
 _MODES = frozenset({"nvhe", "vhe", "protected"})
+_COMMIT = re.compile(r"^[0-9a-f]{12,40}$")
 
 
 def _variant_of(file_name: str, kernel: str) -> tuple[str, str, bool]:
@@ -556,7 +558,7 @@ class RegLists:
 
 def _apply(ids: set[int], c: Change, forward: bool, where: str) -> set[int]:
     add, rem = (c.added, c.removed) if forward else (c.removed, c.added)
-    what = f"{where}: [[change]] {c.commit} ({c.release})"
+    what = f"{where}: [[change]] {c.commit or repr(c.title)} ({c.release})"
     if not set(rem) <= ids:
         gone = ", ".join(sysreg_name(i) for i in sorted(set(rem) - ids))
         raise ValueError(f"{what} {'removes' if forward else 'undoes the addition of'} "
@@ -730,14 +732,18 @@ def load_reglists(path: str | Path) -> RegLists:
     for k, tab in enumerate(doc.get("change", [])):
         w = f"{where}: [[change]] #{k + 1}"
         commit = _req(tab, "commit", str, w)
-        w = f"{where}: [[change]] {commit!r}"
-        release = rel(tab, "release", w)
         title = _req(tab, "title", str, w)
+        w = f"{where}: [[change]] {commit or title!r}"
+        release = rel(tab, "release", w)
         verified = _req(tab, "verified", bool, w)
         source = _req(tab, "source", str, w)
         note = tab.get("note", "")
         if not verified and not note:
             raise ValueError(f"{w}: verified = false needs a note saying what is not verified")
+        # a verified change names its commit (12+ hex digits); an unverified
+        # one may leave it empty rather than guess
+        if (commit or verified) and not _COMMIT.match(commit):
+            raise ValueError(f"{w}: commit {commit!r} is not 12-40 hex digits")
         fsets = _str_list(tab, "feature_sets", w, default=list(fs_names))
         for fs in fsets:
             if fs not in fs_names:

@@ -150,14 +150,16 @@ vhe) MODEARG= ;;
 *) die "unknown --mode $MODE" ;;
 esac
 if [ "$VARIANT_SET" != 1 ]; then
+	# .pmu first, so that the name still ends in .cpu-<model>.jsonl where
+	# hcsim's probe replay reads the CPU model from
 	parts=()
+	[ "$PMU" = 1 ] && parts+=(pmu)
 	if [ "$CPU" = max ]; then
 		[ "$MODE" = nvhe ] || parts+=("$MODE")
 	else
 		parts+=("cpu-$CPU")
 		[ "$MODE" = vhe ] || parts+=("$MODE")
 	fi
-	[ "$PMU" = 1 ] && parts+=(pmu)
 	VARIANT=$(IFS=.; echo "${parts[*]}")
 fi
 
