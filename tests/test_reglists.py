@@ -313,7 +313,7 @@ def test_pmu_vm_has_the_pmu_feature():
 
 def test_unknown_release_host_or_feature_set(rl):
     for args in (("v9.9", "max", NO_PMU), ("v6.12", "graviton9", NO_PMU),
-                 ("v6.12", "max", frozenset({"sve"}))):
+                 ("v6.12", "max", frozenset({"sve"})), ("v6.12", "max", "pmu")):
         with pytest.raises(ValueError) as e:
             rl.other(*args)
         assert str(TOML) in str(e.value) and "\n" not in str(e.value)

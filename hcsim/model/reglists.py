@@ -446,6 +446,8 @@ class RegLists:
                              f"(releases {self.releases[0]}..{self.releases[-1]})") from None
 
     def _fs_name(self, features: Iterable[str]) -> str:
+        if isinstance(features, str):  # "pmu" would be {"p", "m", "u"}
+            raise ValueError(f"{self._where()}: features must be a set of names, not the string {features!r}")
         want = frozenset(features)
         for name, fs in self.feature_set_names.items():
             if fs == want:
