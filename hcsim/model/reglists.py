@@ -219,7 +219,7 @@ _NAMES: dict[tuple[int, int, int, int, int], str] = {
     (3, 3, 0, 0, 1): "CTR_EL0",
     (3, 3, 0, 0, 7): "DCZID_EL0",
     (3, 3, 2, 5, 1): "GCSPR_EL0",
-    (3, 3, 4, 2, 2): "FPMR",
+    (3, 3, 4, 4, 2): "FPMR",
     (3, 3, 9, 12, 0): "PMCR_EL0",
     (3, 3, 9, 12, 1): "PMCNTENSET_EL0",
     (3, 3, 9, 12, 2): "PMCNTENCLR_EL0",
