@@ -161,9 +161,10 @@ def test_pmu_registers_hidden_without_pmu_from_v5_11(rl):
     assert len(gone) == 74
     assert all(sysreg_name(i).startswith("PM") for i in gone)
     assert sysreg(3, 3, 9, 13, 0) in gone                      # PMCCNTR_EL0
-    # a vCPU with a PMU keeps them on every release
-    for release in rl.releases:
+    # a vCPU with a PMU keeps them on every release since PMCR_EL0 joined (v5.3)
+    for release in rl.releases[rl.releases.index("v5.3"):]:
         assert gone <= set(rl.other(release, "max", PMU))
+    assert gone - set(rl.other("v5.2", "max", PMU)) == {sysreg(3, 3, 9, 12, 0)}
     assert rl.other("v5.10", "max", PMU) == rl.other("v5.10", "max", NO_PMU)
 
 
@@ -241,6 +242,17 @@ def test_id_aa64zfr0_hidden_on_v5_2_to_v5_9(rl):
     shown = [r for r in rl.releases if zfr0 in rl.other(r, "max", NO_PMU)]
     assert "v5.1" in shown and "v5.10" in shown
     assert not {"v5.2", "v5.5", "v5.9"} & set(shown)
+
+
+def test_pmcr_el0_listed_from_v5_3(rl):
+    # enumerated by accident in v5.3, hidden again without a PMU from v5.11
+    pmcr = sysreg(3, 3, 9, 12, 0)
+    for fs in (NO_PMU, PMU):
+        assert pmcr not in rl.other("v5.2", "max", fs)
+        assert pmcr in rl.other("v5.3", "max", fs)
+        assert pmcr in rl.other("v5.10", "max", fs)
+    assert pmcr not in rl.other("v5.11", "max", NO_PMU)
+    assert pmcr in rl.other("v5.11", "max", PMU)
 
 
 # ---- names ------------------------------------------------------------------------
