@@ -289,8 +289,9 @@ static int create_vcpu(struct vm *vm, struct vcpu *vc, int idx)
 
 static struct kvm_vcpu_init last_init;
 
-/* KVM_ARM_PREFERRED_TARGET then KVM_ARM_VCPU_INIT, both recorded */
-static int init_vcpu(struct vm *vm, struct vcpu *vc, int psci_0_2)
+/* KVM_ARM_PREFERRED_TARGET then KVM_ARM_VCPU_INIT, both recorded; `extra`
+ * is ORed into features[0] (VM P: 1 << KVM_ARM_VCPU_PMU_V3) */
+static int init_vcpu_features(struct vm *vm, struct vcpu *vc, int psci_0_2, uint32_t extra)
 {
 	struct kvm_vcpu_init init;
 	int ret, err;
@@ -307,6 +308,7 @@ static int init_vcpu(struct vm *vm, struct vcpu *vc, int psci_0_2)
 	memset(init.features, 0, sizeof(init.features));
 	if (psci_0_2)
 		init.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2;
+	init.features[0] |= extra;
 	ret = ioctl(vc->fd, KVM_ARM_VCPU_INIT, &init);
 	err = errno;
 	begin("vcpu_init");
@@ -318,6 +320,11 @@ static int init_vcpu(struct vm *vm, struct vcpu *vc, int psci_0_2)
 	end();
 	last_init = init;
 	return ret < 0 ? -1 : 0;
+}
+
+static int init_vcpu(struct vm *vm, struct vcpu *vc, int psci_0_2)
+{
+	return init_vcpu_features(vm, vc, psci_0_2, 0);
 }
 
 /* ---- register list ----------------------------------------------------- */
@@ -810,6 +817,26 @@ static void vm_no_psci02(void)
 	psci_writes(&vm, &v0, "pre_run", &fw);
 }
 
+/* VM P (only with --pmu / kvm_probe.pmu=1 on the kernel command line): vCPU
+ * with PSCI 0.2 and the PMUv3 feature (KVM_ARM_VCPU_PMU_V3, features0 bit 3).
+ * Only the register list and the `default` GETs: the PMU itself is never
+ * initialised (KVM_ARM_VCPU_PMU_V3_INIT) and the vCPU never runs. */
+static void vm_pmu(void)
+{
+	struct vm vm;
+	struct vcpu v0;
+	struct fwinfo fw;
+
+	memset(&fw, 0, sizeof(fw));
+	if (create_vm(&vm, "P") < 0 || create_vcpu(&vm, &v0, 0) < 0)
+		return;
+	if (init_vcpu_features(&vm, &v0, 1, 1u << KVM_ARM_VCPU_PMU_V3) < 0)
+		return;
+	reg_list(&vm, &v0, &fw);
+	for (int i = 0; i < fw.n; i++)
+		fw.dflt[i] = rec_get(&vm, &v0, "pre_run", "default", fw.ids[i], NULL);
+}
+
 /* VM C: visibility of writes across vCPUs, and the per-VM run lock */
 static void vm_cross(struct fwinfo *fw)
 {
@@ -914,10 +941,11 @@ int main(int argc, char **argv)
 	struct utsname u;
 	struct fwinfo fw;
 	char cmdline[4096] = "";
-	int fd, ver;
+	int fd, ver, pmu = 0;
 
-	(void)argc;
-	(void)argv;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--pmu") == 0)
+			pmu = 1;
 	if (is_init)
 		setup_init();
 	out_fd = 1;
@@ -942,6 +970,9 @@ int main(int argc, char **argv)
 	begin("cmdline");
 	p_str("cmdline", cmdline);
 	end();
+	for (char *tok = strtok(cmdline, " "); tok; tok = strtok(NULL, " "))
+		if (strcmp(tok, "kvm_probe.pmu=1") == 0)
+			pmu = 1;
 
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	begin("open_kvm");
@@ -970,6 +1001,8 @@ int main(int argc, char **argv)
 		vm_uninit_run(&fw);
 		vm_no_psci02();
 		vm_cross(&fw);
+		if (pmu)
+			vm_pmu();
 	}
 	begin("done");
 	end();

@@ -20,7 +20,7 @@ REG_ID = re.compile(r"^0x[0-9a-f]{16}$")
 ERRNO = re.compile(r"^E[A-Z0-9]+$")
 COPROC_KEY = re.compile(r"^0x[0-9a-f]{4}$")
 
-VMS = {"A", "I", "U", "N", "C"}
+VMS = {"A", "I", "U", "N", "C", "P"}  # P: vCPU with a PMU (run-probe.sh --pmu)
 PHASES = {
     "pre_run",
     "post_run",
@@ -32,6 +32,9 @@ PHASES = {
 CLASS_FW = 0x14
 CLASS_FW_BMAP = 0x16
 KVM_EXIT_MMIO = 6
+# KVM_ARM_VCPU_INIT features[0] bits (uapi asm/kvm.h)
+PSCI_0_2_BIT = 1 << 2  # KVM_ARM_VCPU_PSCI_0_2
+PMU_V3_BIT = 1 << 3  # KVM_ARM_VCPU_PMU_V3
 
 # field kinds: str, int, hex (value), regid (64-bit register id), errno
 # ("" or a name), ret (0 or -1), vm, phase, bool01, dict, list
@@ -190,6 +193,12 @@ def validate_record(rec, where: str) -> list[str]:
         for i in rec["ids"]:
             if reg_class(i) not in (CLASS_FW, CLASS_FW_BMAP):
                 errs.append(f"{where}: fw_reg_ids has {i}, not class 0x14/0x16")
+    if t == "vcpu_init" and not errs:
+        f0 = int(rec["features0"], 16)
+        if bool(f0 & PSCI_0_2_BIT) != bool(rec["psci_0_2"]):
+            errs.append(f"{where}: psci_0_2 {rec['psci_0_2']} but features0 {rec['features0']}")
+        if rec["vm"] == "P" and not f0 & PMU_V3_BIT:
+            errs.append(f"{where}: VM P vCPU without the PMUv3 feature (features0 {rec['features0']})")
     if t == "get":
         wrong_size = rec["test"].startswith("wrong_size")
         if "val" not in rec and not (wrong_size and rec["ret"] == -1):

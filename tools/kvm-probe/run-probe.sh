@@ -35,6 +35,8 @@ usage: $0 [options] KERNEL | $0 --host [options]
                     kvm-arm.mode=MODE; vhe passes nothing (the kernel's default
                     mode, VHE where the CPU has it). Default: nvhe with --cpu max,
                     vhe otherwise (as the shared probe files were made)
+  --pmu             also probe VM P: a vCPU with PSCI 0.2 and the PMUv3
+                    feature (features0 0xc); adds .pmu to the variant
   --variant NAME    override the file name variant (output <release>.NAME.jsonl;
                     --variant '' for none)
   --suite SUITE     Debian suite to search for KERNEL (repeatable; default:
@@ -51,10 +53,12 @@ die() { echo "run-probe: $*" >&2; exit 1; }
 log() { echo "run-probe: $*" >&2; }
 
 VARIANT_SET=0
+PMU=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--cpu) CPU=$2; shift 2 ;;
 	--mode) MODE=$2; shift 2 ;;
+	--pmu) PMU=1; shift ;;
 	--variant) VARIANT=$2; VARIANT_SET=1; shift 2 ;;
 	--suite)
 		[ "$SUITES_SET" = 1 ] || SUITES=()
@@ -114,9 +118,14 @@ save_output() { # $1 records, $2 variant
 if [ "$HOST" = 1 ]; then
 	[ "$(uname -m)" = aarch64 ] || die "--host needs an arm64 machine"
 	[ -e /dev/kvm ] || die "no /dev/kvm"
-	[ "$VARIANT_SET" = 1 ] || VARIANT=host
+	if [ "$VARIANT_SET" != 1 ]; then
+		VARIANT=host
+		[ "$PMU" = 1 ] && VARIANT=host.pmu
+	fi
 	build_probe "$WORK/kvm-probe"
-	timeout -k 10 "$TIMEOUT" "$WORK/kvm-probe" >"$WORK/host.log" || true
+	pmuarg=()
+	[ "$PMU" = 1 ] && pmuarg=(--pmu)
+	timeout -k 10 "$TIMEOUT" "$WORK/kvm-probe" "${pmuarg[@]}" >"$WORK/host.log" || true
 	extract_records "$WORK/host.log" "$WORK/host.jsonl" ||
 		die "probe did not finish; output in $WORK/host.log"
 	save_output "$WORK/host.jsonl" "$VARIANT"
@@ -141,7 +150,10 @@ vhe) MODEARG= ;;
 *) die "unknown --mode $MODE" ;;
 esac
 if [ "$VARIANT_SET" != 1 ]; then
+	# .pmu first, so that the name still ends in .cpu-<model>.jsonl where
+	# hcsim's probe replay reads the CPU model from
 	parts=()
+	[ "$PMU" = 1 ] && parts+=(pmu)
 	if [ "$CPU" = max ]; then
 		[ "$MODE" = nvhe ] || parts+=("$MODE")
 	else
@@ -232,7 +244,14 @@ if [ ${#debs[@]} -gt 0 ]; then
 			for dep in $(deb_depends "$deb"); do
 				case "$seen" in *" $dep "*) continue ;; esac
 				seen="$seen$dep "
-				debs+=("$(apt_download "$dep")")
+				# a dependency that is not downloadable (linux-base-* of the
+				# 6.19+ backports is in no arm64 package list) is skipped: the
+				# image is in linux-binary-*
+				if d=$(apt_download "$dep"); then
+					debs+=("$d")
+				else
+					log "skipping $dep (cannot download it)"
+				fi
 			done
 		fi
 	done
@@ -286,6 +305,9 @@ fi
 
 # ---- boot -------------------------------------------------------------------------
 APPEND="console=ttyAMA0 rdinit=/init panic=-1 $MODEARG"
+# read by the probe from /proc/cmdline (a dotted name: the kernel takes it for
+# a module parameter and does not pass it to init)
+[ "$PMU" = 1 ] && APPEND="${APPEND}kvm_probe.pmu=1 "
 log "booting $KREL (cpu $CPU, ${MODEARG:-default mode}, timeout ${TIMEOUT}s)"
 start=$(date +%s)
 set +e
