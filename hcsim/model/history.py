@@ -639,6 +639,8 @@ def dumps(h: History) -> str:
         lines.append(f"source = {_q(h.source)}")
     if h.host != DEFAULT_HOST:
         lines.append(f"host = {_q(h.host)}")
+    if h.fw_enoent_from:
+        lines.append(f"fw_enoent_from = {_q(h.releases[h.fw_enoent_from])}")
     for s in h.services:
         lines += ["", "[[service]]", f"name = {_q(s.name)}",
                   f"space = {_q(s.space)}", f"functions = {s.functions}",
@@ -656,11 +658,14 @@ def dumps(h: History) -> str:
                   f'reset = "0x{first.reset:x}"',
                   "accepts = [" + ", ".join(f'"0x{v:x}"' for v in sorted(first.accepts)) + "]",
                   f"on_write = {_q(f.on_write)}"]
+        if first.stores:
+            lines.append(f'stores = "0x{first.stores:x}"')
         if len(f.values) > 1:
             lines.append("changes = [")
-            for start, v in f.values[1:]:
+            for (_, prev), (start, v) in zip(f.values, f.values[1:]):
                 acc = ", ".join(f'"0x{a:x}"' for a in sorted(v.accepts))
+                stores = f', stores = "0x{v.stores:x}"' if v.stores != prev.stores else ""
                 lines.append(f'  {{ release = {_q(h.releases[start])}, '
-                             f'reset = "0x{v.reset:x}", accepts = [{acc}] }},')
+                             f'reset = "0x{v.reset:x}", accepts = [{acc}]{stores} }},')
             lines.append("]")
     return "\n".join(lines) + "\n"
