@@ -57,24 +57,24 @@ Bytes moved are the wire bytes of every attempted migration's stream
 
 from hcsim.analyses.fleet.engine import scenario, simulate
 from hcsim.analyses.fleet.model import (
-                                        HostType,
-                                        Population,
-                                        Schedule,
-                                        Transitions,
-                                        Wave,
-                                        population,
-                                        schedule,
-                                        uniform,
+    EXAMPLE,
+    HostType,
+    Population,
+    Schedule,
+    Transitions,
+    Wave,
+    population,
+    schedule,
+    uniform,
 )
 from hcsim.analyses.fleet.records import (
-                                        CONFIGS,
-                                        INVENTORY_VMM,
-                                        SUMMARY_COLUMNS,
-                                        TIMELINE_COLUMNS,
-                                        FleetResult,
+    CONFIGS,
+    INVENTORY_VMM,
+    SUMMARY_COLUMNS,
+    TIMELINE_COLUMNS,
+    FleetResult,
 )
 
-__all__ = ["CONFIGS", "EXAMPLE", "INVENTORY_VMM", "SUMMARY_COLUMNS", "TIMELINE_COLUMNS", "FleetResult",
-           "HostType",
-           "Population", "Schedule", "Transitions", "Wave", "population", "scenario", "schedule",
-           "simulate", "uniform"]
+__all__ = ["CONFIGS", "EXAMPLE", "INVENTORY_VMM", "SUMMARY_COLUMNS", "TIMELINE_COLUMNS",
+           "FleetResult", "HostType", "Population", "Schedule", "Transitions", "Wave",
+           "population", "scenario", "schedule", "simulate", "uniform"]
