@@ -18,7 +18,9 @@ sys.path.insert(0, str(ROOT))
 
 from hcsim.frontends import cli  # noqa: E402
 
-BLOCKS = {"scorecard": ["compare", "--history", "linux", "--vmm", "qemu"]}
+BLOCKS = {"scorecard": ["compare", "--history", "linux", "--vmm", "qemu"],
+          "scorecard-max": ["compare", "--history", "linux", "--vmm", "qemu",
+                            "--host", "max", "--strategy", "upstream"]}
 
 
 def output(argv: list[str]) -> str:

@@ -33,6 +33,9 @@ def add_common(p: argparse.ArgumentParser, strategy: bool = True,
     p.add_argument("--vmm", required=True, metavar="V", help="VMM policy")
     p.add_argument("--since", metavar="R",
                    help="only releases from R on (e.g. v5.19, where bitmaps start)")
+    p.add_argument("--host", metavar="P",
+                   help="host CPU profile (default: the history's `host`; "
+                        "linux: neoverse-n1; max is QEMU -cpu max)")
     p.add_argument("--format", default="text", metavar="F",
                    help="text (72 columns), csv, json, markdown")
     p.add_argument("--output", metavar="FILE",
@@ -61,6 +64,8 @@ def _setup(args):
     history = history_mod.load(args.history)
     if args.since:
         history = history.since(args.since)
+    if args.host is not None:
+        history = history.with_host(args.host)
     return history, vmm_mod.parse(args.vmm)
 
 

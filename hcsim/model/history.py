@@ -11,7 +11,20 @@ Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
   takes on a vCPU initialised without ``KVM_ARM_VCPU_PSCI_0_2``.
 * ``[[firmware]] hosts = {MODEL = {reset, accepts}}``: per host CPU profile
   (the ``SMCCC_ARCH_WORKAROUND_*`` levels); an unlisted profile uses the
-  entry's own values.
+  entry's own values.  A ``changes`` entry may give its own ``hosts``: that
+  table replaces the profiles from its release on (``hosts = {}`` returns
+  them all to the entry's values); a change without ``hosts`` keeps the
+  profiles in force unchanged.  WORKAROUND_2's levels differ per profile on
+  v5.3..v5.9 and are the same on every profile from v5.10.
+* ``stores = "MASK"`` beside any ``reset``/``accepts`` of an ``on_write =
+  "check"`` entry (top level, ``changes``, ``hosts``): bits the kernel keeps
+  per vCPU (:class:`Firmware`); WORKAROUND_2's ENABLED bit (0x10) on
+  v5.3..v5.9.  A change without ``stores`` keeps the previous value.
+* ``fw_enoent_from = "R"`` (top level, default the first release): the
+  release from which KVM answers a class 0x14 id it does not have with
+  ``-ENOENT`` and SET copies the value in before looking the id up.  Before
+  it, a kernel with firmware registers answers ``-EINVAL`` and looks the id
+  up first (Linux: ``v5.3``, 99adb567632b; :mod:`hcsim.model.kvm`).
 * ``host = "MODEL"`` (top level): the host CPU profile that migrations and
   costs are evaluated on (default ``max``).  The Linux history uses
   ``neoverse-n1``, a real server core whose workaround levels do not change
@@ -63,15 +76,37 @@ class Service:
 
 @dataclass(frozen=True)
 class FwValues:
-    """What a firmware register reads at reset and which values SET takes."""
+    """What a firmware register reads at reset and which values SET takes.
+
+    ``stores``: bits of an ``on_write = "check"`` register that the kernel
+    keeps per vCPU (WORKAROUND_2's ENABLED bit on v5.3..v5.9); see
+    :class:`Firmware`.
+    """
 
     reset: int
     accepts: frozenset[int]
+    stores: int = 0
 
 
 @dataclass(frozen=True)
 class Firmware:
-    """A firmware register of class 0x14 (``[[firmware]]``)."""
+    """A firmware register of class 0x14 (``[[firmware]]``).
+
+    ``values`` are the default profile's (``max``) values per release.
+    ``host_values`` are the host profile tables, each from a release on: the
+    entry's own ``hosts`` from its introduction, then every ``changes`` entry
+    that gives ``hosts`` (it replaces the whole table; ``hosts = {}`` returns
+    every profile to the default values).  ``hosts`` holds the profiles whose
+    values are the same on every release (all of them when no change gives
+    ``hosts``, as before the extension); the engine relies on that.
+
+    A value with ``stores`` bits (``on_write = "check"`` only) reads
+    ``reset & ~stores`` plus the vCPU's stored bits, which start as
+    ``reset & stores``; an accepted write whose other bits equal the reset's
+    sets them, other accepted writes leave them.  That is WORKAROUND_2 on
+    v5.3..v5.9 (99adb567632b): a write of level AVAIL sets the vCPU's
+    ENABLED flag from bit 4, lower levels leave it, and a read shows it.
+    """
 
     name: str
     id: int
@@ -81,14 +116,27 @@ class Firmware:
     no_psci_0_2: FwValues | None = None
     hosts: dict[str, FwValues] = field(default_factory=dict)
     source: str = ""
+    host_values: tuple[tuple[int, dict[str, FwValues]], ...] = ()
+
+    def tables(self) -> tuple[tuple[int, dict[str, FwValues]], ...]:
+        """Host profile tables, each from a release on (introduction first)."""
+        return self.host_values or ((self.introduced, self.hosts),)
+
+    def profiles(self) -> set[str]:
+        """Every host profile any table of this entry names."""
+        return {h for _, table in self.tables() for h in table}
 
     def at(self, release: int, host: str = DEFAULT_HOST,
            psci_0_2: bool = True) -> FwValues:
         """Reset value and accepted values on a kernel of ``release``."""
         if not psci_0_2 and self.no_psci_0_2 is not None:
             return self.no_psci_0_2
-        if host in self.hosts:
-            return self.hosts[host]
+        table = self.tables()[0][1]
+        for start, t in self.tables():
+            if start <= release:
+                table = t
+        if host in table:
+            return table[host]
         current = self.values[0][1]
         for start, vals in self.values:
             if start <= release:
@@ -118,6 +166,7 @@ class History:
     stable: tuple[Stable, ...] = ()
     source: str = ""
     host: str = DEFAULT_HOST
+    fw_enoent_from: int = 0
 
     def index(self, release: str) -> int:
         """Index of a release name; :class:`InputError` if unknown."""
@@ -167,21 +216,39 @@ class History:
         services = tuple(replace(s, introduced=shift(s.introduced)) for s in self.services)
         firmware = []
         for f in self.firmware:
-            first = f.at(max(start, f.introduced), DEFAULT_HOST)
-            later = tuple((shift(r), v) for r, v in f.values if r > max(start, f.introduced))
+            at = max(start, f.introduced)
+            first = f.at(at, DEFAULT_HOST)
+            later = tuple((shift(r), v) for r, v in f.values if r > at)
+            tables = f.tables()
+            in_force = [t for r, t in tables if r <= at][-1]
+            host_values = ((shift(f.introduced), in_force),
+                           *((shift(r), t) for r, t in tables if r > at))
             firmware.append(replace(f, introduced=shift(f.introduced),
-                                    values=((shift(f.introduced), first), *later)))
+                                    values=((shift(f.introduced), first), *later),
+                                    hosts=_constant_hosts(host_values),
+                                    host_values=host_values if f.host_values else ()))
         stable = tuple(replace(st, base=st.base - start,
                                firmware_release=tuple((n, shift(r)) for n, r in st.firmware_release))
                        for st in self.stable if st.base >= start)
         return replace(self, name=f"{self.name} since {release}",
                        releases=self.releases[start:],
                        registers_from=shift(self.registers_from), services=services,
-                       firmware=tuple(firmware), stable=stable)
+                       firmware=tuple(firmware), stable=stable,
+                       fw_enoent_from=shift(self.fw_enoent_from))
+
+    def with_host(self, host: str) -> History:
+        """The same history evaluated on host CPU profile ``host``.
+
+        :class:`InputError` (one line) if no firmware entry knows it.
+        """
+        if host not in self.hosts():
+            raise InputError(f"history {self.name!r}: unknown host profile {host!r} "
+                             f"(known: {', '.join(self.hosts())})")
+        return replace(self, host=host)
 
     def hosts(self) -> tuple[str, ...]:
         """Host CPU profiles the firmware entries know, default first."""
-        names = {h for f in self.firmware for h in f.hosts}
+        names = {h for f in self.firmware for h in f.profiles()}
         return (DEFAULT_HOST, *sorted(names - {DEFAULT_HOST}))
 
 
@@ -189,13 +256,13 @@ class History:
 # Loading and validation
 
 _TOP_KEYS = {"name", "releases", "registers_from", "service", "firmware",
-             "stable", "source", "host"}
+             "stable", "source", "host", "fw_enoent_from"}
 _SERVICE_KEYS = {"name", "space", "functions", "introduced", "default",
                  "register", "bit", "source"}
 _FIRMWARE_KEYS = {"name", "id", "introduced", "reset", "accepts", "on_write",
-                  "changes", "no_psci_0_2", "hosts", "source"}
-_CHANGE_KEYS = {"release", "reset", "accepts", "source"}
-_VALUES_KEYS = {"reset", "accepts"}
+                  "changes", "no_psci_0_2", "hosts", "source", "stores"}
+_CHANGE_KEYS = {"release", "reset", "accepts", "source", "stores", "hosts"}
+_VALUES_KEYS = {"reset", "accepts", "stores"}
 _STABLE_KEYS = {"name", "base", "backports", "backport_changes", "source"}
 
 
@@ -273,7 +340,11 @@ class _Checker(Where):
             accepts = frozenset({reset})
         if reset not in accepts:
             raise self.fail(f"reset 0x{reset:x} is not among accepts")
-        return FwValues(reset, accepts)
+        if "stores" in table:
+            stores = self.hexnum(table["stores"], "stores")
+        else:
+            stores = base.stores if base is not None else 0
+        return FwValues(reset, accepts, stores)
 
 
 def data_path(*parts: str) -> Path:
@@ -359,14 +430,16 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     source = doc.get("source", "")
     if not isinstance(source, str):
         raise ck.fail("source must be a string")
+    fw_enoent_from = (ck.release(doc, "fw_enoent_from")
+                      if "fw_enoent_from" in doc else 0)
     host = doc.get("host", DEFAULT_HOST)
-    known_hosts = {DEFAULT_HOST} | {h for f in firmware for h in f.hosts}
+    known_hosts = {DEFAULT_HOST} | {h for f in firmware for h in f.profiles()}
     if host not in known_hosts:
         raise ck.fail(f"host {host!r} is not a profile of any [[firmware]] entry")
     # Order of introduction: by release, then file order (DESIGN.md 8).
     services = tuple(sorted(services, key=lambda s: s.introduced))
     return History(name, tuple(rels), registers_from, services, firmware,
-                   stable, source, host)
+                   stable, source, host, fw_enoent_from)
 
 
 def _first_duplicate(items: list) -> Any:
@@ -462,6 +535,7 @@ def _firmware(ck: _Checker, tables: Any) -> tuple[Firmware, ...]:
             raise ck.fail(f"on_write must be 'store' or 'check', got {on_write!r}")
         first = ck.values(t, None)
         values = [(introduced, first)]
+        tables = [(introduced, _host_table(ck, t.get("hosts", {})))]
         changes = t.get("changes", [])
         if not isinstance(changes, list):
             raise ck.fail("changes must be a list of tables")
@@ -472,21 +546,38 @@ def _firmware(ck: _Checker, tables: Any) -> tuple[Firmware, ...]:
                 raise ck.fail(f"change at {ck.releases[start]!r} is not after "
                               f"{ck.releases[values[-1][0]]!r}")
             values.append((start, ck.values(change, values[-1][1])))
+            if "hosts" in change:
+                tables.append((start, _host_table(ck, change["hosts"])))
         no_psci = None
         if "no_psci_0_2" in t:
             ck.keys(t["no_psci_0_2"], _VALUES_KEYS, {"reset"})
             no_psci = ck.values(t["no_psci_0_2"], None)
-        hosts = {}
-        host_tables = t.get("hosts", {})
-        if not isinstance(host_tables, dict):
-            raise ck.fail("hosts must be a table of host CPU profiles")
-        for host, ht in host_tables.items():
-            ck.keys(ht, _VALUES_KEYS, {"reset"})
-            hosts[host] = ck.values(ht, None)
+        for vals in [v for _, v in values] + [v for _, tb in tables for v in tb.values()]:
+            if vals.stores and on_write != "check":
+                raise ck.fail("stores is only for on_write = 'check'")
+        host_values = tuple(tables) if len(tables) > 1 else ()
         out.append(Firmware(name, rid, introduced, on_write, tuple(values),
-                            no_psci, hosts, ck.string(t, "source", "")))
+                            no_psci, _constant_hosts(tables), ck.string(t, "source", ""),
+                            host_values))
     ck.entry = ""
     return tuple(sorted(out, key=lambda f: f.id))
+
+
+def _host_table(ck: _Checker, tables: Any) -> dict[str, FwValues]:
+    if not isinstance(tables, dict):
+        raise ck.fail("hosts must be a table of host CPU profiles")
+    out = {}
+    for host, ht in tables.items():
+        ck.keys(ht, _VALUES_KEYS, {"reset"})
+        out[host] = ck.values(ht, None)
+    return out
+
+
+def _constant_hosts(tables) -> dict[str, FwValues]:
+    """Profiles every table names with the same values (``Firmware.hosts``)."""
+    tables = [t for _, t in tables]
+    return {h: v for h, v in tables[0].items()
+            if all(t.get(h) == v for t in tables[1:])}
 
 
 def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
@@ -548,6 +639,8 @@ def dumps(h: History) -> str:
         lines.append(f"source = {_q(h.source)}")
     if h.host != DEFAULT_HOST:
         lines.append(f"host = {_q(h.host)}")
+    if h.fw_enoent_from:
+        lines.append(f"fw_enoent_from = {_q(h.releases[h.fw_enoent_from])}")
     for s in h.services:
         lines += ["", "[[service]]", f"name = {_q(s.name)}",
                   f"space = {_q(s.space)}", f"functions = {s.functions}",
@@ -565,11 +658,14 @@ def dumps(h: History) -> str:
                   f'reset = "0x{first.reset:x}"',
                   "accepts = [" + ", ".join(f'"0x{v:x}"' for v in sorted(first.accepts)) + "]",
                   f"on_write = {_q(f.on_write)}"]
+        if first.stores:
+            lines.append(f'stores = "0x{first.stores:x}"')
         if len(f.values) > 1:
             lines.append("changes = [")
-            for start, v in f.values[1:]:
+            for (_, prev), (start, v) in zip(f.values, f.values[1:]):
                 acc = ", ".join(f'"0x{a:x}"' for a in sorted(v.accepts))
+                stores = f', stores = "0x{v.stores:x}"' if v.stores != prev.stores else ""
                 lines.append(f'  {{ release = {_q(h.releases[start])}, '
-                             f'reset = "0x{v.reset:x}", accepts = [{acc}] }},')
+                             f'reset = "0x{v.reset:x}", accepts = [{acc}]{stores} }},')
             lines.append("]")
     return "\n".join(lines) + "\n"

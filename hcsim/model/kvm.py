@@ -21,6 +21,22 @@ Choices where DESIGN.md is silent, taken from the kernel:
   0x16 id goes to the system-register code, which looks it up first:
   Debian 5.10 answers ``-ENOENT`` to a NULL-address SET of
   ``KVM_REG_ARM_STD_BMAP`` (``data/kernel-probe/5.10.0-32-arm64.jsonl``).
+* Unknown class 0x14 ids before the history's ``fw_enoent_from`` (Linux
+  v5.3): from the first firmware register (PSCI_VERSION, v4.17) to v5.2,
+  ``kvm_arm_{get,set}_fw_reg`` (``virt/kvm/arm/psci.c``) compared the id
+  with ``KVM_REG_ARM_PSCI_VERSION`` and returned ``-EINVAL`` for anything
+  else, copying the value in only inside that branch.  So on those kernels
+  every other class 0x14 id (an unknown index, or PSCI_VERSION's index with
+  another size) gets ``-EINVAL`` from GET and SET, checked right after
+  ``-ENOEXEC`` and before the user address (a NULL-address SET of an
+  unknown id: ``-EINVAL``, of PSCI_VERSION: ``-EFAULT``).  99adb567632b
+  (v5.3) turned both into a ``switch`` with ``default: return -ENOENT`` and
+  moved the SET copy first, which is the order above.  Check order pinned
+  here: ENOEXEC, then EINVAL (unknown or wrong-size id, old ABI) / ENOENT
+  (size, new ABI), EFAULT, ENOENT (unknown id), EINVAL (value), EBUSY.
+* Firmware values with ``stores`` bits (WORKAROUND_2's ENABLED on
+  v5.3..v5.9, :class:`hcsim.model.history.Firmware`) are per vCPU, like the
+  kernel's ``vcpu->arch.workaround_flags``.
 * Feature registers and stored firmware values (``PSCI_VERSION``) are per
   VM: a write through one vCPU is seen by all, including later vCPUs.
 * The has-run lock is per VM and covers feature registers only.  Any
@@ -93,14 +109,25 @@ class Kernel:
         # it has a firmware register (PSCI_VERSION, v4.17), class 0x16 from
         # the release that added feature registers.  Other ids go to the
         # system-register code, which looks the id up first.
+        # Before fw_enoent_from (Linux v5.3) the firmware code compared the
+        # id with PSCI_VERSION first: unknown class 0x14 ids get EINVAL and
+        # nothing is copied in before the look-up.
+        self.fw_einval = bool(self.firmware) and self.release < history.fw_enoent_from
         self.fw_classes = frozenset(
-            ({KVM_REG_ARM_FW} if self.firmware else set())
+            ({KVM_REG_ARM_FW} if self.firmware and not self.fw_einval else set())
             | ({KVM_REG_ARM_FW_FEAT_BMAP} if self.release >= history.registers_from
                else set()))
 
     def reg_name(self, rid: int) -> str:
         """Name of a register on this kernel (strategy-aware for class 0x16)."""
         return self.strategy.reg_name(rid)
+
+    def no_such_reg(self, rid: int, what: str = "") -> KvmError:
+        """The error for an id this kernel does not have (``-ENOENT``, or
+        ``-EINVAL`` for class 0x14 before ``fw_enoent_from``)."""
+        err = (_errno.EINVAL if self.fw_einval and decode(rid).coproc == KVM_REG_ARM_FW
+               else _errno.ENOENT)
+        return KvmError(err, self.reg_name(rid) + what)
 
     def create_vm(self) -> VM:
         """``KVM_CREATE_VM``."""
@@ -168,6 +195,7 @@ class VCPU:
         self.index = index
         self.initialised = False
         self.psci_0_2 = True
+        self.fw_stored: dict[int, int] = {}   # per-vCPU ``stores`` bits
 
     # -- lifecycle ---------------------------------------------------------
     def init(self, psci_0_2: bool = True) -> VCPU:
@@ -176,6 +204,7 @@ class VCPU:
             raise KvmError(_errno.EINVAL, "vCPU features cannot change on re-init")
         self.initialised = True
         self.psci_0_2 = psci_0_2
+        self.fw_stored.clear()   # kvm_reset_vcpu sets the WORKAROUND_2 flag again
         return self
 
     def run(self, immediate_exit: bool = False) -> None:
@@ -200,7 +229,7 @@ class VCPU:
         elif rid in kernel.firmware:
             value = self._fw_read(rid)
         else:
-            raise KvmError(_errno.ENOENT, self.vm.kernel.reg_name(rid))
+            raise kernel.no_such_reg(rid)
         if bad_address:
             raise KvmError(_errno.EFAULT, self.vm.kernel.reg_name(rid))
         return value
@@ -213,11 +242,11 @@ class VCPU:
         expected = {KVM_REG_ARM_FW: 64,
                     KVM_REG_ARM_FW_FEAT_BMAP: kernel.strategy.width}.get(d.coproc)
         if d.width != expected:
-            raise KvmError(_errno.ENOENT, f"{self.vm.kernel.reg_name(rid)}: size")
+            raise kernel.no_such_reg(rid, ": size")
         if bad_address and d.coproc in kernel.fw_classes:
             raise KvmError(_errno.EFAULT, self.vm.kernel.reg_name(rid))
         if rid not in kernel.feature_pos and rid not in kernel.firmware:
-            raise KvmError(_errno.ENOENT, self.vm.kernel.reg_name(rid))
+            raise kernel.no_such_reg(rid)
         if bad_address:
             raise KvmError(_errno.EFAULT, self.vm.kernel.reg_name(rid))
         if rid in kernel.feature_pos:
@@ -238,15 +267,21 @@ class VCPU:
         fw = self.vm.kernel.firmware[rid]
         if fw.on_write == "store" and (self.psci_0_2 or fw.no_psci_0_2 is None):
             return self.vm.firmware[rid]
-        return self._fw_values(rid).reset
+        vals = self._fw_values(rid)
+        if vals.stores:
+            return (vals.reset & ~vals.stores) | self.fw_stored.get(rid, vals.reset & vals.stores)
+        return vals.reset
 
     def _set_firmware(self, rid: int, value: int) -> None:
-        if value not in self._fw_values(rid).accepts:
+        vals = self._fw_values(rid)
+        if value not in vals.accepts:
             raise KvmError(_errno.EINVAL, f"{self.vm.kernel.reg_name(rid)} = 0x{value:x}")
         if self.vm.kernel.strategy.invalidates(feature=False):
             self.vm.invalidate()
         if rid in self.vm.firmware:
             self.vm.firmware[rid] = value
+        if vals.stores and value & ~vals.stores == vals.reset & ~vals.stores:
+            self.fw_stored[rid] = value & vals.stores
 
     def _set_feature(self, pos: int, value: int) -> None:
         vm, kernel = self.vm, self.vm.kernel
