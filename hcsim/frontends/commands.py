@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hcsim import limits
 from hcsim.evaluation import measures
 from hcsim.files import check_output, emit
 from hcsim.frontends import tables
@@ -56,13 +57,16 @@ def at_least(minimum: int):
 
 
 positive = at_least(1)
+#: ``--vcpus``: 1..KVM_MAX_VCPUS (512 on arm64, :mod:`hcsim.limits`).
+vcpus = limits.argtype("vcpus", 1, limits.VCPUS)
+VCPUS_HELP = f"vCPUs per VM (default 1; 1..{limits.VCPUS}, KVM_MAX_VCPUS on arm64)"
 
 
 def _setup(args):
     tables.check_format(args.format)
     check_output(args.output)
     history = history_mod.load(args.history)
-    if args.since:
+    if args.since is not None:
         history = history.since(args.since)
     if args.host is not None:
         history = history.with_host(args.host)
@@ -79,6 +83,7 @@ def add_strategies(p):
 
 def run_strategies(args) -> int:
     tables.check_format(args.format)
+    check_output(args.output)
     rows = []
     for name, cls in strategies.REGISTRY.items():
         params = ",".join(f"{k}={p.default}" for k, p in cls.params.items())
@@ -95,6 +100,7 @@ def add_vmms(p):
 
 def run_vmms(args) -> int:
     tables.check_format(args.format)
+    check_output(args.output)
     rows = [{"name": name, "parameters": "", "summary": cls.summary}
             for name, cls in vmm_mod.REGISTRY.items()]
     emit(_listing(rows, args.format), args.output)
@@ -123,7 +129,7 @@ def add_matrix(p):
     add_common(p)
     p.add_argument("--config", default="default", metavar="C",
                    help="default | off:NAME+NAME | random:p=P,seed=K[,n=N]")
-    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.add_argument("--vcpus", type=vcpus, default=1, metavar="N", help=VCPUS_HELP)
     p.set_defaults(func=run_matrix)
 
 
@@ -208,7 +214,7 @@ def summary_lines(history, migrations) -> list[str]:
 
 def add_cost(p):
     add_common(p)
-    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.add_argument("--vcpus", type=vcpus, default=1, metavar="N", help=VCPUS_HELP)
     p.set_defaults(func=run_cost)
 
 
