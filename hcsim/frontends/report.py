@@ -86,6 +86,8 @@ def parameters(notebook: str | Path) -> dict[str, dict]:
     import nbformat
     import papermill
 
+    if not str(notebook):
+        raise InputError("notebook: empty path")
     path = Path(notebook)
     text = files.read_text(path, "notebook")        # regular, <= 16 MiB
     files.loads_json(text, str(notebook))           # JSON, not nested too deep
