@@ -127,9 +127,9 @@ def coerce(name: str, text: str, param: dict) -> object:
 def _kernel_manager(stderr, state: dict | None = None):
     """An AsyncKernelManager that starts ipykernel in this Python, stderr to ``stderr``.
 
-    Once the kernel runs, SIGTERM (which nbclient would take over) shuts the
-    kernel down at once and sets ``state["terminated"]``; :func:`execute`
-    then raises :class:`hcsim.files.Terminated`.  The kernel also ends by
+    Once the kernel runs, SIGTERM (which nbclient would take over) kills the
+    kernel's process group at once and sets ``state["terminated"]``;
+    :func:`execute` then raises :class:`hcsim.files.Terminated`.  The kernel also ends by
     itself if this process dies (ipykernel polls ``JPY_PARENT_PID``).
     """
     import asyncio
@@ -152,16 +152,28 @@ def _kernel_manager(stderr, state: dict | None = None):
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw.setdefault("stderr", stderr)
-            info = await super()._async_launch_kernel(kernel_cmd, **kw)
-            try:
+            try:        # replaces nbclient's handler (which only shuts the kernel down)
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminate)
             except (RuntimeError, NotImplementedError, ValueError):
                 pass        # not the main thread: the caller handles signals
+            info = await super()._async_launch_kernel(kernel_cmd, **kw)
+            if state.get("terminated"):     # SIGTERM while the kernel was starting
+                self._terminate()
             return info
 
         def _terminate(self) -> None:
+            """Kill the kernel's process group now; nbclient then sees it dead."""
+            import logging
+            import os
+
             state["terminated"] = True
-            asyncio.ensure_future(self.shutdown_kernel(now=True))
+            logging.disable(logging.CRITICAL)   # no "kernel died" noise: we are ending
+            pid = getattr(self.provisioner, "pid", None)
+            if pid:
+                try:
+                    os.killpg(pid, signal.SIGKILL)  # started with start_new_session
+                except OSError:
+                    pass
 
     return CurrentPython
 
