@@ -61,6 +61,29 @@ def test_os_errors_are_one_line(tmp_path, make, err):
         files.read_bytes(make(tmp_path), "history")
 
 
+def test_io_error_while_reading_is_one_line(tmp_path, monkeypatch):
+    p = tmp_path / "h.toml"
+    p.write_text(GOOD)
+
+    def broken(fd, n):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "read", broken)
+    with pytest.raises(InputError, match=f"{p}: Input/output error"):
+        files.read_bytes(p)
+
+
+def test_scheduler_addresses():
+    from hcsim.analyses.sweep import LOCAL, check_scheduler
+    for good in ("tls://sched.example:8786", "tcp://10.0.0.1:8786", "127.0.0.1:8786",
+                 "[::1]:8786", "tls://[fe80::1]:8786", LOCAL):
+        assert check_scheduler(good) == good
+    for bad in ("", "sched", "http://h:80", "tcp://h", "tcp://h:0", "tcp://h:65536",
+                "--jobs", "h:80 ; rm", "/tmp/sock"):
+        with pytest.raises(InputError, match="not an address"):
+            check_scheduler(bad)
+
+
 def test_symlink_loop_is_one_line(tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")

@@ -48,7 +48,8 @@ def commands(target):
 
 
 COMMANDS = sorted(commands("x"))
-KINDS = ["fifo", "directory", "symlink", "dangling", "chardev", "no-parent", "parent-is-file"]
+KINDS = ["fifo", "directory", "symlink", "dangling", "loop", "chardev", "no-parent",
+         "parent-is-file", "long-name"]
 
 
 def make_target(tmp_path, kind):
@@ -63,6 +64,9 @@ def make_target(tmp_path, kind):
         target.symlink_to(real)
     elif kind == "dangling":
         target.symlink_to(tmp_path / "nowhere.csv")
+    elif kind == "loop":
+        target.symlink_to(tmp_path / "other.csv")
+        (tmp_path / "other.csv").symlink_to(target)
     elif kind == "chardev":
         try:
             os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))   # like /dev/null
@@ -72,11 +76,14 @@ def make_target(tmp_path, kind):
         target = tmp_path / "missing" / "out.csv"
     elif kind == "parent-is-file":
         target = real / "out.csv"
+    elif kind == "long-name":
+        target = tmp_path / ("x" * 300 + ".csv")
     return target
 
 
 FRAGMENTS = {"fifo": "not a regular file (a FIFO)", "directory": "is a directory",
-             "symlink": "symbolic link", "dangling": "symbolic link",
+             "symlink": "symbolic link", "dangling": "symbolic link", "loop": "symbolic link",
+             "long-name": "File name too long",
              "chardev": "not a regular file (a character device)",
              "no-parent": "directory does not exist", "parent-is-file": "directory does not exist"}
 
@@ -88,6 +95,23 @@ def test_special_target(tmp_path, command, kind):
     started = time.monotonic()
     check(commands(target)[command], tmp_path, fragments=(str(target), FRAGMENTS[kind]))
     assert time.monotonic() - started < 10, "the output was checked only after the work"
+
+
+def test_two_outputs_on_one_file(tmp_path):
+    out = tmp_path / "same.csv"
+    check([*commands(out)["fleet"], "--timeline", out], tmp_path,
+          fragments=("given for two outputs",))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_directory(tmp_path):
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o500)
+    try:
+        check(["vmms", "--output", tmp_path / "ro" / "out.txt"], tmp_path,
+              fragments=("Permission denied",))
+    finally:
+        (tmp_path / "ro").chmod(0o700)
 
 
 @pytest.mark.parametrize("command", ["strategies", "generate", "matrix", "sweep", "fleet"])
