@@ -64,24 +64,29 @@ _TEMPS: set[str] = set()
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived (raised by the command line's handler).
+    """SIGTERM (or SIGHUP) arrived: raised by the command line's handler.
 
     A :class:`BaseException`, like :class:`KeyboardInterrupt`, so that no
     ``except Exception`` swallows it and every ``finally`` (temporary files,
-    worker pools, Jupyter kernels) runs on the way out.
+    worker pools, Jupyter kernels) runs on the way out.  ``signum`` is the
+    signal (the exit code is 128 + signum).
     """
+
+    def __init__(self, signum: int = 15):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def on_sigterm(signum, frame):  # noqa: ARG001 - signal handler API
-    """SIGTERM handler: unwind like Ctrl-C (temporary files, workers, kernels), once.
+    """SIGTERM/SIGHUP handler: unwind like Ctrl-C (temporary files, workers, kernels), once.
 
-    Installed by the command line; a second SIGTERM while unwinding is
+    Installed by the command line; a second signal while unwinding is
     ignored so that the clean-up is not cut short.
     """
     import signal
 
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated()
+    signal.signal(signum, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 def os_error(path: str | os.PathLike | None, exc: OSError, what: str = "") -> InputError:

@@ -54,6 +54,9 @@ EVERY = 366
 RELEASES = 100_000
 #: Services and firmware entries of a history file.
 SERVICES = 1_000_000
+#: Rows of ``hcsim matrix`` (ordered release pairs x configurations): each
+#: row is evaluated on the scalar spec and kept in memory until rendered.
+MATRIX_ROWS = 1_000_000
 #: Bytes of any input file (history, inventory, plan, probe record, notebook).
 FILE_BYTES = 16 * 1024 * 1024
 #: Nesting depth of a TOML or JSON document (tables, arrays, objects).
@@ -70,6 +73,7 @@ SCALAR_PAIRS = 10_000_000
 TABLE = (
     ("--vcpus", VCPUS, "KVM_MAX_VCPUS on arm64"),
     ("random:n=", RANDOM_CONFIGS, "configurations per --config"),
+    ("matrix rows", MATRIX_ROWS, "release pairs x configurations"),
     ("--histories", HISTORIES, "sweep"),
     ("--jobs", JOBS, "worker processes"),
     ("--batch", BATCH, "histories per task"),

@@ -159,6 +159,8 @@ def worker_init(parent: int | None = None) -> None:
     by SIGKILL leaves no worker behind.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
             import ctypes

@@ -70,12 +70,17 @@ def main(argv: list[str] | None = None) -> int:
 
     SIGTERM is handled as SIGINT is: the command unwinds (temporary files
     removed, worker processes and Jupyter kernels ended, the previous output
-    kept), ``hcsim: terminated`` on stderr, exit 128 + 15.  Every OSError
+    kept), ``hcsim: terminated`` on stderr, exit 128 + 15.  SIGHUP (a closed
+    terminal) likewise: ``hcsim: hangup``, exit 129; under ``nohup`` it stays
+    ignored.  Every OSError
     that reaches here (an input or output path, a full disk) is one line.
     """
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, files.on_sigterm)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            # A signal the caller ignores (nohup) stays ignored.
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, files.on_sigterm)
     try:
         args = build().parse_args(argv)
         if args.command is None:
@@ -89,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hcsim: interrupted", file=sys.stderr)
         return 130
-    except files.Terminated:
-        print("hcsim: terminated", file=sys.stderr)
-        return 143
+    except files.Terminated as exc:
+        print("hcsim: hangup" if exc.signum == signal.SIGHUP else "hcsim: terminated",
+              file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:
         _quiet_stdout()
         return 0
@@ -107,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         files.cleanup()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _quiet_stdout() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hcsim import limits
+from hcsim.errors import InputError
 from hcsim.evaluation import measures
 from hcsim.files import check_output, emit
 from hcsim.frontends import tables
@@ -137,6 +138,11 @@ def run_matrix(args) -> int:
     history, vmm = _setup(args)
     strategy = strategies.parse(args.strategy)
     configs = config_mod.parse(args.config, history)
+    rows = len(history.releases) ** 2 * len(configs)
+    if rows > limits.MATRIX_ROWS:
+        raise InputError(f"matrix: {len(history.releases):,} releases x {len(configs):,} "
+                         f"configuration(s) = {rows:,} rows; at most {limits.MATRIX_ROWS:,} "
+                         "(narrow it with --since, or use compare)")
     results = [(n, measures.matrix(history, strategy, vmm, off, args.vcpus))
                for n, off in enumerate(configs)]
     emit(render_matrix(history, strategy.spec, vmm.name, results, args.format),

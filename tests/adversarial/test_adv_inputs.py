@@ -566,6 +566,7 @@ HOSTILE_OPTIONS = [
     (M + ["--config", "random:p=0.5,seed=1,n=10001"], "capped at 10,000"),
     (M + ["--config", "random:p=0.5,seed=9223372036854775808"], "seed at 2**63-1"),
     (M + ["--since", ""], "unknown release ''"),
+    (M + ["--config", "random:p=0.5,seed=1,n=417"], "at most 1,000,000"),     # 49 x 49 x 417
     (M + ["--host", ""], "unknown host profile ''"),
     (["matrix", "--history", "", "--strategy", "upstream", "--vmm", "qemu"], "empty"),
     (SW[:1] + ["--histories", "10000001"], "at most 10,000,000"),

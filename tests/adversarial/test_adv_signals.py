@@ -90,6 +90,10 @@ def test_sigterm_sweep_takes_its_workers(tmp_path):
     assert len(seen) >= 2
 
 
+def test_sighup_sweep(tmp_path):
+    interrupt(tmp_path, SWEEP, workers(2), signal.SIGHUP, 129, "hcsim: hangup")
+
+
 def test_sigint_sweep(tmp_path):
     interrupt(tmp_path, SWEEP, workers(2), signal.SIGINT, 130, "hcsim: interrupted")
 
@@ -169,7 +173,7 @@ def test_sigterm_while_writing_removes_the_temp_file(tmp_path):
 def test_handler_is_restored_after_main():
     """In-process callers (notebooks, tests) get their own SIGTERM handler back."""
     from hc_contract import run
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     run(["vmms"])
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
     assert os.getpid()
