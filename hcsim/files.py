@@ -248,7 +248,30 @@ def loads_json(text: str, origin: str) -> Any:
         raise InputError(f"{origin}: nested more than {limits.DEPTH} levels deep") from None
     except ValueError as exc:      # JSONDecodeError, huge integers
         raise InputError(f"{origin}: not JSON ({str(exc).splitlines()[0]})") from None
-    return _check_depth(doc, origin)
+    _check_depth(doc, origin)
+    _check_unicode(doc, origin)
+    return doc
+
+
+def _check_unicode(doc: Any, origin: str) -> None:
+    """JSON can spell lone surrogates (``"\\udcff"``): not text, refused.
+
+    They would fail later, when printed to a UTF-8 terminal or file.
+    """
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"{origin}: a string holds a lone surrogate "
+                                 f"({item!r} is not valid Unicode)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 # --------------------------------------------------------------------------

@@ -167,8 +167,8 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
         try:
             rec = files.loads_json(line, f"{path}: line {n}")
         except InputError as exc:
-            if "nested more than" in str(exc):
-                raise
+            if ": not JSON (" not in str(exc):
+                raise           # too deep, not Unicode: the precise reason
             raise InputError(f"{path}: line {n}: not a JSON object "
                              "(a probe file has one JSON record per line)") from None
         if not isinstance(rec, dict) or not isinstance(rec.get("t"), str):

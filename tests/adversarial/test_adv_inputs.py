@@ -541,6 +541,8 @@ def test_hostile_probe_record(tmp_path, rtype, field, value, fragment):
     ('{"t": "get", "vm": "Z", "test": "x", "id": "0x6030000000140000", "ret": 0}',
      "VM 'Z' was not created"),
     ('{"t": ' + "9" * 5000 + "}", "not a JSON object"),
+    ('{"t": "get", "vm": "A", "test": "x\\udcff", "id": "0x6030000000140000", "ret": 0}',
+     "lone surrogate"),
 ])
 def test_hostile_probe_line(tmp_path, line, fragment):
     probe = tmp_path / LINUX_PROBE.name
