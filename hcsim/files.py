@@ -350,11 +350,12 @@ def atomic_file(output: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     old = _target_stat(output)
     tmp = None
     try:
-        try:
-            fd, tmp = tempfile.mkstemp(dir=_parent(target), prefix=f".{target.name}.")
-        except OSError as exc:
-            raise InputError(f"{output}: cannot write ({exc.strerror})") from None
-        _TEMPS.add(tmp)
+        with _signals_held():       # no window where the file exists unrecorded
+            try:
+                fd, tmp = tempfile.mkstemp(dir=_parent(target), prefix=f".{target.name}.")
+            except OSError as exc:
+                raise InputError(f"{output}: cannot write ({exc.strerror})") from None
+            _TEMPS.add(tmp)
         try:
             if old is None:
                 umask = os.umask(0)
@@ -383,6 +384,24 @@ def atomic_file(output: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     finally:
         if tmp is not None:
             _remove(tmp)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Delay SIGINT, SIGTERM and SIGHUP (main thread, POSIX) for a few statements."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    if threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _remove(tmp: str) -> None:
