@@ -90,6 +90,15 @@ def test_sigterm_sweep_takes_its_workers(tmp_path):
     assert len(seen) >= 2
 
 
+def test_sigterm_sweep_on_a_local_dask_cluster(tmp_path):
+    pytest.importorskip("distributed")
+
+    def nannies(pid):
+        return sum("spawn_main" in cmdline(c) for c in children(pid)) >= 2
+
+    interrupt(tmp_path, [*SWEEP[:-2], "--dask", "--jobs", "2"], nannies)
+
+
 def test_sighup_sweep(tmp_path):
     interrupt(tmp_path, SWEEP, workers(2), signal.SIGHUP, 129, "hcsim: hangup")
 
