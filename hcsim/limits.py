@@ -33,6 +33,9 @@ VCPUS = 512
 RANDOM_CONFIGS = 10_000
 #: ``sweep --histories``.
 HISTORIES = 10_000_000
+#: Rows of a sweep (histories x strategies x VMMs x configurations): the
+#: table is built in memory, about 250 bytes a row (5 GB at the cap).
+SWEEP_ROWS = 20_000_000
 #: ``sweep --jobs`` (worker processes or LocalCluster workers).
 JOBS = 256
 #: ``sweep --batch`` (histories per task).
@@ -76,6 +79,7 @@ TABLE = (
     ("matrix rows", MATRIX_ROWS, "release pairs x configurations"),
     ("--histories", HISTORIES, "sweep"),
     ("--jobs", JOBS, "worker processes"),
+    ("sweep rows", SWEEP_ROWS, "histories x strategies x VMMs x configs"),
     ("--batch", BATCH, "histories per task"),
     ("--guests, plan [guests] count", GUESTS, "fleet"),
     ("inventory hosts per group", HOSTS_PER_GROUP, ""),

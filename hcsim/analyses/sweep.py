@@ -352,6 +352,11 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
     elif generator:
         raise InputError("give either params or generator keywords, not both")
     specs, names, config_specs = check_specs(strategies, vmms, configs)
+    rows = histories * len(specs) * len(names) * len(config_specs)
+    if rows > limits.SWEEP_ROWS:
+        raise InputError(f"{histories:,} histories x {len(specs)} strategies x {len(names)} "
+                         f"VMMs x {len(config_specs)} configs = {rows:,} rows; at most "
+                         f"{limits.SWEEP_ROWS:,} (choose --strategy/--vmm, or fewer histories)")
     summarizer(engine)
     jobs = min(cores(), limits.JOBS) if jobs is None else _positive("jobs", jobs, 1,
                                                                         limits.JOBS)

@@ -572,6 +572,7 @@ HOSTILE_OPTIONS = [
     (M + ["--host", ""], "unknown host profile ''"),
     (["matrix", "--history", "", "--strategy", "upstream", "--vmm", "qemu"], "empty"),
     (SW[:1] + ["--histories", "10000001"], "at most 10,000,000"),
+    (SW[:1] + ["--histories", "1000000"], "at most 20,000,000"),     # x 6 strategies x 7 VMMs
     (SW + ["--seed", "9223372036854775808"], "at most 9,223,372,036,854,775,807"),
     (SW + ["--seed", "9223372036854775807"], "run past 2**63-1"),
     (SW + ["--seed", "-1"], "at least 0"),
