@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     removed, worker processes and Jupyter kernels ended, the previous output
     kept), ``hcsim: terminated`` on stderr, exit 128 + 15.  SIGHUP (a closed
     terminal) likewise: ``hcsim: hangup``, exit 129; under ``nohup`` it stays
-    ignored.  Every OSError
-    that reaches here (an input or output path, a full disk) is one line.
+    ignored.  Every OSError that reaches here (an input or output path, a
+    full disk) is one line.
     """
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -216,6 +216,9 @@ def execute(notebook: str | Path, values: dict[str, object]):
             # nbclient's asyncio signal handling leaves SIGTERM at SIG_DFL.
             if main and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if state.get("terminated"):
+                import logging
+                logging.disable(logging.NOTSET)
 
 
 def _failed(notebook, exc: Exception, log) -> None:
