@@ -614,3 +614,50 @@ def test_caps_are_in_help():
     with contextlib.redirect_stdout(buf), pytest.raises(SystemExit):
         cli.main(["matrix", "--help"])
     assert "1..512" in buf.getvalue() and "KVM_MAX_VCPUS" in buf.getvalue()
+
+
+# hypothesis: histories generated from scratch (valid or nearly so)
+
+NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789.-", min_size=1, max_size=6)
+
+
+@st.composite
+def generated_history(draw) -> dict:
+    releases = draw(st.lists(NAMES, min_size=1, max_size=6, unique=True))
+    rel = st.sampled_from(releases)
+    doc: dict = {"name": draw(NAMES), "releases": releases}
+    if draw(st.booleans()):
+        doc["registers_from"] = draw(rel)
+    services = []
+    for name in draw(st.lists(NAMES, max_size=6, unique=True)):
+        s = {"name": name, "space": draw(st.sampled_from(["std", "std-hyp", "vendor-hyp"])),
+             "introduced": draw(rel)}
+        if draw(st.booleans()):
+            s["functions"] = draw(st.integers(1, 70_000))
+        if draw(st.booleans()):
+            s["default"] = draw(st.sampled_from(["on", "off"]))
+        if draw(st.integers(0, 3)) == 0:
+            s["register"] = f"0x{0x6030000000160000 + draw(st.integers(0, 5)):x}"
+            s["bit"] = draw(st.integers(0, 63))
+        services.append(s)
+    if services:
+        doc["service"] = services
+    firmware = []
+    for k, name in enumerate(draw(st.lists(NAMES, max_size=2, unique=True))):
+        values = draw(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 3), min_size=1,
+                               max_size=3))
+        f = {"name": name, "id": f"0x{0x6030000000140000 + k:x}", "introduced": draw(rel),
+             "reset": hex(values[0]), "accepts": [hex(v) for v in values],
+             "on_write": draw(st.sampled_from(["store", "check"]))}
+        if len(releases) > 1 and draw(st.booleans()):
+            f["changes"] = [{"release": releases[-1], "reset": hex(values[-1])}]
+        firmware.append(f)
+    if firmware:
+        doc["firmware"] = firmware
+    return doc
+
+
+@settings(SETTINGS, max_examples=30)
+@given(doc=generated_history())
+def test_generated_history(tmp_path_factory, doc):
+    _history_cmd(tmp_path_factory.mktemp("hg"), toml_doc(doc).encode())
