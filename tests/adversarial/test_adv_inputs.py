@@ -81,7 +81,7 @@ waves = 3
 every = 7
 """
 
-SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=True,
+SETTINGS = settings(max_examples=30, deadline=None, database=None, derandomize=True,
                     suppress_health_check=list(HealthCheck))
 
 
@@ -298,7 +298,7 @@ def test_mutated_probe(tmp_path_factory, data):
 
 # hypothesis: byte edits
 
-@settings(SETTINGS, max_examples=30)
+@settings(SETTINGS, max_examples=20)
 @given(edits=BYTE_EDITS)
 def test_byte_edited_history(tmp_path_factory, edits):
     _history_cmd(tmp_path_factory.mktemp("hb"), edit_bytes(HISTORY.encode(), edits))
