@@ -74,29 +74,36 @@ SCALAR_PAIRS = 10_000_000
 
 #: The caps as shown by ``--help`` and the README: (what, cap, why).
 TABLE = (
-    ("--vcpus", VCPUS, "KVM_MAX_VCPUS on arm64"),
+    ("--vcpus, plan [guests] vcpus", VCPUS, "KVM_MAX_VCPUS on arm64"),
+    ("register ids and values", U64_MAX, "struct kvm_one_reg, U64"),
+    ("seeds", SEED_MAX, "stored as int64"),
     ("random:n=", RANDOM_CONFIGS, "configurations per --config"),
     ("matrix rows", MATRIX_ROWS, "release pairs x configurations"),
-    ("--histories", HISTORIES, "sweep"),
-    ("--jobs", JOBS, "worker processes"),
+    ("sweep --histories", HISTORIES, ""),
     ("sweep rows", SWEEP_ROWS, "histories x strategies x VMMs x configs"),
-    ("--batch", BATCH, "histories per task"),
+    ("sweep --jobs", JOBS, "worker processes"),
+    ("sweep --batch", BATCH, "histories per task"),
     ("--guests, plan [guests] count", GUESTS, "fleet"),
     ("inventory hosts per group", HOSTS_PER_GROUP, ""),
     ("inventory hosts in total", HOSTS, ""),
+    ("inventory groups, plan rollouts", GROUPS, "each"),
     ("plan waves, every (days)", WAVES, "a year"),
-    ("history releases", RELEASES, "file"),
-    ("history services + firmware", SERVICES, "file"),
-    ("input file size (bytes)", FILE_BYTES, "16 MiB"),
-    ("TOML/JSON nesting depth", DEPTH, ""),
-    ("register ids and values", U64_MAX, "2**64-1"),
-    ("seeds", SEED_MAX, "2**63-1"),
+    ("history releases", RELEASES, ""),
+    ("history service/firmware/stable", SERVICES, "entries"),
+    ("bench --repeat", REPEAT, ""),
+    ("bench --scalar-pairs", SCALAR_PAIRS, ""),
+    ("input file size (bytes)", FILE_BYTES, "16 MiB, regular files only"),
+    ("TOML/JSON nesting depth", DEPTH, "levels"),
 )
 
 
-def help_text(*names: str) -> str:
-    """``cap N`` for an option's help (argparse escapes ``%`` itself)."""
-    return "; ".join(f"cap {cap:,}" for what, cap, _ in TABLE if what in names)
+def epilog() -> str:
+    """The caps as the text ``hcsim --help`` ends with."""
+    lines = ["limits (hcsim.limits; README 'Limits'):"]
+    for what, cap, why in TABLE:
+        shown = {U64_MAX: "2**64-1", SEED_MAX: "2**63-1"}.get(cap, f"{cap:,}")
+        lines.append(f"  {what:<34} {shown:>14}" + (f"  {why}" if why else ""))
+    return "\n".join(lines)
 
 
 def check_int(name: str, value: object, low: int, high: int) -> int:

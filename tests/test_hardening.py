@@ -235,3 +235,20 @@ def test_dumps_escapes_control_characters():
     odd = dataclasses.replace(h, source="line\nbreak\x01 and \"quotes\" \\")
     again = history_mod.loads(history_mod.dumps(odd), "again.toml")
     assert again.source == odd.source
+
+
+def test_every_cap_is_in_help_and_readme(capsys):
+    from pathlib import Path
+
+    from hcsim.frontends import cli
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    limits_section = readme.split("## Limits", 1)[1].split("\n## ", 1)[0]
+    for what, cap, _ in limits.TABLE:
+        assert what in text
+        if cap in (limits.U64_MAX, limits.SEED_MAX):
+            continue
+        shown = "16 MiB" if cap == limits.FILE_BYTES else f"{cap:,}"
+        assert shown in limits_section, (what, shown)

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from hcsim import files
+from hcsim import files, limits
 from hcsim.errors import InputError
 
 #: Subcommand name -> (module, one-line help).
@@ -50,7 +50,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build() -> Parser:
-    parser = Parser(prog="hcsim", description=__doc__.splitlines()[0])
+    parser = Parser(prog="hcsim", description=__doc__.splitlines()[0],
+                    epilog=limits.epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND",
                                 parser_class=Parser)
     for name, (module, help_text) in COMMANDS.items():
