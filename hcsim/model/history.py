@@ -315,7 +315,7 @@ class _Checker(Where):
         number = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif isinstance(value, str) and len(value) <= 64:
+        elif isinstance(value, str) and len(value) <= 200:     # 0b + 64 digits + _
             try:
                 number = int(value, 0)
             except ValueError:
@@ -415,7 +415,8 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     name = doc.get("name", Path(origin).stem)
     if not isinstance(name, str) or not name:
         raise ck.fail(f"name must be a non-empty string, got {name!r}")
-    check_name(name, ck.fail)
+    if "name" in doc:           # (the default, the file's name, is the reader's own)
+        check_name(name, ck.fail)
     rels = doc["releases"]
     if not isinstance(rels, list) or not rels:
         raise ck.fail("releases must be a non-empty list")
