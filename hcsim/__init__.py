@@ -6,9 +6,18 @@ The public API, what the notebooks use:
 * :func:`evaluate` every (configuration, source, destination) of one
   strategy under one VMM policy, as :class:`Outcomes`;
 * :func:`scorecard`, one row per strategy (what ``hcsim compare`` prints),
-  and :func:`cost` per release;
+  and :func:`cost` per release; :func:`shares` and :func:`silent_loss` of
+  any outcome grid, optionally of the register era only;
 * :func:`migrate` one guest, optionally with its ioctl trace;
-* :func:`baseline`, :func:`fleet` and :func:`sweep`: the analyses.
+* :func:`baseline`, :func:`fleet` and :func:`sweep`: the analyses;
+* :func:`registers` a fresh vCPU lists, :func:`generate` a synthetic
+  history, :func:`loads` one from TOML text;
+* the kernel's vocabulary: :mod:`hcsim.regs` (register ids, classes,
+  names) and :mod:`hcsim.smccc` (function ids, owner spaces);
+  :mod:`hcsim.synthetic` (the history generator and its parameters);
+* for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
+  (intervals, register-era rates, VMM lag) and :mod:`hcsim.positions` (the
+  thread's claims, judged on a history).
 
 Strategies and VMM policies are given by name (``"raz-wi:ranges=2"``,
 ``"qemu"``) or as objects (:func:`parse_strategy`, :func:`parse_vmm`).
@@ -33,13 +42,16 @@ from typing import TYPE_CHECKING, Any
 from hcsim.errors import InputError
 from hcsim.evaluation import backends, measures
 from hcsim.evaluation import spec as _spec
-from hcsim.evaluation.measures import Cost, Score
+from hcsim.evaluation.measures import Cost, Score, shares, silent_loss
 from hcsim.evaluation.outcomes import DIRECTIONS, OUTCOMES, Migration, Outcomes
+from hcsim.evaluation.trace import format_calls, last_error
 from hcsim.model import config as _config
+from hcsim.model import regs, smccc, synthetic
 from hcsim.model.config import Config, Setting
-from hcsim.model.history import History, load
+from hcsim.model.history import History, load, loads
 from hcsim.model.strategies import DEFAULTS, Strategy
 from hcsim.model.strategies import parse as parse_strategy
+from hcsim.model.synthetic import generate
 from hcsim.model.vmm import REGISTRY as VMMS
 from hcsim.model.vmm import Cause, Vmm
 from hcsim.model.vmm import parse as parse_vmm
@@ -205,6 +217,22 @@ def migrate(history: History, strategy: str | Strategy, vmm: str | Vmm,
     return m, calls
 
 
+def registers(history: History, strategy: str | Strategy, release: int | str
+              ) -> dict[int, int]:
+    """What a fresh vCPU at ``release`` lists and reads: ``{id: value}`` in list order.
+
+    ``KVM_GET_REG_LIST``, then ``KVM_GET_ONE_REG`` of every id, on a new VM
+    with one initialised vCPU: the reset values.
+
+    Examples
+    --------
+    >>> listed = registers(load("linux"), "upstream", "v6.15")
+    >>> [(regs.short_name(r), v) for r, v in listed.items()][-1]
+    ('VENDOR_HYP_BMAP_2', 0)
+    """
+    return dict(measures.fresh(history, _strategy(strategy), _release(history, release))[1])
+
+
 def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm, hosts: str,
              opt_in: bool = False) -> Baseline:
     """One VM configuration every host of a fleet can keep (``hcsim baseline``).
@@ -247,6 +275,20 @@ def sweep(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None 
     return _sweep.run(histories, seed, strategies, vmms, **kwargs)
 
 
+#: Analyses the reports use, imported on first use (they load pandas).
+_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(_LAZY[name])
+    raise AttributeError(f"module 'hcsim' has no attribute {name!r}")
+
+
 __all__ = ["DIRECTIONS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "History",
-           "InputError", "Migration", "Outcomes", "Score", "baseline", "cost", "evaluate",
-           "fleet", "load", "migrate", "parse_strategy", "parse_vmm", "scorecard", "sweep"]
+           "InputError", "Migration", "Outcomes", "Score", "Setting", "baseline", "cost",
+           "evaluate", "fleet", "format_calls", "generate", "last_error", "load", "loads",
+           "migrate", "parse_strategy", "parse_vmm", "registers", "regs", "scorecard",
+           "shares", "silent_loss", "smccc", "sweep", "synthetic"]

@@ -63,12 +63,20 @@ def counts(outcomes: Outcomes | np.ndarray, since: int = 0) -> np.ndarray:
 
 
 def shares(outcomes: Outcomes | np.ndarray, direction: str, since: int = 0) -> dict[str, float]:
-    """Share of each outcome among ``direction`` pairs (all 0 when there is none)."""
+    """Share of each outcome among ``direction`` pairs (all 0 when there is none).
+
+    ``direction`` is ``forward`` (source older) or ``backward``; only pairs
+    with both ends at or after release index ``since`` count (the register
+    era: ``since=history.registers_from``).
+    """
     return _shares(counts(outcomes, since)[DIRECTIONS.index(direction)])
 
 
 def silent_loss(outcomes: Outcomes | np.ndarray, since: int = 0) -> float:
-    """Share of ``lost`` or ``mixed`` among off-diagonal pairs (0 when there is none)."""
+    """Share of ``lost`` or ``mixed`` among off-diagonal pairs (0 when there is none).
+
+    Pairs as :func:`shares`: both ends at or after release index ``since``.
+    """
     both = counts(outcomes, since).sum(0)
     return float(sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1))
 
@@ -85,18 +93,20 @@ class Cost:
     floor_bytes: int
 
 
-#: Per layout and (release, host): what a fresh vCPU lists and its guest view.
+#: Per layout and (release, host): a fresh vCPU's registers and values, its guest view.
 _FRESH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fresh(history: History, strategy: Strategy, release: int
-          ) -> tuple[tuple[int, ...], frozenset[str]]:
-    """A new VM at ``release``: its ``KVM_GET_REG_LIST`` and guest view (once per layout)."""
+          ) -> tuple[tuple[int, ...], dict[int, int], frozenset[str]]:
+    """A new VM at ``release``: what ``KVM_GET_REG_LIST`` lists, what
+    ``KVM_GET_ONE_REG`` reads for each, and its guest view (once per layout)."""
     per = _FRESH.setdefault(strategy.layout(history), {})
     key = (release, history.host)
     if key not in per:
         cpu = boot(Kernel(history, release, strategy), 1)[0]
-        per[key] = (tuple(cpu.get_reg_list()), cpu.vm.guest_view())
+        ids = tuple(cpu.get_reg_list())
+        per[key] = (ids, {rid: cpu.get_one_reg(rid) for rid in ids}, cpu.vm.guest_view())
     return per[key]
 
 
@@ -128,7 +138,7 @@ def new_vm_pickup(history: History, strategy: Strategy) -> float:
     supported = history.supported(last)
     if not supported:
         return 1.0
-    return len(fresh(history, strategy, last)[1]) / len(supported)
+    return len(fresh(history, strategy, last)[2]) / len(supported)
 
 
 def exhaustion(history: History, strategy: Strategy) -> str:
