@@ -9,7 +9,8 @@ The public API, what the notebooks use:
   and :func:`cost` per release; :func:`shares` and :func:`silent_loss` of
   any outcome grid, optionally of the register era only;
 * :func:`migrate` one guest, optionally with its ioctl trace;
-* :func:`baseline`, :func:`fleet` and :func:`sweep`: the analyses;
+* :func:`baseline`, :func:`chain`, :func:`fleet` (with :func:`inventory`
+  or :func:`scenario`) and :func:`sweep`: the analyses;
 * :func:`registers` a fresh vCPU lists, :func:`generate` a synthetic
   history, :func:`loads` one from TOML text;
 * the kernel's vocabulary: :mod:`hcsim.regs` (register ids, classes,
@@ -39,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from hcsim.analyses.baseline import Baseline, HostSpec
 from hcsim.errors import InputError
 from hcsim.evaluation import backends, measures
 from hcsim.evaluation import spec as _spec
@@ -59,8 +61,9 @@ from hcsim.model.vmm import parse as parse_vmm
 if TYPE_CHECKING:
     import pandas as pd
 
-    from hcsim.analyses.baseline import Baseline
+    from hcsim.analyses.chain import Chain
     from hcsim.analyses.fleet import FleetResult
+    from hcsim.analyses.inventory import Inventory, Plan
     from hcsim.evaluation.trace import Call
 
 #: Every strategy with default parameters, in scorecard order.
@@ -233,34 +236,74 @@ def registers(history: History, strategy: str | Strategy, release: int | str
     return dict(measures.fresh(history, _strategy(strategy), _release(history, release))[1])
 
 
-def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm, hosts: str,
-             opt_in: bool = False) -> Baseline:
+def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm,
+             hosts: str | Sequence[HostSpec], opt_in: bool = False) -> Baseline:
     """One VM configuration every host of a fleet can keep (``hcsim baseline``).
 
-    ``hosts`` lists kernels, each optionally with a host CPU profile:
-    ``"v6.1@max,v6.12,6.1.0-56-arm64"``.  See :mod:`hcsim.analyses.baseline`.
+    ``hosts`` lists kernels, each optionally with a host CPU profile
+    (``"v6.1@max,v6.12,6.1.0-56-arm64"``), or is a list of
+    :class:`HostSpec`.  See :mod:`hcsim.analyses.baseline`.
+
+    Examples
+    --------
+    >>> b = baseline(load("linux"), "upstream", "qemu-tolerant", "v6.1,v6.12,v6.15")
+    >>> b.safe
+    True
     """
     from hcsim.analyses import baseline as _baseline
 
-    return _baseline.compute(history, _strategy(strategy), _vmm(vmm),
-                             _baseline.parse_hosts(hosts, history), opt_in)
+    specs = _baseline.parse_hosts(hosts, history) if isinstance(hosts, str) else list(hosts)
+    return _baseline.compute(history, _strategy(strategy), _vmm(vmm), specs, opt_in)
 
 
-def fleet(history: History, inventory: str | None = None, plan: str | None = None,
-          strategies: Sequence[str] = ("upstream",), vmms: Sequence[str | None] = (None,),
-          guests: int | None = None, seed: int = 0) -> FleetResult:
-    """A year of kernel rollouts over a fleet (``hcsim fleet``).
+def chain(history: History, strategy: str | Strategy, vmm: str | Vmm,
+          kernels: Sequence[int | str], config: Config | Setting = frozenset()) -> Chain:
+    """Boot a guest on ``kernels[0]`` and carry it through the others in turn.
 
-    ``inventory`` and ``plan`` are file paths; default: the bundled example
-    (10,000 hosts).  ``vmms`` None keeps each host's own policy.  See
-    :mod:`hcsim.analyses.fleet`.
+    Unlike :func:`migrate` (a fresh VM each time), the guest keeps what it
+    reads back from hop to hop.  See :mod:`hcsim.analyses.chain`.
     """
+    from hcsim.analyses.chain import migrate_chain
+
+    return migrate_chain(history, _strategy(strategy), _vmm(vmm), kernels, config)
+
+
+def inventory(history: History, path: str | None = None,
+              plan: str | None = None) -> tuple[Inventory, Plan]:
+    """A fleet inventory and rollout plan (files; default: the bundled example)."""
     from hcsim.analyses import fleet as _fleet
     from hcsim.analyses import inventory as _inventory
 
-    inv = _inventory.load_inventory(inventory or _fleet.EXAMPLE / "inventory.toml", history)
-    pl = _inventory.load_plan(plan or _fleet.EXAMPLE / "plan.toml", history, inv)
-    return _fleet.simulate(history, inv, pl, strategies, vmms, guests=guests, seed=seed)
+    inv = _inventory.load_inventory(path or _fleet.EXAMPLE / "inventory.toml", history)
+    return inv, _inventory.load_plan(plan or _fleet.EXAMPLE / "plan.toml", history, inv)
+
+
+def scenario(history: History, kernels: Sequence[str], **kwargs: Any) -> tuple[Inventory, Plan]:
+    """One pool of hosts upgraded along ``kernels``, with a rollback (a synthetic fleet).
+
+    Keywords as :func:`hcsim.analyses.fleet.scenario` (``hosts``, ``guests``...).
+    """
+    from hcsim.analyses import fleet as _fleet
+
+    return _fleet.scenario(history, kernels, **kwargs)
+
+
+def fleet(history: History, inventory: Inventory | None = None, plan: Plan | None = None,
+          strategies: Sequence[str] = ("upstream",), vmms: Sequence[str | None] = (None,),
+          configs: Sequence[str] = ("default", "baseline"), guests: int | None = None,
+          seed: int = 0) -> FleetResult:
+    """A year of kernel rollouts over a fleet (``hcsim fleet``).
+
+    ``inventory`` and ``plan`` come from :func:`inventory` or
+    :func:`scenario`; default: the bundled example (10,000 hosts).
+    ``vmms`` None keeps each host's own policy.  See :mod:`hcsim.analyses.fleet`.
+    """
+    from hcsim.analyses import fleet as _fleet
+
+    if inventory is None or plan is None:
+        inventory, plan = globals()["inventory"](history)
+    return _fleet.simulate(history, inventory, plan, strategies, vmms, configs,
+                           guests=guests, seed=seed)
 
 
 def sweep(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = None,
@@ -288,7 +331,8 @@ def __getattr__(name: str):
 
 
 __all__ = ["DIRECTIONS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "History",
-           "InputError", "Migration", "Outcomes", "Score", "Setting", "baseline", "cost",
-           "evaluate", "fleet", "format_calls", "generate", "last_error", "load", "loads",
-           "migrate", "parse_strategy", "parse_vmm", "registers", "regs", "scorecard",
-           "shares", "silent_loss", "smccc", "sweep", "synthetic"]
+           "HostSpec", "InputError", "Migration", "Outcomes", "Score", "Setting", "baseline",
+           "chain", "cost", "evaluate", "fleet", "format_calls", "generate", "inventory",
+           "last_error", "load", "loads", "migrate", "parse_strategy", "parse_vmm", "registers",
+           "regs", "scenario", "scorecard", "shares", "silent_loss", "smccc", "sweep",
+           "synthetic"]

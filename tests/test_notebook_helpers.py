@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import make
 
+import hcsim
 from hcsim import OUTCOMES, parse_strategy, parse_vmm
 from hcsim.analyses import evidence, montecarlo, positions
-from hcsim.evaluation import spec, trace
+from hcsim.evaluation import measures, spec, trace
 from hcsim.evaluation.backends import evaluate
 from hcsim.frontends import narrate, plots
 from hcsim.model import synthetic
@@ -62,15 +63,23 @@ def test_trace_counts_one_get_and_one_set_per_register(four):
 def test_pair_mask_counts(n, start):
     m = n - start
     for direction in ("forward", "backward"):
-        assert evidence.pair_mask(n, direction, start).sum() == m * (m - 1) // 2
+        assert measures.pair_mask(n, direction, start).sum() == m * (m - 1) // 2
 
 
-def test_scorecard_era_shares_are_fractions(four):
-    card = evidence.scorecard(four, "qemu", ["upstream", "raz-einval"])
-    for col in evidence.PERCENT_COLUMNS:
-        assert card[col].between(0, 1).all(), col
-    text = evidence.formatted(card)
-    assert text.loc[0, "era fwd preserved"].endswith("%")
+def test_register_era_shares_of_a_grid_equal_the_scorecard_since_registers_from(four):
+    start = four.registers_from
+    card = hcsim.scorecard(four, "qemu", ["raz-wi"], since=four.releases[start])
+    grid = hcsim.evaluate(four, "raz-wi", "qemu").codes
+    for direction, prefix in (("forward", "fwd"), ("backward", "bwd")):
+        era = hcsim.shares(grid, direction, start)
+        assert era == {o: card.loc[0, f"{prefix}_{o}"] for o in hcsim.OUTCOMES}
+    assert hcsim.silent_loss(grid, start) == card.loc[0, "silent_loss"]
+
+
+def test_scorecard_is_shown_as_percentages_and_bytes(four):
+    shown = narrate.scorecard(hcsim.scorecard(four, "qemu", ["upstream", "wide"]))
+    assert shown.loc[0, "fwd_preserved"].endswith("%")
+    assert shown.loc[1, "bytes_per_vcpu"] == "-"          # wide: QEMU cannot handle U2048
 
 
 # -- montecarlo ----------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from hcsim.analyses.positions import VERDICTS, pct
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hcsim.analyses.baseline import Baseline
+
 #: Scorecard columns shown by :func:`scorecard` (``hcsim.scorecard``'s names).
 SCORECARD = ("strategy", "fwd_preserved", "bwd_preserved", "bwd_refused", "silent_loss",
              "bytes_per_vcpu", "pickup", "exhaustion")
@@ -54,6 +56,13 @@ def releases_span(releases: Sequence[str], indices: Iterable[int]) -> str:
     return ", ".join(names) if names else "none"
 
 
+def baseline(b: Baseline) -> str:
+    """A :func:`hcsim.baseline` as ``hcsim baseline`` prints it (72 columns)."""
+    from hcsim.frontends.baseline_cmd import render
+
+    return render(b, "text")
+
+
 def formatted(frame: pd.DataFrame, percent: Sequence[str] = (),
               thousands: Sequence[str] = ()) -> pd.DataFrame:
     """A table to show: fractions in ``percent`` as ``12.3%``, counts in
@@ -80,5 +89,5 @@ def scorecard(card: pd.DataFrame, columns: Sequence[str] = SCORECARD) -> pd.Data
                      thousands=["bytes_per_vcpu"])
 
 
-__all__ = ["SCORECARD", "VERDICTS", "formatted", "md", "pct", "releases_span", "scorecard",
+__all__ = ["SCORECARD", "VERDICTS", "baseline", "formatted", "md", "pct", "releases_span", "scorecard",
            "table", "verdict"]
