@@ -13,7 +13,7 @@ import io
 import pytest
 
 from hcsim.analyses import whatif
-from hcsim.evaluation.measures import matrix
+from hcsim.evaluation.backends import evaluate
 from hcsim.model import history as history_mod
 from hcsim.model.strategies import parse as parse_strategy
 from hcsim.model.vmm import parse as parse_vmm
@@ -46,7 +46,8 @@ def test_what_if_equals_matrix_on_the_edited_file(linux, after, service, table, 
     ref = history_mod.loads(edited_text(after, "v7.4-rc", table), origin="edited")
     assert ref.releases == edited.releases
     n = len(ref.releases)
-    grid = {(m.src, m.dst): m for m in matrix(ref, strategy, policy)}
+    grid = {(m.src, m.dst): m for m in
+            evaluate(ref, strategy, policy, backend="spec").migrations()}
     new = ref.index("v7.4-rc")
     assert len(rows) == 2 * (n - 1)
     for r in rows:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from hcsim.errors import InputError
-from hcsim.evaluation import measures
+from hcsim.evaluation.backends import evaluate
 from hcsim.model.history import History, Service, from_dict
 from hcsim.model.strategies import Strategy
 from hcsim.model.vmm import Vmm
@@ -170,16 +170,17 @@ def what_if(history: History, name: str, strategy: Strategy, vmms: list[Vmm],
     old = new - 1
     rows = []
     for vmm in vmms:
+        outcomes = evaluate(edited, strategy, vmm)
         for direction in ("into", "out"):
             for partner in range(len(edited.releases)):
                 if partner == new:
                     continue
                 if direction == "into":
-                    was = measures.migrate(edited, strategy, vmm, partner, old)
-                    now = measures.migrate(edited, strategy, vmm, partner, new)
+                    was = outcomes.migration(partner, old)
+                    now = outcomes.migration(partner, new)
                 else:
-                    was = measures.migrate(edited, strategy, vmm, old, partner)
-                    now = measures.migrate(edited, strategy, vmm, new, partner)
+                    was = outcomes.migration(old, partner)
+                    now = outcomes.migration(new, partner)
                 rows.append({
                     "vmm": vmm.name, "direction": direction,
                     "partner": edited.releases[partner],
