@@ -11,6 +11,7 @@ The public API, what the notebooks use:
 * :func:`migrate` one guest, optionally with its ioctl trace;
 * :func:`baseline`, :func:`chain`, :func:`fleet` (with :func:`inventory`
   or :func:`scenario`) and :func:`sweep`: the analyses;
+* :func:`what_if`: the migrations a proposed patch changes;
 * :func:`registers` a fresh vCPU lists, :func:`generate` a synthetic
   history, :func:`loads` one from TOML text;
 * the kernel's vocabulary: :mod:`hcsim.regs` (register ids, classes,
@@ -318,6 +319,40 @@ def sweep(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None 
     return _sweep.run(histories, seed, strategies, vmms, **kwargs)
 
 
+def what_if(history: History, release: str, services: Sequence[str],
+            strategy: str | Strategy = "upstream", vmms: Sequence[str | Vmm] | None = None,
+            after: str | None = None) -> pd.DataFrame:
+    """Migrations into and out of a hypothetical release against its predecessor.
+
+    Parameters
+    ----------
+    history : History
+        The tree before the patch (:func:`hcsim.analyses.whatif.until` cuts one).
+    release : str
+        Name of the hypothetical release, inserted after ``after`` (default:
+        the last release).
+    services : sequence of str
+        The services the patch adds, ``NAME:SPACE[:off][:functions=N]
+        [:register=ID:bit=B]`` as ``hcsim what-if --service``.
+    strategy, vmms
+        The strategy (default ``upstream``) and VMM policies (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (VMM, direction, partner release), the columns of
+        ``hcsim what-if --format csv``.
+    """
+    import pandas as pd
+
+    from hcsim.analyses import whatif as _whatif
+
+    new = tuple(_whatif.NewService.parse(s) for s in services)
+    _, rows = _whatif.what_if(history, release, _strategy(strategy),
+                              [_vmm(v) for v in (vmms or VMMS)], after, new)
+    return pd.DataFrame(rows, columns=list(_whatif.COLUMNS))
+
+
 #: Analyses the reports use, imported on first use (they load pandas).
 _LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions"}
 
@@ -335,4 +370,4 @@ __all__ = ["DIRECTIONS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "His
            "chain", "cost", "evaluate", "fleet", "format_calls", "generate", "inventory",
            "last_error", "load", "loads", "migrate", "parse_strategy", "parse_vmm", "registers",
            "regs", "scenario", "scorecard", "shares", "silent_loss", "smccc", "sweep",
-           "synthetic"]
+           "synthetic", "what_if"]

@@ -121,3 +121,16 @@ def test_text_fits_an_email():
                         "--service", "NEW:vendor-hyp", "--service", "N2:std:off"])
     assert code == 0
     assert max(map(len, out.splitlines())) <= 72
+
+
+def test_api_equals_the_csv(linux):
+    import hcsim
+    frame = hcsim.what_if(linux, "v7.4-rc", ["NEW:vendor-hyp"], vmms=["qemu"])
+    code, out, _ = run(["what-if", "--history", "linux", "--add-release", "v7.4-rc",
+                        "--service", "NEW:vendor-hyp", "--vmm", "qemu", "--format", "csv"])
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == len(frame)
+    for row, (_, got) in zip(rows, frame.iterrows()):
+        assert row["partner"] == got["partner"] and row["after"] == got["after"]
+        assert row["changed"] == ("yes" if got["changed"] else "no")
