@@ -29,6 +29,7 @@ from hcsim.model.vmm import Vmm, facts
 
 @functools.lru_cache(maxsize=256)
 def _flat_pairs(n: int, direction: str, since: int) -> np.ndarray:
+    """Flat indices of :func:`pair_mask` (sweeps ask for the same few again and again)."""
     mask = pair_mask(n, direction, since).ravel()
     out = np.flatnonzero(mask)
     out.flags.writeable = False
