@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from math import ceil
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX, SILENT, Outcomes
 from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
-from hcsim.model.kvm import Kernel
+from hcsim.model.kvm import VCPU, Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
 from hcsim.model.vmm import Vmm, facts
@@ -29,6 +29,7 @@ from hcsim.model.vmm import Vmm, facts
 
 @functools.lru_cache(maxsize=256)
 def _flat_pairs(n: int, direction: str, since: int) -> np.ndarray:
+    """Flat indices of :func:`pair_mask` (sweeps ask for the same few again and again)."""
     mask = pair_mask(n, direction, since).ravel()
     out = np.flatnonzero(mask)
     out.flags.writeable = False
@@ -93,20 +94,19 @@ class Cost:
     floor_bytes: int
 
 
-#: Per layout and (release, host): a fresh vCPU's registers and values, its guest view.
+#: Per layout and (release, host): a fresh vCPU, its register list and guest view.
 _FRESH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fresh(history: History, strategy: Strategy, release: int
-          ) -> tuple[tuple[int, ...], dict[int, int], frozenset[str]]:
-    """A new VM at ``release``: what ``KVM_GET_REG_LIST`` lists, what
-    ``KVM_GET_ONE_REG`` reads for each, and its guest view (once per layout)."""
+          ) -> tuple[VCPU, tuple[int, ...], frozenset[str]]:
+    """A new VM at ``release`` (booted once per layout): its first vCPU, what
+    ``KVM_GET_REG_LIST`` lists and the guest view.  Read, never written."""
     per = _FRESH.setdefault(strategy.layout(history), {})
     key = (release, history.host)
     if key not in per:
         cpu = boot(Kernel(history, release, strategy), 1)[0]
-        ids = tuple(cpu.get_reg_list())
-        per[key] = (ids, {rid: cpu.get_one_reg(rid) for rid in ids}, cpu.vm.guest_view())
+        per[key] = (cpu, tuple(cpu.get_reg_list()), cpu.vm.guest_view())
     return per[key]
 
 
@@ -115,7 +115,7 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     """Registers saved, wire bytes and ioctls of one save/restore."""
     floor = ceil(len(history.supported(release)) / 8)
     name = history.releases[release]
-    ids = fresh(history, strategy, release)[0]
+    ids = fresh(history, strategy, release)[1]
     answers = facts(vmm, ids)
     if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
@@ -162,12 +162,12 @@ class Score:
 
     def flat(self) -> dict:
         """The row as ``hcsim compare`` prints it: ``fwd_<outcome>``, ``bwd_<outcome>``..."""
-        row = {"strategy": self.strategy}
+        row: dict = {"strategy": self.strategy}
         for direction in DIRECTIONS:
             for o, v in getattr(self, direction).items():
                 row[f"{SHARE_PREFIX[direction]}_{o}"] = v
-        row.update({k: v for k, v in asdict(self).items()
-                    if k not in ("strategy", *DIRECTIONS)})
+        for f in fields(self)[3:]:
+            row[f.name] = getattr(self, f.name)
         return row
 
 

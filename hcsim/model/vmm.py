@@ -2,7 +2,10 @@
 
 Each policy is a small class: which registers it saves, which sizes it can
 handle, its wire cost per register, and how it writes the stream on the
-destination (FACTS.md section 5, DESIGN.md section 3).
+destination (FACTS.md section 5, DESIGN.md section 3).  The last two are
+data, a :class:`RestoreRule`, that the one generic :meth:`Vmm.restore`
+reads and the vectorised engine reads too; a failed restore raises
+:class:`Refused` with a typed :class:`Cause`.
 
 * ``qemu`` (``target/arm/kvm.c``, ``machine.c``): saves every listed id,
   sorted; handles U32/U64 only.  On the destination it reads every listed
