@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hcsim import limits
+from hcsim.errors import InputError
 from hcsim.evaluation import measures
 from hcsim.evaluation.backends import evaluate, note
 from hcsim.evaluation.outcomes import DIRECTIONS, LETTERS, OUTCOMES, PRESERVED, Outcomes
@@ -61,6 +63,9 @@ def at_least(minimum: int):
 
 
 positive = at_least(1)
+#: ``--vcpus``: 1..KVM_MAX_VCPUS (512 on arm64, :mod:`hcsim.limits`).
+vcpus = limits.argtype("vcpus", 1, limits.VCPUS)
+VCPUS_HELP = f"vCPUs per VM (default 1; 1..{limits.VCPUS}, KVM_MAX_VCPUS on arm64)"
 
 
 def add_engine(p: argparse.ArgumentParser) -> None:
@@ -83,7 +88,7 @@ def _setup(args):
     tables.check_format(args.format)
     check_output(args.output)
     history = history_mod.load(args.history)
-    if args.since:
+    if args.since is not None:
         history = history.since(args.since)
     if args.host is not None:
         history = history.with_host(args.host)
@@ -100,6 +105,7 @@ def add_strategies(p):
 
 def run_strategies(args) -> int:
     tables.check_format(args.format)
+    check_output(args.output)
     rows = []
     for name, cls in strategies.REGISTRY.items():
         params = ",".join(f"{k}={p.default}" for k, p in cls.params.items())
@@ -116,6 +122,7 @@ def add_vmms(p):
 
 def run_vmms(args) -> int:
     tables.check_format(args.format)
+    check_output(args.output)
     rows = [{"name": name, "parameters": "", "summary": cls.summary}
             for name, cls in vmm_mod.REGISTRY.items()]
     emit(_listing(rows, args.format), args.output)
@@ -144,7 +151,7 @@ def add_matrix(p):
     add_common(p)
     p.add_argument("--config", default="default", metavar="C",
                    help="default | off:NAME+NAME | random:p=P,seed=K[,n=N]")
-    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.add_argument("--vcpus", type=vcpus, default=1, metavar="N", help=VCPUS_HELP)
     add_engine(p)
     p.set_defaults(func=run_matrix)
 
@@ -153,6 +160,11 @@ def run_matrix(args) -> int:
     history, vmm = _setup(args)
     strategy = strategies.parse(args.strategy)
     configs = config_mod.parse(args.config, history)
+    rows = len(history.releases) ** 2 * len(configs)
+    if rows > limits.MATRIX_ROWS:
+        raise InputError(f"matrix: {len(history.releases):,} releases x {len(configs):,} "
+                         f"configuration(s) = {rows:,} rows; at most {limits.MATRIX_ROWS:,} "
+                         "(narrow it with --since, or use compare)")
     outcomes = run_evaluate(args, history, strategy, vmm, configs, args.vcpus)
     emit(render_matrix(outcomes, args.format), args.output)
     return 0
@@ -235,7 +247,7 @@ def summary_lines(outcomes: Outcomes, n: int = 0) -> list[str]:
 
 def add_cost(p):
     add_common(p)
-    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.add_argument("--vcpus", type=vcpus, default=1, metavar="N", help=VCPUS_HELP)
     p.set_defaults(func=run_cost)
 
 

@@ -43,11 +43,11 @@ Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
 from __future__ import annotations
 
 import importlib.resources
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hcsim import files, limits
 from hcsim.errors import InputError
 from hcsim.model.regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode
 from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
@@ -300,6 +300,8 @@ class _Checker(Where):
         value = table.get(key, default)
         if not isinstance(value, str) or (not value and key == "name"):
             raise self.fail(f"{key} must be a non-empty string")
+        if key == "name":
+            check_name(value, self.fail)
         return value
 
     def release(self, table: dict, key: str) -> int:
@@ -309,18 +311,21 @@ class _Checker(Where):
         return self.releases.index(value)
 
     def hexnum(self, value: Any, what: str) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        if isinstance(value, str):
+        """A number in 0..2**64-1, given as an integer or a (hex) string."""
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and len(value) <= 64:
             try:
                 number = int(value, 0)
             except ValueError:
                 pass
-            else:
-                if number >= 0:
-                    return number
-        raise self.fail(f"{what} must be a non-negative number or hex string, "
-                        f"got {value!r}")
+        if number is None or number < 0:
+            raise self.fail(f"{what} must be a non-negative number or hex string, "
+                            f"got {value!r}")
+        if number > limits.U64_MAX:
+            raise self.fail(f"{what} {value!r} does not fit in 64 bits")
+        return number
 
     def values(self, table: dict, base: FwValues | None) -> FwValues:
         if "reset" in table:
@@ -375,34 +380,32 @@ def resolve(spec: str | Path) -> Path:
 
 def load(spec: str | Path) -> History:
     """Load and validate a history file or bundled name (``linux``)."""
+    if isinstance(spec, str) and not spec:
+        raise InputError("history: empty path")
     path = resolve(spec)
     return from_dict(read_toml(path, "history"), origin=str(path))
 
 
 def read_toml(path: Path, what: str) -> dict:
-    """Parse a TOML file; every way of failing is one InputError naming it."""
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a {what} file") from None
-    except PermissionError:
-        raise InputError(f"{path}: cannot read {what} file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: malformed TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 TOML file") from None
+    """Parse a TOML file; every way of failing is one InputError naming it.
+
+    Bounded and depth-safe (:func:`hcsim.files.load_toml`): regular files of
+    at most 16 MiB, nested at most 32 levels.
+    """
+    return files.load_toml(path, what)
 
 
 def loads(text: str, origin: str = "<string>") -> History:
     """Load a history from TOML text."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{origin}: malformed TOML: {exc}") from None
-    return from_dict(doc, origin=origin)
+    return from_dict(files.loads_toml(text, origin), origin=origin)
+
+
+def check_name(name: str, fail=InputError) -> str:
+    """A name must be printable: no control characters (they break every table)."""
+    bad = next((c for c in name if not c.isprintable()), None)
+    if bad is not None:
+        raise fail(f"name {name!r} contains a control character ({bad!r})")
+    return name
 
 
 def from_dict(doc: dict, origin: str = "<dict>") -> History:
@@ -410,14 +413,23 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     ck = _Checker(origin)
     ck.keys(doc, _TOP_KEYS, {"releases"})
     name = doc.get("name", Path(origin).stem)
-    if not isinstance(name, str):
-        raise ck.fail("name must be a string")
+    if not isinstance(name, str) or not name:
+        raise ck.fail(f"name must be a non-empty string, got {name!r}")
+    check_name(name, ck.fail)
     rels = doc["releases"]
     if not isinstance(rels, list) or not rels:
         raise ck.fail("releases must be a non-empty list")
+    if len(rels) > limits.RELEASES:
+        raise ck.fail(f"{len(rels):,} releases; at most {limits.RELEASES:,}")
     for r in rels:
         if not isinstance(r, str) or not r:
             raise ck.fail(f"release names must be non-empty strings, got {r!r}")
+        check_name(r, ck.fail)
+    entries = sum(len(doc.get(k, [])) if isinstance(doc.get(k), list) else 0
+                  for k in ("service", "firmware", "stable"))
+    if entries > limits.SERVICES:
+        raise ck.fail(f"{entries:,} service, firmware and stable entries; "
+                      f"at most {limits.SERVICES:,}")
     dup = _first_duplicate(rels)
     if dup is not None:
         raise ck.fail(f"duplicate release {dup!r}")
@@ -433,6 +445,8 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     fw_enoent_from = (ck.release(doc, "fw_enoent_from")
                       if "fw_enoent_from" in doc else 0)
     host = doc.get("host", DEFAULT_HOST)
+    if not isinstance(host, str):
+        raise ck.fail(f"host must be a string, got {host!r}")
     known_hosts = {DEFAULT_HOST} | {h for f in firmware for h in f.profiles()}
     if host not in known_hosts:
         raise ck.fail(f"host {host!r} is not a profile of any [[firmware]] entry")
@@ -462,6 +476,7 @@ def _services(ck: _Checker, tables: Any) -> list[Service]:
     names: set[str] = set()
     pins: dict[tuple[int, int], str] = {}
     pinned_space: dict[int, str] = {}
+    used: dict[str, int] = {}
     for n, t in enumerate(_table_list(ck, tables, "service")):
         ck.entry = f"service #{n + 1}"
         ck.keys(t, _SERVICE_KEYS, {"name", "space", "introduced"})
@@ -477,6 +492,11 @@ def _services(ck: _Checker, tables: Any) -> list[Service]:
         if (not isinstance(functions, int) or isinstance(functions, bool)
                 or not 1 <= functions <= FUNCTIONS_PER_SPACE):
             raise ck.fail(f"functions must be an integer in 1..{FUNCTIONS_PER_SPACE}")
+        used[space] = used.get(space, 0) + functions
+        if used[space] > FUNCTIONS_PER_SPACE:
+            raise ck.fail(f"space {space!r} overflows: its services need "
+                          f"{used[space]:,} function numbers, the space has "
+                          f"{FUNCTIONS_PER_SPACE:,}")
         default = t.get("default", "on")
         if default not in ("on", "off"):
             raise ck.fail(f"default must be 'on' or 'off', got {default!r}")
@@ -597,6 +617,8 @@ def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
             raise ck.fail("backports must be a list of firmware names")
         taken: dict[str, int] = {}
         for b in backports:
+            if not isinstance(b, str):
+                raise ck.fail(f"backports must be a list of firmware names, got {b!r}")
             if b in svc_names:
                 raise ck.fail(f"backported service {b!r}: only firmware "
                               "entries can be backported")
@@ -608,7 +630,7 @@ def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
             raise ck.fail("backport_changes must be a list of {name, release}")
         for change in changes:
             ck.keys(change, {"name", "release"}, {"name", "release"})
-            entry = fw_names.get(change["name"])
+            entry = fw_names.get(ck.string(change, "name"))
             if entry is None:
                 raise ck.fail(f"backport_changes: unknown firmware entry "
                               f"{change['name']!r}")
@@ -627,7 +649,16 @@ def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
 # Writing
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def dumps(h: History) -> str:
