@@ -18,7 +18,7 @@ from math import ceil
 
 import numpy as np
 
-from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX, SILENT, Outcomes
+from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX, SILENT, Outcomes, pack
 from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
 from hcsim.model.kvm import VCPU, Kernel
@@ -80,6 +80,28 @@ def silent_loss(outcomes: Outcomes | np.ndarray, since: int = 0) -> float:
     """
     both = counts(outcomes, since).sum(0)
     return float(sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1))
+
+
+def loss_by_use(outcomes: Outcomes, since: int = 0) -> dict[str, float]:
+    """:func:`silent_loss` split by how bad the loss is to a running guest.
+
+    ``runtime``: the share of pairs (as :func:`silent_loss`) that lose a
+    service the guest calls after boot (``[[service]] use = "runtime"``,
+    the default); ``boot``: the share that lose only boot-time services
+    (discovered and used once at boot, so harmless after it).  The two
+    add up to :func:`silent_loss`.  Needs the outcomes' service sets.
+    """
+    if outcomes.lost is None:
+        raise ValueError("outcomes evaluated without sets (sets=False)")
+    runtime = np.array([s.use == "runtime" for s in outcomes.history.services], bool)
+    mask = pack(runtime[None], outcomes.lost.shape[-1])[0]
+    n = outcomes.n
+    pairs = (pair_mask(n, "forward", since) | pair_mask(n, "backward", since))[None]
+    silent = np.isin(outcomes.codes, [CODES[o] for o in SILENT]) & pairs
+    hits = (outcomes.lost & mask).any(-1)
+    total = int(pairs.sum()) * len(outcomes.codes) or 1
+    return {"runtime": int((silent & hits).sum()) / total,
+            "boot": int((silent & ~hits).sum()) / total}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from hcsim import limits
 from hcsim.errors import InputError
@@ -228,6 +229,12 @@ def summary_lines(outcomes: Outcomes, n: int = 0) -> list[str]:
         sh = measures.shares(codes, direction)
         parts = " ".join(f"{LETTERS[o]} {sh[o]:6.1%}" for o in OUTCOMES)
         lines.append(f"{direction:<8} {parts}")
+    if outcomes.lost is not None and measures.silent_loss(codes):
+        one = replace(outcomes, codes=codes[None], lost=outcomes.lost[n:n + 1])
+        use = measures.loss_by_use(one)
+        lines.append(f"silent loss {use['runtime'] + use['boot']:.1%} of pairs: "
+                     f"{use['runtime']:.1%} lose a runtime service, "
+                     f"{use['boot']:.1%} only boot-time ones")
     rels = outcomes.history.releases
     steps = [(s, d) for s in range(len(rels)) for d in (s - 1, s + 1)
              if 0 <= d < len(rels) and codes[s, d] != PRESERVED]
