@@ -1,122 +1,107 @@
-"""Migrations, outcome matrices, save/restore cost and the scorecard.
+"""The measures (DESIGN.md section 4), each computed once, on :class:`Outcomes`.
 
-Everything here drives the scalar spec (:mod:`hcsim.model.kvm` through a
-:mod:`hcsim.model.vmm` policy); the vectorised engine must agree with it.
+* :func:`counts` / :func:`shares`: outcome counts and shares per direction,
+  optionally of the register era only (both ends at or after ``since``);
+* :func:`silent_loss`: ``lost`` or ``mixed`` among off-diagonal pairs;
+* :func:`cost_at` / :func:`cost`: registers, bytes and ioctls of a
+  same-release save/restore (the spec, register by register);
+* :func:`new_vm_pickup`, exhaustion, userspace patch, and :func:`score`,
+  one scorecard row of ``hcsim compare``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import functools
+import weakref
+from dataclasses import dataclass, fields
 from math import ceil
 
-from hcsim.errors import InputError
-from hcsim.model.config import Config, Setting
+import numpy as np
+
+from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX, SILENT, Outcomes, pack
+from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
 from hcsim.model.kvm import VCPU, Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
-from hcsim.model.vmm import Refused, Vmm
-
-#: Outcome classes, in the order tables show them, with their letter.
-OUTCOMES = ("preserved", "gained", "lost", "mixed", "refused", "unsupported")
-LETTERS = dict(zip(OUTCOMES, "PGLMRU"))
-#: Column prefixes of the scorecard's outcome shares (``fwd_preserved``...).
-SHARE_PREFIX = {"forward": "fwd", "backward": "bwd"}
+from hcsim.model.vmm import Vmm, facts
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One migration of a guest from release ``src`` to release ``dst``."""
-
-    src: int
-    dst: int
-    outcome: str
-    gained: frozenset[str] = frozenset()
-    lost: frozenset[str] = frozenset()
-    detail: str = ""
+@functools.lru_cache(maxsize=256)
+def _flat_pairs(n: int, direction: str, since: int) -> np.ndarray:
+    """Flat indices of :func:`pair_mask` (sweeps ask for the same few again and again)."""
+    mask = pair_mask(n, direction, since).ravel()
+    out = np.flatnonzero(mask)
+    out.flags.writeable = False
+    return out
 
 
-def classify(before: frozenset[str], after: frozenset[str]) -> str:
-    """Outcome class of a guest view change."""
-    gained, lost = after - before, before - after
-    if gained and lost:
-        return "mixed"
-    return "lost" if lost else "gained" if gained else "preserved"
+def pair_mask(n: int, direction: str, since: int = 0) -> np.ndarray:
+    """``[src, dst]`` booleans: pairs of ``direction`` with both ends >= ``since``."""
+    s, d = np.indices((n, n))
+    mask = d > s if direction == "forward" else d < s
+    return mask & (s >= since) & (d >= since)
 
 
-def boot(kernel: Kernel, vcpus: int) -> list[VCPU]:
-    """Create a VM with ``vcpus`` initialised vCPUs (PSCI 0.2)."""
-    vm = kernel.create_vm()
-    return [vm.create_vcpu().init() for _ in range(vcpus)]
+def tally(codes: np.ndarray) -> np.ndarray:
+    """How many of each outcome code, in :data:`OUTCOMES` order."""
+    return np.bincount(np.asarray(codes).ravel(), minlength=len(OUTCOMES))
 
 
-def unhandled(vmm: Vmm, cpu: VCPU) -> int | None:
-    """A register the VMM cannot live with, or None."""
-    return next((rid for rid in cpu.get_reg_list() if not vmm.handles(rid)), None)
+def counts(outcomes: Outcomes | np.ndarray, since: int = 0) -> np.ndarray:
+    """Outcome counts ``[2, 6]``, forward then backward, configurations pooled.
 
-
-def configured_values(kernel: Kernel, off: Config | Setting) -> dict[int, int]:
-    """Feature register values with the services in ``off`` cleared.
-
-    With a :class:`~hcsim.model.config.Setting`, services in ``setting.on`` are
-    also set, and the firmware values it names are added under their
-    register ids (where the kernel lists them).
+    ``outcomes`` is an :class:`Outcomes` or its codes (``[src, dst]`` or
+    ``[config, src, dst]``).  Only pairs with both ends at or after
+    ``since`` count; the diagonal (``src == dst``) is neither direction.
     """
-    setting = off if isinstance(off, Setting) else Setting(off=frozenset(off))
-    layout, rel = kernel.layout, kernel.release
-    values = {layout.regs[p].id: layout.reset(p, rel)
-              for p in kernel.feature_pos.values()}
-    for svc, pairs in zip(layout.history.services, layout.bits):
-        if svc.introduced > rel or svc.name not in setting.off | setting.on:
-            continue
-        for pos, bit in pairs:
-            rid = layout.regs[pos].id
-            if rid in values:
-                values[rid] = (values[rid] | 1 << bit if svc.name in setting.on
-                               else values[rid] & ~(1 << bit))
-    wanted = dict(setting.firmware)
-    for rid, fw in kernel.firmware.items():
-        if fw.name in wanted:
-            values[rid] = wanted[fw.name]
-    return values
+    codes = outcomes.codes if isinstance(outcomes, Outcomes) else np.asarray(outcomes)
+    grid = codes if codes.ndim == 3 else codes[None]
+    n = grid.shape[1]
+    flat = grid.reshape(len(grid), n * n)
+    return np.stack([tally(flat[:, _flat_pairs(n, direction, since)])
+                     for direction in DIRECTIONS])
 
 
-def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
-            off: Config | Setting = frozenset(), vcpus: int = 1,
-            host: str | None = None) -> Migration:
-    """Create, configure and save a VM on ``src``; restore it on ``dst``."""
-    src_k = Kernel(history, src, strategy, host)
-    dst_k = Kernel(history, dst, strategy, host)
-    cpus = boot(src_k, vcpus)
-    dcpus = boot(dst_k, vcpus)
-    for side, cpu in (("source", cpus[0]), ("destination", dcpus[0])):
-        rid = unhandled(vmm, cpu)
-        if rid is not None:
-            return Migration(src, dst, "unsupported",
-                             detail=f"{vmm.name} cannot handle {cpu.vm.kernel.reg_name(rid)} "
-                                    f"on the {side}")
-    if off:
-        try:
-            vmm.configure(cpus, configured_values(src_k, off))
-        except Refused as exc:    # as chain.create: a setting the source rejects
-            raise InputError(f"cannot configure a VM on {src_k.name}: {exc.detail}") from None
-    before = cpus[0].vm.guest_view()
-    stream = vmm.save(cpus)
-    try:
-        vmm.restore(dcpus, stream)
-    except Refused as exc:
-        return Migration(src, dst, "refused", detail=exc.detail)
-    after = dcpus[0].vm.guest_view()
-    return Migration(src, dst, classify(before, after),
-                     after - before, before - after)
+def shares(outcomes: Outcomes | np.ndarray, direction: str, since: int = 0) -> dict[str, float]:
+    """Share of each outcome among ``direction`` pairs (all 0 when there is none).
+
+    ``direction`` is ``forward`` (source older) or ``backward``; only pairs
+    with both ends at or after release index ``since`` count (the register
+    era: ``since=history.registers_from``).
+    """
+    return _shares(counts(outcomes, since)[DIRECTIONS.index(direction)])
 
 
-def matrix(history: History, strategy: Strategy, vmm: Vmm,
-           off: Config = frozenset(), vcpus: int = 1) -> list[Migration]:
-    """Every ordered release pair, source-major."""
-    n = len(history.releases)
-    return [migrate(history, strategy, vmm, s, d, off, vcpus)
-            for s in range(n) for d in range(n)]
+def silent_loss(outcomes: Outcomes | np.ndarray, since: int = 0) -> float:
+    """Share of ``lost`` or ``mixed`` among off-diagonal pairs (0 when there is none).
+
+    Pairs as :func:`shares`: both ends at or after release index ``since``.
+    """
+    both = counts(outcomes, since).sum(0)
+    return float(sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1))
+
+
+def loss_by_use(outcomes: Outcomes, since: int = 0) -> dict[str, float]:
+    """:func:`silent_loss` split by how bad the loss is to a running guest.
+
+    ``runtime``: the share of pairs (as :func:`silent_loss`) that lose a
+    service the guest calls after boot (``[[service]] use = "runtime"``,
+    the default); ``boot``: the share that lose only boot-time services
+    (discovered and used once at boot, so harmless after it).  The two
+    add up to :func:`silent_loss`.  Needs the outcomes' service sets.
+    """
+    if outcomes.lost is None:
+        raise ValueError("outcomes evaluated without sets (sets=False)")
+    runtime = np.array([s.use == "runtime" for s in outcomes.history.services], bool)
+    mask = pack(runtime[None], outcomes.lost.shape[-1])[0]
+    n = outcomes.n
+    pairs = (pair_mask(n, "forward", since) | pair_mask(n, "backward", since))[None]
+    silent = np.isin(outcomes.codes, [CODES[o] for o in SILENT]) & pairs
+    hits = (outcomes.lost & mask).any(-1)
+    total = int(pairs.sum()) * len(outcomes.codes) or 1
+    return {"runtime": int((silent & hits).sum()) / total,
+            "boot": int((silent & ~hits).sum()) / total}
 
 
 @dataclass(frozen=True)
@@ -131,20 +116,35 @@ class Cost:
     floor_bytes: int
 
 
+#: Per layout and (release, host): a fresh vCPU, its register list and guest view.
+_FRESH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fresh(history: History, strategy: Strategy, release: int
+          ) -> tuple[VCPU, tuple[int, ...], frozenset[str]]:
+    """A new VM at ``release`` (booted once per layout): its first vCPU, what
+    ``KVM_GET_REG_LIST`` lists and the guest view.  Read, never written."""
+    per = _FRESH.setdefault(strategy.layout(history), {})
+    key = (release, history.host)
+    if key not in per:
+        cpu = boot(Kernel(history, release, strategy), 1)[0]
+        per[key] = (cpu, tuple(cpu.get_reg_list()), cpu.vm.guest_view())
+    return per[key]
+
+
 def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
             vcpus: int = 1, feature_only: bool = False) -> Cost:
     """Registers saved, wire bytes and ioctls of one save/restore."""
-    kernel = Kernel(history, release, strategy)
-    cpu = boot(kernel, 1)[0]
     floor = ceil(len(history.supported(release)) / 8)
     name = history.releases[release]
-    if unhandled(vmm, cpu) is not None:
+    ids = fresh(history, strategy, release)[1]
+    answers = facts(vmm, ids)
+    if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
-    saved = [rid for rid in cpu.get_reg_list() if vmm.saves(rid)
-             and (is_feature(rid) or not feature_only)]
-    per_vcpu = sum(vmm.wire_bytes(rid) for rid in saved)
-    return Cost(name, len(saved), per_vcpu, per_vcpu * vcpus,
-                2 * len(saved) * vcpus, floor)
+    saved = answers.saves if not feature_only else \
+        answers.saves & np.array([is_feature(rid) for rid in ids], bool)
+    per_vcpu, count = int(answers.sizes[saved].sum()), int(saved.sum())
+    return Cost(name, count, per_vcpu, per_vcpu * vcpus, 2 * count * vcpus, floor)
 
 
 def cost(history: History, strategy: Strategy, vmm: Vmm,
@@ -154,22 +154,19 @@ def cost(history: History, strategy: Strategy, vmm: Vmm,
             for r in range(len(history.releases))]
 
 
-def shares(migrations: list[Migration], direction: str) -> dict[str, float]:
-    """Share of each outcome among forward (src older) or backward pairs."""
-    keep = [m for m in migrations
-            if (m.src < m.dst if direction == "forward" else m.src > m.dst)]
-    total = len(keep) or 1
-    return {o: sum(m.outcome == o for m in keep) / total for o in OUTCOMES}
-
-
 def new_vm_pickup(history: History, strategy: Strategy) -> float:
     """Share of the last release's services a default new VM sees."""
     last = len(history.releases) - 1
     supported = history.supported(last)
     if not supported:
         return 1.0
-    vm = Kernel(history, last, strategy).create_vm()
-    return len(vm.guest_view()) / len(supported)
+    return len(fresh(history, strategy, last)[2]) / len(supported)
+
+
+def exhaustion(history: History, strategy: Strategy) -> str:
+    """First release that lists a feature register beyond the reservation ("" if none)."""
+    ex = strategy.layout(history).exhaustion()
+    return history.releases[ex] if ex is not None else ""
 
 
 @dataclass(frozen=True)
@@ -186,24 +183,29 @@ class Score:
     userspace_patch: bool
 
     def flat(self) -> dict:
-        row = {"strategy": self.strategy}
-        for direction in ("forward", "backward"):
+        """The row as ``hcsim compare`` prints it: ``fwd_<outcome>``, ``bwd_<outcome>``..."""
+        row: dict = {"strategy": self.strategy}
+        for direction in DIRECTIONS:
             for o, v in getattr(self, direction).items():
                 row[f"{SHARE_PREFIX[direction]}_{o}"] = v
-        row.update({k: v for k, v in asdict(self).items()
-                    if k not in ("strategy", "forward", "backward")})
+        for f in fields(self)[3:]:
+            row[f.name] = getattr(self, f.name)
         return row
 
 
-def score(history: History, strategy: Strategy, vmm: Vmm,
-          migrations: list[Migration]) -> Score:
-    """Summarise one strategy's matrix and cost under one VMM."""
-    off_diag = [m for m in migrations if m.src != m.dst]
-    silent = sum(m.outcome in ("lost", "mixed") for m in off_diag) / (len(off_diag) or 1)
+def _shares(row: np.ndarray) -> dict[str, float]:
+    total = int(row.sum()) or 1
+    return {o: int(row[k]) / total for k, o in enumerate(OUTCOMES)}
+
+
+def score(outcomes: Outcomes, since: int = 0) -> Score:
+    """Summarise one strategy's outcomes and cost under one VMM (pairs from ``since``)."""
+    history, strategy, vmm = outcomes.history, outcomes.strategy, outcomes.vmm
+    fwd, bwd = counts(outcomes, since)
+    both = fwd + bwd
+    silent = sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1)
     last = cost_at(history, strategy, vmm, len(history.releases) - 1)
-    fwd = shares(migrations, "forward")
-    ex = strategy.layout(history).exhaustion()
-    return Score(strategy.spec, fwd, shares(migrations, "backward"), silent,
-                 last.bytes_per_vcpu, new_vm_pickup(history, strategy),
-                 history.releases[ex] if ex is not None else "",
-                 fwd["preserved"] < 1.0)
+    forward = _shares(fwd)
+    return Score(strategy.spec, forward, _shares(bwd), silent, last.bytes_per_vcpu,
+                 new_vm_pickup(history, strategy), exhaustion(history, strategy),
+                 forward["preserved"] < 1.0)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import replace
 
 from hcsim import limits
 from hcsim.errors import InputError
 from hcsim.evaluation import measures
+from hcsim.evaluation.backends import evaluate, note
+from hcsim.evaluation.outcomes import DIRECTIONS, LETTERS, OUTCOMES, PRESERVED, Outcomes
 from hcsim.files import check_output, emit
 from hcsim.frontends import tables
 from hcsim.model import config as config_mod
@@ -18,6 +22,8 @@ LEGEND = "P preserved  G gained  L lost  M mixed  R refused  U unsupported"
 MATRIX_COLUMNS = ("src", "dst", "outcome", "gained", "lost", "detail")
 COST_COLUMNS = ("release", "registers", "bytes_per_vcpu", "bytes_per_vm",
                 "ioctls", "floor_bytes")
+#: ``--engine`` values and the backend of :func:`hcsim.evaluation.backends.evaluate`.
+ENGINES = {"auto": "auto", "strict": "engine", "scalar": "spec"}
 
 
 # -- shared options and output -----------------------------------------------
@@ -61,6 +67,22 @@ positive = at_least(1)
 #: ``--vcpus``: 1..KVM_MAX_VCPUS (512 on arm64, :mod:`hcsim.limits`).
 vcpus = limits.argtype("vcpus", 1, limits.VCPUS)
 VCPUS_HELP = f"vCPUs per VM (default 1; 1..{limits.VCPUS}, KVM_MAX_VCPUS on arm64)"
+
+
+def add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="auto", choices=tuple(ENGINES),
+                   help="auto (the vectorised engine where it applies, else the scalar "
+                        "spec, with a note on stderr), strict (the engine or an error), "
+                        "scalar (the spec, slow); same results")
+
+
+def run_evaluate(args, history, strategy, vmm, configs, vcpus: int = 1,
+                 sets: bool = True) -> Outcomes:
+    """:func:`~hcsim.evaluation.backends.evaluate` for a command; notes go to stderr."""
+    outcomes = evaluate(history, strategy, vmm, configs, ENGINES[args.engine], vcpus, sets)
+    if outcomes.reason:
+        print(f"hcsim: {note(outcomes)}", file=sys.stderr)
+    return outcomes
 
 
 def _setup(args):
@@ -131,6 +153,7 @@ def add_matrix(p):
     p.add_argument("--config", default="default", metavar="C",
                    help="default | off:NAME+NAME | random:p=P,seed=K[,n=N]")
     p.add_argument("--vcpus", type=vcpus, default=1, metavar="N", help=VCPUS_HELP)
+    add_engine(p)
     p.set_defaults(func=run_matrix)
 
 
@@ -143,71 +166,82 @@ def run_matrix(args) -> int:
         raise InputError(f"matrix: {len(history.releases):,} releases x {len(configs):,} "
                          f"configuration(s) = {rows:,} rows; at most {limits.MATRIX_ROWS:,} "
                          "(narrow it with --since, or use compare)")
-    results = [(n, measures.matrix(history, strategy, vmm, off, args.vcpus))
-               for n, off in enumerate(configs)]
-    emit(render_matrix(history, strategy.spec, vmm.name, results, args.format),
-         args.output)
+    outcomes = run_evaluate(args, history, strategy, vmm, configs, args.vcpus)
+    emit(render_matrix(outcomes, args.format), args.output)
     return 0
 
 
-def matrix_rows(history, results) -> tuple[tuple[str, ...], list[dict]]:
-    cols = MATRIX_COLUMNS if len(results) == 1 else ("config", *MATRIX_COLUMNS)
+def matrix_rows(outcomes: Outcomes) -> tuple[tuple[str, ...], list[dict]]:
+    rels = outcomes.history.releases
+    total = len(outcomes.configs)
+    cols = MATRIX_COLUMNS if total == 1 else ("config", *MATRIX_COLUMNS)
     rows = []
-    for n, migrations in results:
-        for m in migrations:
-            rows.append({"config": n, "src": history.releases[m.src],
-                         "dst": history.releases[m.dst], "outcome": m.outcome,
-                         "gained": m.gained, "lost": m.lost, "detail": m.detail})
+    for n in range(total):
+        for m in outcomes.migrations(n):
+            rows.append({"config": n, "src": rels[m.src], "dst": rels[m.dst],
+                         "outcome": m.outcome, "gained": m.gained, "lost": m.lost,
+                         "detail": m.detail})
     return cols, rows
 
 
-def render_matrix(history, spec: str, vmm: str, results, fmt: str) -> str:
-    cols, rows = matrix_rows(history, results)
+def render_matrix(outcomes: Outcomes, fmt: str) -> str:
+    if fmt == "text":
+        return "\n".join(text_matrix(outcomes, n) for n in range(len(outcomes.configs)))
+    cols, rows = matrix_rows(outcomes)
     if fmt == "csv":
         return tables.to_csv(cols, rows)
     if fmt == "json":
         return tables.to_json([{c: r[c] for c in cols} for r in rows],
-                              history=history.name, strategy=spec, vmm=vmm)
-    if fmt == "markdown":
-        return tables.to_markdown(cols, rows)
-    return "\n".join(text_matrix(history, spec, vmm, migrations, n, len(results))
-                     for n, migrations in results)
+                              history=outcomes.history.name,
+                              strategy=outcomes.strategy.spec, vmm=outcomes.vmm.name)
+    return tables.to_markdown(cols, rows)
 
 
-def text_matrix(history, spec, vmm, migrations, n=0, total=1) -> str:
-    """Letter matrix (rows: source, columns: destination) or a summary."""
+def text_matrix(outcomes: Outcomes, n: int = 0) -> str:
+    """Letter matrix of configuration ``n`` (rows: source, columns: destination) or a summary."""
+    history = outcomes.history
     rels = history.releases
-    title = f"{spec} under {vmm}, history {history.name} ({len(rels)} releases)"
-    if total > 1:
+    title = (f"{outcomes.strategy.spec} under {outcomes.vmm.name}, history {history.name} "
+             f"({len(rels)} releases)")
+    if len(outcomes.configs) > 1:
         title += f", config {n}"
     label = max(len(r) for r in rels)
     lines = [title]
+    codes = outcomes.codes[n]
     if label + 1 + len(rels) <= tables.EMAIL_WIDTH:
-        grid = {(m.src, m.dst): measures.LETTERS[m.outcome] for m in migrations}
         depth = max(len(r) for r in rels)
         for k in range(depth):
             lines.append(" " * (label + 1) + "".join(
                 (r.rjust(depth)[k]) for r in rels).rstrip())
         for s, r in enumerate(rels):
             lines.append(r.ljust(label) + " " + "".join(
-                grid[(s, d)] for d in range(len(rels))))
+                LETTERS[OUTCOMES[code]] for code in codes[s].tolist()))
         lines.append("rows: source, columns: destination")
         lines.append(LEGEND)
-    lines += summary_lines(history, migrations)
+    lines += summary_lines(outcomes, n)
     return "\n".join(lines) + "\n"
 
 
-def summary_lines(history, migrations) -> list[str]:
+def summary_lines(outcomes: Outcomes, n: int = 0) -> list[str]:
     lines = []
-    for direction in ("forward", "backward"):
-        sh = measures.shares(migrations, direction)
-        parts = " ".join(f"{measures.LETTERS[o]} {sh[o]:6.1%}" for o in measures.OUTCOMES)
+    codes = outcomes.codes[n]
+    for direction in DIRECTIONS:
+        sh = measures.shares(codes, direction)
+        parts = " ".join(f"{LETTERS[o]} {sh[o]:6.1%}" for o in OUTCOMES)
         lines.append(f"{direction:<8} {parts}")
-    rels = history.releases
-    steps = [m for m in migrations if abs(m.src - m.dst) == 1 and m.outcome != "preserved"]
+    if outcomes.lost is not None and measures.silent_loss(codes):
+        one = replace(outcomes, codes=codes[None], lost=outcomes.lost[n:n + 1])
+        use = measures.loss_by_use(one)
+        lines.append(f"silent loss {use['runtime'] + use['boot']:.1%} of pairs: "
+                     f"{use['runtime']:.1%} lose a runtime service, "
+                     f"{use['boot']:.1%} only boot-time ones")
+    rels = outcomes.history.releases
+    steps = [(s, d) for s in range(len(rels)) for d in (s - 1, s + 1)
+             if 0 <= d < len(rels) and codes[s, d] != PRESERVED]
     if steps:
         lines.append("adjacent releases not preserved:")
-        for m in steps[:24]:
+        for s, d in steps[:24]:
+            m = outcomes.migration(s, d, n)
             what = m.detail or "; ".join(
                 [f"+{g}" for g in sorted(m.gained)] + [f"-{x}" for x in sorted(m.lost)])
             lines.append(f"  {rels[m.src]:>7} -> {rels[m.dst]:<7} {m.outcome:<9} {what}"[:72])
@@ -252,9 +286,7 @@ def run_cost(args) -> int:
 def add_compare(p):
     add_common(p, many=True)
     p.add_argument("--config", default="default", metavar="C")
-    p.add_argument("--engine", default="vector", choices=("vector", "scalar"),
-                   help="vector (hcsim.evaluation.engine, default) or scalar (the spec, slow); "
-                        "same scorecard")
+    add_engine(p)
     p.set_defaults(func=run_compare)
 
 
@@ -263,18 +295,8 @@ def run_compare(args) -> int:
     specs = args.strategy or list(strategies.DEFAULTS)
     chosen = [strategies.parse(s) for s in specs]
     configs = config_mod.parse(args.config, history)
-    scores = []
-    for strategy in chosen:
-        if args.engine == "vector":
-            from hcsim.evaluation import engine
-            try:
-                scores.append(engine.score(history, strategy, vmm, configs))
-                continue
-            except NotImplementedError:
-                pass            # a layout or VMM rule the engine does not model: the spec
-        migrations = [m for off in configs
-                      for m in measures.matrix(history, strategy, vmm, off)]
-        scores.append(measures.score(history, strategy, vmm, migrations))
+    scores = [measures.score(run_evaluate(args, history, strategy, vmm, configs, sets=False))
+              for strategy in chosen]
     emit(render_scorecard(history, vmm.name, scores, args.format), args.output)
     return 0
 

@@ -46,8 +46,9 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                             "network or localhost, see README 'Distributed safety')")
     where.add_argument("--dask", action="store_true",
                        help="run on a dask LocalCluster of --jobs workers")
-    p.add_argument("--engine", default="vector", choices=ENGINES,
-                   help="vector (default) or scalar (the spec, slow)")
+    p.add_argument("--engine", default="auto", choices=tuple(ENGINES),
+                   help="auto (the engine where it applies, else the spec, with a "
+                        "warning), strict (the engine or an error), scalar (the spec, slow)")
     p.add_argument("--output", metavar="FILE",
                    help="FILE.csv or FILE.parquet, written atomically (default: csv "
                         "on stdout)")

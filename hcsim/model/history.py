@@ -72,6 +72,8 @@ class Service:
     register: int | None = None
     bit: int | None = None
     source: str = ""
+    use: str = "runtime"
+    use_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,12 @@ class History:
 _TOP_KEYS = {"name", "releases", "registers_from", "service", "firmware",
              "stable", "source", "host", "fw_enoent_from"}
 _SERVICE_KEYS = {"name", "space", "functions", "introduced", "default",
-                 "register", "bit", "source"}
+                 "register", "bit", "source", "use", "use_source"}
+#: When a guest calls a service (``[[service]] use``): ``boot`` only (its
+#: discovery and use happen once, in ``__init`` code, so losing it after
+#: boot is harmless to a running guest) or at ``runtime`` (the default: a
+#: loss after boot breaks calls the guest still makes).
+USES = ("boot", "runtime")
 _FIRMWARE_KEYS = {"name", "id", "introduced", "reset", "accepts", "on_write",
                   "changes", "no_psci_0_2", "hosts", "source", "stores"}
 _CHANGE_KEYS = {"release", "reset", "accepts", "source", "stores", "hosts"}
@@ -524,8 +531,12 @@ def _services(ck: _Checker, tables: Any) -> list[Service]:
                               f"pinned by {pins[(d.index, bit)]!r}")
             pins[(d.index, bit)] = name
         source = ck.string(t, "source", "")
+        use = ck.string(t, "use", "runtime")
+        if use not in USES:
+            raise ck.fail(f"use must be 'boot' or 'runtime', got {use!r}")
         out.append(Service(name, space, functions, ck.release(t, "introduced"),
-                           default == "on", register, bit, source))
+                           default == "on", register, bit, source, use,
+                           ck.string(t, "use_source", "")))
     ck.entry = ""
     return out
 
@@ -682,6 +693,10 @@ def dumps(h: History) -> str:
             lines += [f'register = "0x{s.register:016x}"', f"bit = {s.bit}"]
         if s.source:
             lines.append(f"source = {_q(s.source)}")
+        if s.use != "runtime":
+            lines.append(f"use = {_q(s.use)}")
+        if s.use_source:
+            lines.append(f"use_source = {_q(s.use_source)}")
     for f in h.firmware:
         first = f.values[0][1]
         lines += ["", "[[firmware]]", f"name = {_q(f.name)}",

@@ -2,7 +2,10 @@
 
 Each policy is a small class: which registers it saves, which sizes it can
 handle, its wire cost per register, and how it writes the stream on the
-destination (FACTS.md section 5, DESIGN.md section 3).
+destination (FACTS.md section 5, DESIGN.md section 3).  The last two are
+data, a :class:`RestoreRule`, that the one generic :meth:`Vmm.restore`
+reads and the vectorised engine reads too; a failed restore raises
+:class:`Refused` with a typed :class:`Cause`.
 
 * ``qemu`` (``target/arm/kvm.c``, ``machine.c``): saves every listed id,
   sorted; handles U32/U64 only.  On the destination it reads every listed
@@ -30,7 +33,11 @@ defaults; it can write firmware values (it saves class 0x14).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
+
+import numpy as np
 
 from hcsim.errors import InputError
 from hcsim.model.kvm import VCPU, KvmError
@@ -39,25 +46,141 @@ from hcsim.model.regs import is_feature, width_of
 #: One vCPU's saved registers: (id, value) in the order the VMM saved them.
 Stream = list[list[tuple[int, int]]]
 
+#: Kinds of :class:`Cause`.
+CAUSES = ("count", "unknown", "errno", "size")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a migration failed loudly, as data; ``str()`` is the text outputs show.
+
+    ``kind``:
+
+    * ``count``: QEMU's count check (``cpreg_vmstate_array_len``): ``sent``
+      incoming registers, ``ours`` on the destination;
+    * ``unknown``: QEMU's sorted walk met an incoming id ``reg`` that the
+      destination does not list, before its last id;
+    * ``errno``: ``KVM_SET_ONE_REG`` of ``reg`` failed with ``errno``
+      (``"EINVAL"``...);
+    * ``size``: the VMM ``vmm`` cannot handle ``reg`` (its width) on the
+      ``side`` (``"source"`` or ``"destination"``): the pair is unsupported.
+
+    ``name`` is the register's name as the reporting kernel spells it
+    (:meth:`hcsim.model.kvm.Kernel.reg_name`).
+    """
+
+    kind: str
+    reg: int | None = None
+    name: str = ""
+    errno: str = ""
+    sent: int = 0
+    ours: int = 0
+    vmm: str = ""
+    side: str = ""
+
+    def __post_init__(self):
+        if self.kind not in CAUSES:
+            raise ValueError(f"unknown cause kind {self.kind!r} (known: {', '.join(CAUSES)})")
+
+    def __str__(self) -> str:
+        if self.kind == "count":
+            return f"count {self.sent} > {self.ours} (cpreg_vmstate_array_len)"
+        if self.kind == "unknown":
+            return f"unknown {self.name} in stream"
+        if self.kind == "errno":
+            return f"{self.errno} on {self.name}"
+        return f"{self.vmm} cannot handle {self.name} on the {self.side}"
+
 
 class Refused(Exception):
     """The restore failed loudly; the VMM aborts the migration."""
 
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, cause: Cause):
+        super().__init__(str(cause))
+        self.cause = cause
+
+    @property
+    def detail(self) -> str:
+        """The cause as text."""
+        return str(self.cause)
+
+
+def _every(rid: int) -> bool:
+    return True
+
+
+def _not_feature(rid: int) -> bool:
+    return not is_feature(rid)
+
+
+#: How a VMM writes the destination.
+WRITE_BACKS = ("snapshot", "whole-list")
+
+
+@dataclass(frozen=True)
+class RestoreRule:
+    """How a VMM saves and restores registers, as data the spec and the engine read.
+
+    * ``saves``: which registers it saves (and so restores), by id;
+    * ``write_back``: ``snapshot`` writes only the incoming registers, in
+      stream order; ``whole-list`` (QEMU's ``write_list_to_kvmstate``) reads
+      every listed register at VM creation, overlays the incoming values it
+      matched and writes back its whole list in ascending id order;
+
+    and, for ``whole-list`` writers only, the steps of QEMU's
+    ``cpu_post_load``, in order:
+
+    * ``drop_zero_unknown_features``: an incoming feature register the
+      destination lacks, whose value is 0, is dropped (``qemu-tolerant``);
+    * ``tolerated``: incoming ids the destination may lack, dropped
+      (``x-mig-safe-missing-regs``);
+    * ``count_check``: more incoming registers than its own refuses
+      (``cpreg_vmstate_array_len``);
+    * the sorted walk: an unknown incoming id sorting before the
+      destination's last id refuses; one after it is dropped when
+      ``tail_drop``, else refuses too;
+    * ``zero_absent_features``: feature registers absent from the stream
+      are written 0 (``zero-unknown``).
+    """
+
+    saves: Callable[[int], bool] = _every
+    write_back: str = "snapshot"
+    count_check: bool = False
+    tail_drop: bool = False
+    zero_absent_features: bool = False
+    drop_zero_unknown_features: bool = False
+    tolerated: frozenset[int] = field(default_factory=frozenset)
+
+    def __post_init__(self):
+        if self.write_back not in WRITE_BACKS:
+            raise ValueError(f"unknown write_back {self.write_back!r} "
+                             f"(known: {', '.join(WRITE_BACKS)})")
+        walk = (self.count_check, self.tail_drop, self.zero_absent_features,
+                self.drop_zero_unknown_features, bool(self.tolerated))
+        if self.write_back == "snapshot" and any(walk):
+            raise ValueError("a snapshot writer has no count check, walk, zeroing or drops")
+
+    def drops(self, rid: int, value: int) -> bool:
+        """Is an incoming register the destination lacks dropped before the count check?"""
+        return (rid in self.tolerated
+                or (self.drop_zero_unknown_features and is_feature(rid) and value == 0))
+
+
+#: QEMU's rule (``target/arm/kvm.c``, ``machine.c``).
+QEMU_RULE = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True)
 
 
 class Vmm:
-    """A save/restore policy."""
+    """A save/restore policy: its :class:`RestoreRule`, widths and wire cost."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     widths: ClassVar[tuple[int, ...]] = (32, 64)
+    rule: ClassVar[RestoreRule] = RestoreRule()
 
     def saves(self, rid: int) -> bool:
         """Does the VMM save (and so restore) this register?"""
-        return True
+        return self.rule.saves(rid)
 
     def handles(self, rid: int) -> bool:
         """Can the VMM live with a kernel that lists this register?"""
@@ -73,10 +196,37 @@ class Vmm:
                  if self.saves(rid)] for cpu in vcpus]
 
     def restore(self, vcpus: list[VCPU], stream: Stream) -> None:
-        """Write the snapshot's registers, in snapshot order (default rule)."""
-        for cpu, regs in zip(vcpus, stream):
-            for rid, value in regs:
-                _set(cpu, rid, value)
+        """Write the stream on the destination as :attr:`rule` says; :class:`Refused` if it fails."""
+        rule = self.rule
+        for cpu, incoming in zip(vcpus, stream):
+            if rule.write_back == "snapshot":
+                for rid, value in incoming:
+                    _set(cpu, rid, value)
+                continue
+            ours = [rid for rid in cpu.get_reg_list() if self.saves(rid)]
+            values = {rid: cpu.get_one_reg(rid) for rid in ours}
+            incoming = [(rid, v) for rid, v in sorted(incoming)
+                        if rid in values or not rule.drops(rid, v)]
+            if rule.count_check and len(incoming) > len(ours):
+                raise Refused(Cause("count", sent=len(incoming), ours=len(ours)))
+            last = ours[-1] if ours else -1
+            for rid, value in incoming:
+                if rid in values:
+                    values[rid] = value
+                elif rid < last or not rule.tail_drop:
+                    raise Refused(Cause("unknown", rid, cpu.vm.kernel.reg_name(rid)))
+            if rule.zero_absent_features:
+                sent = {rid for rid, _ in incoming}
+                for rid in ours:
+                    if is_feature(rid) and rid not in sent:
+                        values[rid] = 0
+            for rid in ours:
+                _set(cpu, rid, values[rid])
+
+    @property
+    def key(self) -> tuple:
+        """Identifies the policy's answers (its class and parameters)."""
+        return type(self), repr(sorted(vars(self).items()))
 
     def configure(self, vcpus: list[VCPU], values: dict[int, int]) -> None:
         """Write wanted register values (source side, before save).
@@ -96,51 +246,27 @@ def _set(cpu: VCPU, rid: int, value: int) -> None:
     try:
         cpu.set_one_reg(rid, value)
     except KvmError as exc:
-        raise Refused(f"{exc.name} on {cpu.vm.kernel.reg_name(rid)}") from None
+        raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=exc.name)) from None
 
 
 class Qemu(Vmm):
     name = "qemu"
     summary = "sorted full list, count check, writes back whole list (16 B/reg)"
-    tolerant = False
-    zero_unknown = False
-
-    def restore(self, vcpus: list[VCPU], stream: Stream) -> None:
-        for cpu, incoming in zip(vcpus, stream):
-            ours = [rid for rid in cpu.get_reg_list() if self.saves(rid)]
-            values = {rid: cpu.get_one_reg(rid) for rid in ours}
-            incoming = sorted(incoming)
-            if self.tolerant:
-                incoming = [(rid, v) for rid, v in incoming
-                            if rid in values or not (is_feature(rid) and v == 0)]
-            if len(incoming) > len(ours):
-                raise Refused(f"count {len(incoming)} > {len(ours)} "
-                              "(cpreg_vmstate_array_len)")
-            last = ours[-1] if ours else -1
-            for rid, value in incoming:
-                if rid in values:
-                    values[rid] = value
-                elif rid < last:
-                    raise Refused(f"unknown {cpu.vm.kernel.reg_name(rid)} in stream")
-            if self.zero_unknown:
-                sent = {rid for rid, _ in incoming}
-                for rid in ours:
-                    if is_feature(rid) and rid not in sent:
-                        values[rid] = 0
-            for rid in ours:
-                _set(cpu, rid, values[rid])
+    rule = QEMU_RULE
 
 
-class QemuTolerant(Qemu):
+class QemuTolerant(Vmm):
     name = "qemu-tolerant"
     summary = "qemu, dropping unknown feature registers whose value is 0"
-    tolerant = True
+    rule = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True,
+                       drop_zero_unknown_features=True)
 
 
-class ZeroUnknown(Qemu):
+class ZeroUnknown(Vmm):
     name = "zero-unknown"
     summary = "qemu, zeroing feature registers absent from the stream"
-    zero_unknown = True
+    rule = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True,
+                       zero_absent_features=True)
 
 
 class Firecracker(Vmm):
@@ -163,9 +289,48 @@ class CloudHypervisor(Vmm):
 class Crosvm(Vmm):
     name = "crosvm"
     summary = "class 0x14 only, never the bitmaps (16 B/reg)"
+    rule = RestoreRule(saves=_not_feature)
 
-    def saves(self, rid: int) -> bool:
-        return not is_feature(rid)
+
+class Facts(NamedTuple):
+    """What a policy answers for each id of a list, as arrays (see :func:`facts`)."""
+
+    saves: np.ndarray       # bool
+    handles: np.ndarray     # bool
+    sizes: np.ndarray       # wire bytes, int64
+
+
+#: Answers per policy key and register id, and per policy key and id list.
+_FACTS: dict[tuple, dict[int, tuple[bool, bool, int]]] = {}
+_LISTS: dict[tuple, Facts] = {}
+
+
+def facts(vmm: Vmm, ids: Sequence[int]) -> Facts:
+    """``saves``, ``handles`` and ``wire_bytes`` of every id under ``vmm``, memoised.
+
+    The three are pure functions of the policy and the id, asked of every
+    register (never of a sample), and the same ids and lists recur from
+    history to history (2048 of them under ``full-bitmap``), so each is
+    computed once per policy.
+    """
+    ids = tuple(ids)
+    key = (vmm.key, ids)
+    hit = _LISTS.get(key)
+    if hit is not None:
+        return hit
+    table = _FACTS.setdefault(vmm.key, {})
+    rows = []
+    for rid in ids:
+        answer = table.get(rid)
+        if answer is None:
+            answer = table[rid] = (vmm.saves(rid), vmm.handles(rid), vmm.wire_bytes(rid))
+        rows.append(answer)
+    saves, handles, sizes = zip(*rows) if rows else ((), (), ())
+    hit = Facts(np.array(saves, bool), np.array(handles, bool), np.array(sizes, np.int64))
+    if len(_LISTS) > 4096:      # bounded: synthetic histories make many short lists
+        _LISTS.clear()
+    _LISTS[key] = hit
+    return hit
 
 
 REGISTRY: dict[str, type[Vmm]] = {

@@ -11,6 +11,7 @@ add an invalidation rule (:meth:`Strategy.invalidates`).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -114,6 +115,13 @@ class Layout:
     def reset(self, pos: int, release: int) -> int:
         """Reset value: bits of supported services whose default is on."""
         return self._at(pos, release, 2)
+
+    def resets(self, release: int, positions: Iterable[int]) -> dict[int, int]:
+        """:meth:`reset` of each of ``positions`` (registers without bits read 0)."""
+        out = dict.fromkeys(positions, 0)
+        for pos in self._masks.keys() & out.keys():
+            out[pos] = self._at(pos, release, 2)
+        return out
 
     def listed(self, release: int) -> list[int]:
         """Positions of the registers a kernel of ``release`` lists."""
