@@ -43,7 +43,7 @@ def run_what_if(args) -> int:
     tables.check_format(args.format)
     check_output(args.output)
     history = history_mod.load(args.history)
-    if args.until:
+    if args.until is not None:         # --until "" is an unknown release, not "none"
         history = whatif.until(history, args.until)
     if args.host is not None:
         history = history.with_host(args.host)

@@ -560,6 +560,8 @@ SW = ["sweep", "--histories", "2", "--releases", "5", "--strategy", "upstream", 
 FL = ["fleet", "--history", "linux", "--inventory", str(FLEET / "inventory.toml"), "--plan",
       str(FLEET / "plan.toml")]
 
+WI = ["what-if", "--history", "linux", "--add-release", "v9.9", "--vmm", "qemu"]
+
 HOSTILE_OPTIONS = [
     (M + ["--vcpus", "513"], "at most 512"),
     (M + ["--vcpus", "0"], "at least 1"),
@@ -589,6 +591,12 @@ HOSTILE_OPTIONS = [
     (FL + ["--guests", "10000001"], "at most 10,000,000"),
     (FL + ["--seed", "-5"], "at least 0"),
     (["bench", "--seed", "9223372036854775808"], "at most"),
+    (WI + ["--service", "X:std:functions=\u00b2"], "functions must be an integer"),
+    (WI + ["--service", "X:std:functions=" + "9" * 30], "functions must be an integer"),
+    (WI + ["--service", "X:std-hyp:functions=65536"], "overflows"),
+    (WI + ["--service", "X:std:register=0x16030000000160000:bit=1"], "does not fit in 64 bits"),
+    (WI + ["--service", "X:std", "--until", ""], "unknown release ''"),
+    (WI + ["--service", "X:std", "--add-release", "a\nb"], "--add-release"),
     (["bench", "--repeat", "1001"], "at most 1,000"),
     (["bench", "--scalar-pairs", "0"], "at least 1"),
 ]

@@ -43,6 +43,8 @@ def commands(target):
         "fleet": [*fl, "--output", target],
         "fleet-timeline": [*fl, "--timeline", target],
         "bench": ["bench", "--quick", "--output", target],
+        "what-if": ["what-if", "--history", FOUR, "--add-release", "r9", "--service",
+                    "X:std-hyp", "--vmm", "qemu", "--output", target],
         "report": ["report", NOTEBOOK, "--output", target],
     }
 
