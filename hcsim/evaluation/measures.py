@@ -21,7 +21,7 @@ import numpy as np
 from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX, SILENT, Outcomes
 from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
-from hcsim.model.kvm import VCPU, Kernel
+from hcsim.model.kvm import Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
 from hcsim.model.vmm import Vmm, facts
@@ -94,20 +94,28 @@ class Cost:
     floor_bytes: int
 
 
-#: Per layout and (release, host): a fresh vCPU, its register list and guest view.
+#: Per layout and (release, host): a fresh vCPU's register list and guest view.
+#: The values hold no reference to the layout (a weak key its value refers to
+#: would never be collected).
 _FRESH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fresh(history: History, strategy: Strategy, release: int
-          ) -> tuple[VCPU, tuple[int, ...], frozenset[str]]:
-    """A new VM at ``release`` (booted once per layout): its first vCPU, what
-    ``KVM_GET_REG_LIST`` lists and the guest view.  Read, never written."""
+          ) -> tuple[tuple[int, ...], frozenset[str]]:
+    """A new VM at ``release`` (booted once per layout): what
+    ``KVM_GET_REG_LIST`` lists, and the guest view."""
     per = _FRESH.setdefault(strategy.layout(history), {})
     key = (release, history.host)
     if key not in per:
         cpu = boot(Kernel(history, release, strategy), 1)[0]
-        per[key] = (cpu, tuple(cpu.get_reg_list()), cpu.vm.guest_view())
+        per[key] = (tuple(cpu.get_reg_list()), cpu.vm.guest_view())
     return per[key]
+
+
+def registers(history: History, strategy: Strategy, release: int) -> dict[int, int]:
+    """What a new VM's vCPU lists and reads at ``release``: ``{id: value}``."""
+    cpu = boot(Kernel(history, release, strategy), 1)[0]
+    return {rid: cpu.get_one_reg(rid) for rid in cpu.get_reg_list()}
 
 
 def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
@@ -115,7 +123,7 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     """Registers saved, wire bytes and ioctls of one save/restore."""
     floor = ceil(len(history.supported(release)) / 8)
     name = history.releases[release]
-    ids = fresh(history, strategy, release)[1]
+    ids = fresh(history, strategy, release)[0]
     answers = facts(vmm, ids)
     if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
@@ -138,7 +146,7 @@ def new_vm_pickup(history: History, strategy: Strategy) -> float:
     supported = history.supported(last)
     if not supported:
         return 1.0
-    return len(fresh(history, strategy, last)[2]) / len(supported)
+    return len(fresh(history, strategy, last)[1]) / len(supported)
 
 
 def exhaustion(history: History, strategy: Strategy) -> str:
