@@ -28,10 +28,14 @@ from hcsim.model.vmm import Vmm, facts
 
 
 @functools.lru_cache(maxsize=256)
-def _flat_pairs(n: int, direction: str, since: int) -> np.ndarray:
-    """Flat indices of :func:`pair_mask` (sweeps ask for the same few again and again)."""
-    mask = pair_mask(n, direction, since).ravel()
-    out = np.flatnonzero(mask)
+def _directions(n: int, since: int) -> np.ndarray:
+    """``[src, dst]``: 0 forward, 1 backward, 2 neither (the diagonal, or an end
+    before ``since``), times 6 so that adding a code gives a bin of :func:`counts`.
+    Sweeps ask for the same few again and again."""
+    out = np.full((n, n), 2, np.int64)
+    for k, direction in enumerate(DIRECTIONS):
+        out[pair_mask(n, direction, since)] = k
+    out *= len(OUTCOMES)
     out.flags.writeable = False
     return out
 
@@ -57,10 +61,9 @@ def counts(outcomes: Outcomes | np.ndarray, since: int = 0) -> np.ndarray:
     """
     codes = outcomes.codes if isinstance(outcomes, Outcomes) else np.asarray(outcomes)
     grid = codes if codes.ndim == 3 else codes[None]
-    n = grid.shape[1]
-    flat = grid.reshape(len(grid), n * n)
-    return np.stack([tally(flat[:, _flat_pairs(n, direction, since)])
-                     for direction in DIRECTIONS])
+    bins = (grid + _directions(grid.shape[1], since)).ravel()
+    k = len(OUTCOMES)
+    return np.bincount(bins, minlength=3 * k)[:2 * k].reshape(2, k)
 
 
 def shares(outcomes: Outcomes | np.ndarray, direction: str, since: int = 0) -> dict[str, float]:
