@@ -234,8 +234,7 @@ def registers(history: History, strategy: str | Strategy, release: int | str
     >>> [(regs.short_name(r), v) for r, v in listed.items()][-1]
     ('VENDOR_HYP_BMAP_2', 0)
     """
-    cpu, ids, _ = measures.fresh(history, _strategy(strategy), _release(history, release))
-    return {rid: cpu.get_one_reg(rid) for rid in ids}
+    return measures.registers(history, _strategy(strategy), _release(history, release))
 
 
 def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm,

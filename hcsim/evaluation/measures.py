@@ -21,17 +21,21 @@ import numpy as np
 from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX, SILENT, Outcomes, pack
 from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
-from hcsim.model.kvm import VCPU, Kernel
+from hcsim.model.kvm import Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
 from hcsim.model.vmm import Vmm, facts
 
 
 @functools.lru_cache(maxsize=256)
-def _flat_pairs(n: int, direction: str, since: int) -> np.ndarray:
-    """Flat indices of :func:`pair_mask` (sweeps ask for the same few again and again)."""
-    mask = pair_mask(n, direction, since).ravel()
-    out = np.flatnonzero(mask)
+def _directions(n: int, since: int) -> np.ndarray:
+    """``[src, dst]``: 0 forward, 1 backward, 2 neither (the diagonal, or an end
+    before ``since``), times 6 so that adding a code gives a bin of :func:`counts`.
+    Sweeps ask for the same few again and again."""
+    out = np.full((n, n), 2, np.int64)
+    for k, direction in enumerate(DIRECTIONS):
+        out[pair_mask(n, direction, since)] = k
+    out *= len(OUTCOMES)
     out.flags.writeable = False
     return out
 
@@ -57,10 +61,9 @@ def counts(outcomes: Outcomes | np.ndarray, since: int = 0) -> np.ndarray:
     """
     codes = outcomes.codes if isinstance(outcomes, Outcomes) else np.asarray(outcomes)
     grid = codes if codes.ndim == 3 else codes[None]
-    n = grid.shape[1]
-    flat = grid.reshape(len(grid), n * n)
-    return np.stack([tally(flat[:, _flat_pairs(n, direction, since)])
-                     for direction in DIRECTIONS])
+    bins = (grid + _directions(grid.shape[1], since)).ravel()
+    k = len(OUTCOMES)
+    return np.bincount(bins, minlength=3 * k)[:2 * k].reshape(2, k)
 
 
 def shares(outcomes: Outcomes | np.ndarray, direction: str, since: int = 0) -> dict[str, float]:
@@ -116,20 +119,28 @@ class Cost:
     floor_bytes: int
 
 
-#: Per layout and (release, host): a fresh vCPU, its register list and guest view.
+#: Per layout and (release, host): a fresh vCPU's register list and guest view.
+#: The values hold no reference to the layout (a weak key its value refers to
+#: would never be collected).
 _FRESH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fresh(history: History, strategy: Strategy, release: int
-          ) -> tuple[VCPU, tuple[int, ...], frozenset[str]]:
-    """A new VM at ``release`` (booted once per layout): its first vCPU, what
-    ``KVM_GET_REG_LIST`` lists and the guest view.  Read, never written."""
+          ) -> tuple[tuple[int, ...], frozenset[str]]:
+    """A new VM at ``release`` (booted once per layout): what
+    ``KVM_GET_REG_LIST`` lists, and the guest view."""
     per = _FRESH.setdefault(strategy.layout(history), {})
     key = (release, history.host)
     if key not in per:
         cpu = boot(Kernel(history, release, strategy), 1)[0]
-        per[key] = (cpu, tuple(cpu.get_reg_list()), cpu.vm.guest_view())
+        per[key] = (tuple(cpu.get_reg_list()), cpu.vm.guest_view())
     return per[key]
+
+
+def registers(history: History, strategy: Strategy, release: int) -> dict[int, int]:
+    """What a new VM's vCPU lists and reads at ``release``: ``{id: value}``."""
+    cpu = boot(Kernel(history, release, strategy), 1)[0]
+    return {rid: cpu.get_one_reg(rid) for rid in cpu.get_reg_list()}
 
 
 def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
@@ -137,7 +148,7 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     """Registers saved, wire bytes and ioctls of one save/restore."""
     floor = ceil(len(history.supported(release)) / 8)
     name = history.releases[release]
-    ids = fresh(history, strategy, release)[1]
+    ids = fresh(history, strategy, release)[0]
     answers = facts(vmm, ids)
     if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
@@ -160,7 +171,7 @@ def new_vm_pickup(history: History, strategy: Strategy) -> float:
     supported = history.supported(last)
     if not supported:
         return 1.0
-    return len(fresh(history, strategy, last)[2]) / len(supported)
+    return len(fresh(history, strategy, last)[1]) / len(supported)
 
 
 def exhaustion(history: History, strategy: Strategy) -> str:

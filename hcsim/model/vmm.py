@@ -327,8 +327,8 @@ def facts(vmm: Vmm, ids: Sequence[int]) -> Facts:
         rows.append(answer)
     saves, handles, sizes = zip(*rows) if rows else ((), (), ())
     hit = Facts(np.array(saves, bool), np.array(handles, bool), np.array(sizes, np.int64))
-    if len(_LISTS) > 4096:      # bounded: synthetic histories make many short lists
-        _LISTS.clear()
+    if len(_LISTS) >= 64:       # bounded: a sweep's histories make ever new lists
+        _LISTS.pop(next(iter(_LISTS)))
     _LISTS[key] = hit
     return hit
 

@@ -138,9 +138,11 @@ class Layout:
 
     def exhaustion(self) -> int | None:
         """First release after ``registers_from`` that lists a new register."""
-        start = self.history.registers_from
-        later = [r.listed_from for r in self.regs if r.listed_from > start]
-        return min(later) if later else None
+        if not hasattr(self, "_exhaustion"):      # asked once per scorecard row
+            start = self.history.registers_from
+            later = [r.listed_from for r in self.regs if r.listed_from > start]
+            self._exhaustion = min(later) if later else None
+        return self._exhaustion
 
 
 class Strategy:
