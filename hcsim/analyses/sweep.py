@@ -84,6 +84,7 @@ class Task:
     vmms: tuple[str, ...]
     configs: tuple[str, ...]
     engine: str
+    registers: str | None = None
 
 
 def scalar_summarize(history: History, strategy: strategies.Strategy, vmm: vmm_mod.Vmm,
@@ -119,11 +120,14 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
     measures_cols: dict[str, list] = {}
     for seed in task.seeds:
         history = task.params.history(seed)
+        if task.registers is not None:
+            history = history.with_registers(task.registers)
         configs = [config_mod.parse(c, history) for c in task.configs]
         for si, strategy in enumerate(chosen):
             for vi, vmm in enumerate(vmms):
                 for ci, configs_i in enumerate(configs):
-                    row = summarize(history, strategy, vmm, configs_i)
+                    row = (scalar_summarize if history.whole else summarize)(
+                        history, strategy, vmm, configs_i)
                     ex = row["exhaustion"]
                     for k, v in zip(keys, (seed, len(history.services), si, vi, ci,
                                            history.index(ex) if ex else -1)):
@@ -262,7 +266,8 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
         vmms: Sequence[str] | None = None, configs: Sequence[str] = ("default",),
         params: synthetic.Params | None = None, jobs: int | None = None,
         batch: int | None = None, scheduler: Any = None, engine: str = "vector",
-        progress: bool | None = None, **generator: Any) -> pd.DataFrame:
+        progress: bool | None = None, registers: str | None = None,
+        **generator: Any) -> pd.DataFrame:
     """Score ``histories`` synthetic histories; one row per combination.
 
     Parameters
@@ -281,6 +286,8 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
         ``Client``/cluster to run the tasks on.
     engine : ``vector`` (:mod:`hcsim.evaluation.engine`) or ``scalar`` (the spec; slow).
     progress : tqdm bar on stderr; default: only when stderr is a terminal.
+    registers : ``all`` or ``hypercall`` (DESIGN.md section 9): the register
+        view of histories with other-register drift (default ``all``).
 
     Examples
     --------
@@ -302,6 +309,8 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
     jobs = cores() if jobs is None else _positive("jobs", jobs, 1)
     if batch is not None:
         batch = _positive("batch", batch, 1)
+    if registers is not None and registers not in ("all", "hypercall"):
+        raise InputError(f"unknown register view {registers!r} (known: all, hypercall)")
     if progress is None:
         progress = sys.stderr.isatty()
 
@@ -311,7 +320,7 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
         size = batch or min(MAX_AUTO_BATCH, max(1, math.ceil(histories / (4 * workers))))
         seeds = range(first, first + histories)
         tasks = [Task(k, tuple(seeds[i:i + size]), params, specs, names, config_specs,
-                      engine) for k, i in enumerate(range(0, histories, size))]
+                      engine, registers) for k, i in enumerate(range(0, histories, size))]
         if executor is not None:
             results = executor.map(tasks)
         elif jobs == 1 or len(tasks) == 1:

@@ -36,10 +36,32 @@ def add_common(p: argparse.ArgumentParser, strategy: bool = True,
     p.add_argument("--host", metavar="P",
                    help="host CPU profile (default: the history's `host`; "
                         "linux: neoverse-n1; max is QEMU -cpu max)")
+    add_view(p)
     p.add_argument("--format", default="text", metavar="F",
                    help="text (72 columns), csv, json, markdown")
     p.add_argument("--output", metavar="FILE",
                    help="write here (atomically) instead of stdout")
+
+
+def add_view(p: argparse.ArgumentParser) -> None:
+    """``--registers`` and ``--features`` (DESIGN.md section 9)."""
+    p.add_argument("--registers", choices=("all", "hypercall"), default=None,
+                   help="all: the whole register list (the default where the history "
+                        "has register lists, e.g. linux); hypercall: other registers "
+                        "taken as identical on both sides (the thread's question alone)")
+    p.add_argument("--features", metavar="F", default=None,
+                   help="vCPU features the register lists are taken for: none (default) "
+                        "or pmu (KVM_ARM_VCPU_PMU_V3)")
+
+
+def apply_view(history, args):
+    """The history in the view and vCPU feature set the options ask for."""
+    from hcsim.model.other import parse_features
+    if getattr(args, "registers", None) is not None:
+        history = history.with_registers(args.registers)
+    if getattr(args, "features", None) is not None:
+        history = history.with_features(parse_features(args.features))
+    return history
 
 
 def at_least(minimum: int):
@@ -66,6 +88,7 @@ def _setup(args):
         history = history.since(args.since)
     if args.host is not None:
         history = history.with_host(args.host)
+    history = apply_view(history, args)
     return history, vmm_mod.parse(args.vmm)
 
 
@@ -253,7 +276,7 @@ def run_compare(args) -> int:
     configs = config_mod.parse(args.config, history)
     scores = []
     for strategy in chosen:
-        if args.engine == "vector":
+        if args.engine == "vector" and not history.whole:
             from hcsim.evaluation import engine
             try:
                 scores.append(engine.score(history, strategy, vmm, configs))
