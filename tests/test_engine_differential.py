@@ -159,6 +159,8 @@ def spec_strategy():
         st.tuples(st.sampled_from([64, 128, 256, 512, 1024, 2048]), st.integers(1, 2))
         .map(lambda wr: f"wide:width={wr[0]},ranges={wr[1]}"),
         st.just("full-bitmap:width=2048"),
+        st.just("full-bitmap:width=2048,spaces=all"),
+        st.sampled_from([64, 128, 2048]).map(lambda w: f"wide:writes=invalidate,width={w}"),
         st.integers(1, 4).map(lambda r: f"raz-einval:ranges={r}"),
     )
 
@@ -174,7 +176,8 @@ def test_engine_equals_spec_on_random_histories(h, spec, data):
 def test_engine_equals_spec_for_every_strategy_at_once(h, data):
     """Every default strategy on the same history (one example covers them all)."""
     specs = ["upstream", "invalidate-on-write", "invalidate-on-write:scope=fw",
-             "raz-wi", "wide", "raz-einval", "full-bitmap:width=2048"]
+             "raz-wi", "wide", "raz-einval", "full-bitmap:width=2048",
+             "wide:writes=invalidate", "full-bitmap:width=2048,spaces=all"]
     assert_same(h, specs, configurations(data.draw, h))
 
 
@@ -248,7 +251,8 @@ def test_engine_equals_spec_on_linux(linux):
     """Every strategy and VMM on the bundled history, default and a configuration."""
     configs = [frozenset(), frozenset({"PV_TIME", "PTP", "DISCOVER_IMPL_VER"})]
     assert_same(linux, ["upstream", "invalidate-on-write", "invalidate-on-write:scope=fw",
-                        "raz-wi", "wide", "raz-einval", "full-bitmap:width=2048"], configs)
+                        "raz-wi", "wide", "raz-einval", "full-bitmap:width=2048",
+             "wide:writes=invalidate", "full-bitmap:width=2048,spaces=all"], configs)
 
 
 def test_engine_equals_spec_on_linux_full_bitmap_sample(linux):

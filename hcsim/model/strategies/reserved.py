@@ -22,6 +22,7 @@ from __future__ import annotations
 from hcsim.model.history import History
 from hcsim.model.regs import feat_reg
 from hcsim.model.strategies.base import FeatureReg, Layout, Param, Strategy
+from hcsim.model.strategies.upstream import per_space
 
 RANGES = Param(4, "reserved registers", minimum=1, maximum=1024)
 
@@ -56,11 +57,39 @@ class RazWi(Reserved):
 
 
 class Wide(Reserved):
+    """Marc's wide registers ("KVM supports anything from 8 to 2048 bits").
+
+    Two readings of the thread, selected by ``writes``:
+
+    * ``raz-wi`` (default, the thread read as a variant of Oliver's
+      reservation): R reserved W-bit registers, unassigned bits RAZ/WI;
+    * ``invalidate`` (Marc's own: wide registers as the vehicle of
+      invalidate-on-write, "This would make it pretty easy to implement the
+      above"): upstream's per-space chains with W-bit registers, strict
+      ``-EINVAL`` on an unknown bit, and the first write to a feature
+      register clears every feature register first.  Wider registers mean
+      fewer of them, so a new register (the event that breaks QEMU's count
+      check) is rarer.  ``ranges`` does not apply.
+    """
+
     name = "wide"
-    summary = "as raz-wi with W-bit registers, 64..2048 (Marc)"
+    summary = "W-bit registers, 64..2048: RAZ/WI range or invalidate-on-write (Marc)"
     params = {"width": Param(2048, "register width in bits", minimum=64,
                              maximum=2048, power_of_two=True),
-              "ranges": Param(1, "reserved registers", minimum=1, maximum=1024)}
+              "ranges": Param(1, "reserved registers (writes=raz-wi)",
+                              minimum=1, maximum=1024),
+              "writes": Param("raz-wi", "raz-wi: reserved range, unknown bits "
+                              "ignored; invalidate: per-space chains, strict, "
+                              "first write clears every feature register",
+                              choices=("raz-wi", "invalidate"))}
+
+    def build(self, history: History) -> Layout:
+        if self.values["writes"] == "invalidate":
+            return per_space(history, self.width)
+        return super().build(history)
+
+    def invalidates(self, feature: bool) -> bool:
+        return feature and self.values["writes"] == "invalidate"
 
 
 class RazEinval(Reserved):

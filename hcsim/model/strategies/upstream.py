@@ -24,38 +24,66 @@ class Upstream(Strategy):
     kernel_names = True
 
     def build(self, history: History) -> Layout:
-        base = {space: n for n, space in enumerate(SPACES)}
-        used = {decode(s.register).index for s in history.services
-                if s.register is not None}
-        used |= set(base.values())
-        taken: dict[int, set[int]] = {}
-        for s in history.services:
-            if s.register is not None:
-                taken.setdefault(decode(s.register).index, set()).add(s.bit)
-        chains = {space: [idx] for space, idx in base.items()}
-        first_need: dict[int, int] = {}
-        bits = []
-        for s in history.services:
-            if s.register is not None:
-                index, bit = decode(s.register).index, s.bit
-                if index not in chains[s.space]:
-                    chains[s.space].append(index)
-            else:
-                index = chains[s.space][-1]
-                bit = _lowest_free(taken.get(index, set()))
-                if bit is None:
-                    index = min(set(range(len(SPACES), len(used) + len(SPACES) + 1)) - used)
-                    used.add(index)
-                    chains[s.space].append(index)
-                    bit = 0
-                taken.setdefault(index, set()).add(bit)
-            first_need.setdefault(index, s.introduced)
-            bits.append(((index, bit),))
-        regs = [FeatureReg(feat_reg(i), BITS, max(history.registers_from, rel), True)
-                for i, rel in first_need.items()]
-        pos = {r.id: k for k, r in enumerate(regs)}
-        return Layout(history, regs,
-                      [tuple((pos[feat_reg(i)], b) for i, b in p) for p in bits])
+        return per_space(history, BITS)
+
+
+def per_space(history: History, width: int = BITS) -> Layout:
+    """Upstream's layout with ``width``-bit registers: one chain per space,
+    the space's own index first, a full register making way for a new one at
+    the lowest unused index >= 3.
+
+    A pinned ``(register, bit)`` names upstream's 64-bit placement; in wider
+    registers it keeps its place in the space: the k-th 64-bit register of
+    the space's upstream chain is bits ``64k..64k+63`` of the wide chain.
+    """
+    pins = _pins(history, width)
+    used = {index for index, _ in pins.values()} | set(range(len(SPACES)))
+    taken: dict[int, set[int]] = {}
+    for index, bit in pins.values():
+        taken.setdefault(index, set()).add(bit)
+    chains = {space: [n] for n, space in enumerate(SPACES)}
+    first_need: dict[int, int] = {}
+    bits = []
+    for n, s in enumerate(history.services):
+        if n in pins:
+            index, bit = pins[n]
+            if index not in chains[s.space]:
+                chains[s.space].append(index)
+        else:
+            index = chains[s.space][-1]
+            bit = _lowest_free(taken.get(index, set()), width)
+            if bit is None:
+                index = min(set(range(len(used) + len(SPACES) + 1)) - used)
+                used.add(index)
+                chains[s.space].append(index)
+                bit = 0
+            taken.setdefault(index, set()).add(bit)
+        first_need.setdefault(index, s.introduced)
+        bits.append(((index, bit),))
+    regs = [FeatureReg(feat_reg(i, width), width, max(history.registers_from, rel), True)
+            for i, rel in first_need.items()]
+    pos = {r.id: k for k, r in enumerate(regs)}
+    return Layout(history, regs,
+                  [tuple((pos[feat_reg(i, width)], b) for i, b in p) for p in bits])
+
+
+def _pins(history: History, width: int) -> dict[int, tuple[int, int]]:
+    """Service number -> (register index, bit) for the services the history pins."""
+    if width == BITS:
+        return {n: (decode(s.register).index, s.bit)
+                for n, s in enumerate(history.services) if s.register is not None}
+    chains: dict[str, list[int]] = {space: [k] for k, space in enumerate(SPACES)}
+    for s in history.services:
+        index = decode(s.register).index if s.register is not None else None
+        if index is not None and index not in chains[s.space]:
+            chains[s.space].append(index)
+    out = {}
+    for n, s in enumerate(history.services):
+        if s.register is not None:
+            wide_bit = chains[s.space].index(decode(s.register).index) * BITS + s.bit
+            k, bit = divmod(wide_bit, width)   # k < len(chain) as width >= 64
+            out[n] = (chains[s.space][k], bit)
+    return out
 
 
 class InvalidateOnWrite(Upstream):
@@ -69,8 +97,8 @@ class InvalidateOnWrite(Upstream):
         return feature or self.values["scope"] == "fw"
 
 
-def _lowest_free(bits: set[int]) -> int | None:
-    for b in range(BITS):
+def _lowest_free(bits: set[int], width: int) -> int | None:
+    for b in range(width):
         if b not in bits:
             return b
     return None
