@@ -197,6 +197,21 @@ class _LayoutArrays:
         if len(slots) != count:
             raise NotImplementedError("a bit slot of the layout controls two services")
         self.any_strict = bool((lf_strict != _NEVER).any())
+        # Strict registers grouped by the release that lists them, with the
+        # services that have a slot in each group (whole-list rule, below).
+        strict_groups: dict[int, list[int]] = {}
+        self.slot_pos = [sorted({p for p, _ in pairs}) for pairs in layout.bits]
+        for k, pairs in enumerate(layout.bits):
+            for p, _ in pairs:
+                if strict[p]:
+                    strict_groups.setdefault(lf[p], []).append(k)
+        self.strict_lf = np.array(sorted(strict_groups), dtype=np.int64)
+        smembers = np.zeros((len(strict_groups), K), bool)
+        for g, value in enumerate(sorted(strict_groups)):
+            smembers[g, strict_groups[value]] = True
+        self.strict_members = smembers
+        self.reg_ids = [r.id for r in regs]
+        self.reg_strict = strict
         self.sup = self._table(self.intro)
         self.listed_all = self._table(lf_all)
         self.listed_any = self._table(lf_any)
@@ -294,6 +309,9 @@ class _LayoutArrays:
         cuts += [start for f in h.firmware for start, _ in f.values]
         fe = self.fw_epoch
         cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
+        if h.whole:         # where the other registers change (DESIGN.md section 9)
+            other = [h.other_at(r) for r in range(n)]
+            cuts += [r for r in range(1, n) if other[r] != other[r - 1]]
         cuts = np.unique(np.array(cuts, dtype=np.int64))
         return cuts[(cuts >= 0) & (cuts < n)]
 
@@ -320,11 +338,15 @@ class _Side:
     T: np.ndarray | None   # sources: refusal threshold (destination older -> refused)
     fwe: np.ndarray        # firmware epoch
     U: np.ndarray          # unsupported on this side
+    le: np.ndarray | None = None     # list epoch (whole-list rule)
+    top: np.ndarray | None = None    # sources: [rows, G] highest set service per strict group
 
     def take(self, rows: np.ndarray) -> _Side:
         """The rows ``rows`` of this side."""
         return _Side(self.rel[rows], tuple(w[rows] for w in self.words),
-                     None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows])
+                     None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows],
+                     None if self.le is None else self.le[rows],
+                     None if self.top is None else self.top[rows])
 
 
 class Model:
@@ -364,6 +386,58 @@ class Model:
         self.inval_feature = strategy.invalidates(feature=True)
         self.inval_fw = strategy.invalidates(feature=False)
         self._scratch: dict[int, np.ndarray] = {}
+        self._list_rule(history, strategy, vmm)
+
+    def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
+        """The whole-list rule (DESIGN.md section 9, :mod:`hcsim.evaluation.lists`).
+
+        Used when the history's other registers are in the model, or the VMM
+        hides ids or ignores missing ones (``qemu-compat``): the list part of
+        a restore (QEMU's count check and walk, a snapshot writer's
+        ``-ENOENT`` on an other register) comes from tables over list-epoch
+        pairs; the value part (firmware values, unknown bits of registers
+        the destination lists) from the thresholds as before.
+        """
+        la = self.arrays
+        hidden = frozenset(getattr(vmm, "hidden", ()) or ())
+        safe = frozenset(getattr(vmm, "safe_missing", ()) or ())
+        self.hid = np.zeros(self.nw, np.uint64)
+        self.hid_pos = frozenset(p for p, rid in enumerate(la.reg_ids) if rid in hidden)
+        self.lcode = None
+        self.strict_lf = la.strict_lf
+        self.strict_members = la.strict_members
+        if not (history.whole or hidden or safe):
+            return
+        if self.tolerant:
+            raise NotImplementedError("engine: qemu-tolerant over the whole register list")
+        if hidden & {f.id for f in la.fw}:
+            raise NotImplementedError("engine: a hidden firmware register")
+        if (hidden or safe) and not self.qemu:
+            raise NotImplementedError("engine: hidden or safe-missing ids outside QEMU's rule")
+        from hcsim.evaluation import lists
+        from hcsim.model.regs import width_of
+        layout = strategy.layout(history)
+        hyp, other = lists.saved_lists(history, layout, vmm.saves, hidden)
+        if any(width_of(i) not in vmm.widths for ids in other for i in ids):
+            raise NotImplementedError("engine: an other register of a width the VMM cannot handle")
+        if self.hid_pos:
+            hid = np.zeros(self.K, bool)
+            for k, pos in enumerate(la.slot_pos):
+                inside = [p in self.hid_pos for p in pos]
+                if any(inside) and not all(inside):
+                    raise NotImplementedError("engine: a service spans hidden and saved registers")
+                hid[k] = bool(pos) and all(inside)
+            self.hid = pack(hid, self.nw)
+            keep = [g for g, L in enumerate(la.strict_lf)]
+            smembers = la.strict_members.copy()
+            for k, pos in enumerate(la.slot_pos):
+                if hid[k]:
+                    smembers[:, k] = False
+            self.strict_members = smembers[keep]
+        tab = lists.tables(hyp, other, safe if self.qemu else frozenset())
+        self.le = tab.epoch
+        self.lcode = tab.qemu if self.qemu else (tab.missing & np.int8(lists.OTHER))
+        self.list_counts = tab.counts[tab.epoch]       # saved registers per release
 
     def release(self) -> None:
         """Free the scratch buffers (a cached model keeps only its small arrays)."""
@@ -403,6 +477,8 @@ class Model:
         LANY = la.listed_any[rel][None]
         if not self.saves_features:                             # crosvm cannot configure
             off, on = np.zeros_like(off), np.zeros_like(on)
+        elif self.hid.any():                                    # hidden registers: not written
+            off, on = off & ~self.hid, on & ~self.hid
         V = sup & ((la.on | on) & ~off)[:, None, :]             # [C, R, nw]
         pre = (rel < la.rf)[None, :, None]
         B = np.where(pre, sup, sup & (~la.cov | (LA & V)))
@@ -417,8 +493,12 @@ class Model:
         F = np.where(fill[:, None], la.on, np.uint64(0))[None]  # [1, R, nw]
         if self.saves_features:
             A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
+            if self.hid.any():
+                A = (A & ~self.hid) | (F & self.hid)
         else:
             A = np.broadcast_to(F, V.shape)
+        if self.lcode is not None and self.qemu:
+            return self._qemu_list_sources(rel, C, R, A, B, V)
         T = self._max_at_or_below(np.unique(la.fw_intro), rel)
         if la.fw_threshold is not None:
             T = np.maximum(T, la.fw_threshold[la.fw_epoch[rel]])
@@ -438,7 +518,33 @@ class Model:
         U = rel >= self.unsupported_from
         return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
                                        np.ascontiguousarray(B.reshape(C * R, -1))),
-                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C))
+                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
+                     None if self.lcode is None else np.tile(self.le[rel], C))
+
+    def _qemu_list_sources(self, rel, C, R, A, B, V) -> _Side:
+        """Source rows under QEMU's whole-list rule: ``T`` holds only the
+        firmware-value threshold; ``top[:, g]`` the newest service with a set
+        bit in the strict registers listed from ``strict_lf[g]`` (a write of
+        such a register fails on a destination that lists it, ``L <= d``,
+        but predates the service, ``d < top``)."""
+        la = self.arrays
+        if la.fw_threshold is not None:
+            T = np.broadcast_to(la.fw_threshold[la.fw_epoch[rel]], (C, R)).copy()
+        else:
+            T = np.full((C, R), _NONE, np.int64)
+        G = len(self.strict_lf)
+        top = np.full((C, R, G), _NONE, np.int64)
+        if G and self.saves_features:
+            bits = unpack(V, self.K)                            # [C, R, K]
+            for g in range(G):
+                listed = (self.strict_lf[g] <= rel)[None, :, None]
+                hit = bits & self.strict_members[g] & listed
+                top[..., g] = np.where(hit, la.intro, _NONE).max(-1) if self.K else _NONE
+        U = rel >= self.unsupported_from
+        return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
+                                       np.ascontiguousarray(B.reshape(C * R, -1))),
+                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
+                     np.tile(self.le[rel], C), top.reshape(C * R, G))
 
     def destinations(self, rel: np.ndarray) -> _Side:
         la = self.arrays
@@ -447,13 +553,16 @@ class Model:
         pre = (rel < la.rf)[:, None]
         D1 = np.where(pre, sup, sup & ~la.cov)
         D2 = np.where(pre, np.uint64(0), sup & LA)
-        return _Side(rel, (D1, D2), None, la.fw_epoch[rel], rel >= self.unsupported_from)
+        return _Side(rel, (D1, D2), None, la.fw_epoch[rel], rel >= self.unsupported_from,
+                     None if self.lcode is None else self.le[rel])
 
     # -- the kernel: every source row against every destination ---------------------
-    def pairs(self, src: _Side, dst: _Side, sets: bool = False
-              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def pairs(self, src: _Side, dst: _Side, sets: bool = False, blame: bool = False
+              ) -> tuple:
         """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``.
 
+        With ``blame``, a fourth array: the blame code of every refused pair
+        (:data:`hcsim.evaluation.lists.BLAMES`; 0 elsewhere).
         The codes live in scratch memory: use them before the next call.
         """
         A, B = src.words
@@ -479,13 +588,33 @@ class Model:
         fw_bad = self.arrays.fw_bad
         if self.arrays.fw_threshold is None:
             refused |= fw_bad[:, dst.fwe][src.fwe]
+        listed = None
+        if self.lcode is not None:
+            if src.top is not None:             # QEMU: unknown bits of listed registers
+                d = dst.rel[None, :]
+                for g in range(src.top.shape[1]):
+                    refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
+            listed = np.take(self.lcode[src.le], dst.le, axis=1)
+        blames = None
+        if blame:
+            from hcsim.evaluation.lists import HYPERCALL
+            blames = np.where(refused, np.int8(HYPERCALL), np.int8(0))
+            if listed is not None:
+                if self.qemu:
+                    blames = np.where(listed != 0, listed, blames)
+                else:
+                    blames |= listed
+        if listed is not None:
+            refused |= listed != 0
         np.putmask(code, refused, np.int8(REFUSED))
         if src.U.any():
             code[src.U] = UNSUPPORTED
         if dst.U.any():
             code[:, dst.U] = UNSUPPORTED
+        if blames is not None:
+            blames[code != REFUSED] = 0
         if not sets:
-            return code, None, None
+            return (code, None, None, blames) if blame else (code, None, None)
         if self.nw == 1:
             after = after[..., None]
             Bc = Bc[..., None]
@@ -494,7 +623,7 @@ class Model:
         loud = code >= REFUSED
         gained[loud] = 0
         lost_w[loud] = 0
-        return code, gained, lost_w
+        return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
 
     def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
         """``[2, C, nw]`` words: services each configuration turns off, and on.
@@ -538,7 +667,9 @@ class Model:
                 return np.concatenate([get(p).reshape(C, len(p.rel) // C, *get(p).shape[1:])
                                        for p in parts], axis=1).reshape(C * n, *get(parts[0]).shape[1:])
             rows = _Side(cat(lambda p: p.rel), (cat(lambda p: p.words[0]), cat(lambda p: p.words[1])),
-                         cat(lambda p: p.T), cat(lambda p: p.fwe), cat(lambda p: p.U))
+                         cat(lambda p: p.T), cat(lambda p: p.fwe), cat(lambda p: p.U),
+                         None if parts[0].le is None else cat(lambda p: p.le),
+                         None if parts[0].top is None else cat(lambda p: p.top))
         # At most a quarter of the sources per chunk: the square block of a
         # chunk's own releases is the costly part of counting (see counts).
         per = max(1, min(chunk_pairs // max(1, n * C), max(16, n // 4)))
@@ -576,6 +707,7 @@ class Result:
     outcome: np.ndarray
     gained: np.ndarray
     lost: np.ndarray
+    blame: np.ndarray | None = None     # [c, s, d] blame codes of refusals (lists.BLAMES)
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -648,22 +780,24 @@ def _evaluate(m: Model, history: History, spec: str, vmm: str, cfgs: tuple,
     if compress:
         starts, ep = _epoch_of(m)
         src = m.sources(starts, off)
-        code, g, lo = m.pairs(src, m.destinations(starts), sets=True)
+        code, g, lo, bl = m.pairs(src, m.destinations(starts), sets=True, blame=True)
         E = len(starts)
-        code, g, lo = (x.reshape(C, E, E, *x.shape[2:]) for x in (code, g, lo))
+        code, g, lo, bl = (x.reshape(C, E, E, *x.shape[2:]) for x in (code, g, lo, bl))
         ix = (slice(None), ep[:, None], ep[None, :])
-        return Result(history, spec, vmm, cfgs, code[ix], g[ix], lo[ix])
+        return Result(history, spec, vmm, cfgs, code[ix], g[ix], lo[ix], bl[ix])
     outcome = np.empty((C, n, n), np.int8)
     gained = np.empty((C, n, n, nw), np.uint64)
     lost = np.empty((C, n, n, nw), np.uint64)
+    blame = np.empty((C, n, n), np.int8)
     dst = m.destinations(np.arange(n))
     for rel, src in m.row_chunks(off, chunk_pairs):
-        code, g, lo = m.pairs(src, dst, sets=True)
+        code, g, lo, bl = m.pairs(src, dst, sets=True, blame=True)
         rows = slice(int(rel[0]), int(rel[-1]) + 1)
         outcome[:, rows] = code.reshape(C, len(rel), n)
         gained[:, rows] = g.reshape(C, len(rel), n, nw)
         lost[:, rows] = lo.reshape(C, len(rel), n, nw)
-    return Result(history, spec, vmm, cfgs, outcome, gained, lost)
+        blame[:, rows] = bl.reshape(C, len(rel), n)
+    return Result(history, spec, vmm, cfgs, outcome, gained, lost, blame)
 
 
 def counts(history: History, strategy: Strategy, vmm: Vmm,

@@ -118,3 +118,24 @@ def blame_of(ids: Sequence[int], is_hypercall) -> int:
     """Blame code of offending ids (``is_hypercall(id)`` says which kind)."""
     kinds = {HYPERCALL if is_hypercall(r) else OTHER for r in ids}
     return sum(kinds)
+
+
+def saved_lists(history, layout, saves, hidden: frozenset[int] = frozenset()
+                ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Per release, the hypercall ids and the other ids a VMM saves.
+
+    ``saves(id)`` is the VMM's choice; ``hidden`` ids are left out (QEMU's
+    ``x-mig-hidden-regs``).  Firmware registers are listed from their
+    introduction, feature registers from ``listed_from``, other registers as
+    :meth:`hcsim.model.history.History.other_at` says (history's host and
+    vCPU features).
+    """
+    n = len(history.releases)
+    fw = [(f.introduced, f.id) for f in history.firmware if saves(f.id) and f.id not in hidden]
+    feats = [(r.listed_from, r.id) for r in layout.regs if saves(r.id) and r.id not in hidden]
+    hyp, other = [], []
+    for rel in range(n):
+        hyp.append(tuple(sorted([i for at, i in fw if at <= rel]
+                                + [i for at, i in feats if at <= rel])))
+        other.append(tuple(i for i in history.other_at(rel) if saves(i) and i not in hidden))
+    return hyp, other
