@@ -428,12 +428,7 @@ class Model:
                     raise NotImplementedError("engine: a service spans hidden and saved registers")
                 hid[k] = bool(pos) and all(inside)
             self.hid = pack(hid, self.nw)
-            keep = [g for g, L in enumerate(la.strict_lf)]
-            smembers = la.strict_members.copy()
-            for k, pos in enumerate(la.slot_pos):
-                if hid[k]:
-                    smembers[:, k] = False
-            self.strict_members = smembers[keep]
+            self.strict_members = la.strict_members & ~hid[None, :]
         tab = lists.tables(hyp, other, safe if self.qemu else frozenset())
         self.le = tab.epoch
         self.lcode = tab.qemu if self.qemu else (tab.missing & np.int8(lists.OTHER))
