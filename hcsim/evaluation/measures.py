@@ -34,6 +34,7 @@ class Migration:
     gained: frozenset[str] = frozenset()
     lost: frozenset[str] = frozenset()
     detail: str = ""
+    blame: str = ""         # refused: hypercall | other | both (DESIGN.md section 9)
 
 
 def classify(before: frozenset[str], after: frozenset[str]) -> str:
@@ -105,7 +106,7 @@ def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
     try:
         vmm.restore(dcpus, stream)
     except Refused as exc:
-        return Migration(src, dst, "refused", detail=exc.detail)
+        return Migration(src, dst, "refused", detail=exc.detail, blame=exc.blame)
     after = dcpus[0].vm.guest_view()
     return Migration(src, dst, classify(before, after),
                      after - before, before - after)
