@@ -126,8 +126,10 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
         for si, strategy in enumerate(chosen):
             for vi, vmm in enumerate(vmms):
                 for ci, configs_i in enumerate(configs):
-                    row = (scalar_summarize if history.whole else summarize)(
-                        history, strategy, vmm, configs_i)
+                    try:
+                        row = summarize(history, strategy, vmm, configs_i)
+                    except NotImplementedError:     # a rule the engine does not model
+                        row = scalar_summarize(history, strategy, vmm, configs_i)
                     ex = row["exhaustion"]
                     for k, v in zip(keys, (seed, len(history.services), si, vi, ci,
                                            history.index(ex) if ex else -1)):

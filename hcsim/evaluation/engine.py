@@ -386,6 +386,7 @@ class Model:
         self.inval_feature = strategy.invalidates(feature=True)
         self.inval_fw = strategy.invalidates(feature=False)
         self._scratch: dict[int, np.ndarray] = {}
+        self.history_other_last = history.other_at(self.n - 1)
         self._list_rule(history, strategy, vmm)
 
     def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
@@ -870,16 +871,17 @@ def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
 
 # -- the scorecard ---------------------------------------------------------------------
 
-def _last_release_cost(m: Model) -> int | None:
-    """Wire bytes per vCPU of a save/restore at the last release (``cost_at``)."""
+def _last_release_cost(m: Model) -> tuple[int | None, int | None]:
+    """Wire bytes per vCPU of a save/restore at the last release (``cost_at``):
+    the hypercall registers, and the whole list the VMM saves."""
     la, vmm, last = m.arrays, m.vmm, m.n - 1
     if last >= m.unsupported_from:
-        return None
+        return None, None
     total = sum(vmm.wire_bytes(f.id) for f in la.fw if f.introduced <= last and vmm.saves(f.id))
-    for rid, lfs in la.reg_widths.values():
-        if vmm.saves(rid):
-            total += vmm.wire_bytes(rid) * int(np.searchsorted(lfs, last, side="right"))
-    return total
+    lf = m.arrays.layout.regs
+    total += sum(vmm.wire_bytes(r.id) for r in lf if r.listed_from <= last and vmm.saves(r.id))
+    whole = total + sum(vmm.wire_bytes(i) for i in m.history_other_last if vmm.saves(i))
+    return total, whole
 
 
 def _pickup(m: Model) -> float:
@@ -901,6 +903,7 @@ def _row(history: History, strategy: Strategy, vmm: Vmm,
     m = model(history, strategy, vmm)
     try:
         c = _count(m, _configs(configs))
+        b = _blame_counts(m, _configs(configs))
     finally:
         m.release()
     shares = []
@@ -910,8 +913,32 @@ def _row(history: History, strategy: Strategy, vmm: Vmm,
     off_diag = int(c.sum())
     silent = int(c[:, CODES["lost"]].sum() + c[:, CODES["mixed"]].sum()) / (off_diag or 1)
     ex = m.arrays.exhaustion
-    return (shares[0], shares[1], silent, _last_release_cost(m), _pickup(m),
-            history.releases[ex] if ex is not None else "", shares[0]["preserved"] < 1.0)
+    hyp_bytes, list_bytes = _last_release_cost(m)
+    split = {}
+    for k, direction in enumerate(DIRECTIONS):
+        total = sum(c[k].tolist()) or 1
+        split[direction] = {col: int(b[k, code]) / total
+                            for code, col in ((1, "strategy"), (2, "drift"), (3, "both"))}
+    return (shares[0], shares[1], silent, hyp_bytes, _pickup(m),
+            history.releases[ex] if ex is not None else "", shares[0]["preserved"] < 1.0,
+            split, list_bytes)
+
+
+def _blame_counts(m: Model, cfgs: tuple) -> np.ndarray:
+    """``[2, 4]`` refusals per blame code, forward then backward (compressed pairs)."""
+    off = m.settings(cfgs)
+    C, n = len(cfgs), m.n
+    starts = m.arrays.starts
+    size = np.diff(np.append(starts, n)).astype(np.float64)
+    E = len(starts)
+    _, _, _, bl = m.pairs(m.sources(starts, off), m.destinations(starts), blame=True)
+    fwd = np.triu(np.outer(size, size), 1)
+    fwd[np.diag_indices(E)] = size * (size - 1) / 2
+    out = np.empty((2, 4), np.int64)
+    for k, weights in enumerate((fwd, fwd.T)):
+        out[k] = np.rint(np.bincount(bl.reshape(-1), np.broadcast_to(weights, (C, E, E)).reshape(-1),
+                                     minlength=4)[:4])
+    return out
 
 
 def score(history: History, strategy: Strategy, vmm: Vmm,
@@ -931,13 +958,17 @@ def summarize(history: History, strategy: Strategy, vmm: Vmm,
     ``pickup``; ``exhaustion`` (release name or ""); ``userspace_patch``.
     Built directly (``Score.flat`` deep-copies), in the same key order.
     """
-    fwd, bwd, silent, size, pickup, ex, patch = _row(history, strategy, vmm, configs)
+    fwd, bwd, silent, size, pickup, ex, patch, split, list_bytes = _row(
+        history, strategy, vmm, configs)
     row: dict = {"strategy": strategy.spec}
     for direction, shares in (("forward", fwd), ("backward", bwd)):
         for o, v in shares.items():
             row[f"{SHARE_PREFIX[direction]}_{o}"] = v
     row.update(silent_loss=silent, bytes_per_vcpu=size, pickup=pickup, exhaustion=ex,
-               userspace_patch=patch)
+               userspace_patch=patch, list_bytes_per_vcpu=list_bytes)
+    for direction in DIRECTIONS:
+        for col, v in split[direction].items():
+            row[f"{SHARE_PREFIX[direction]}_refused_{col}"] = v
     return row
 
 

@@ -15,7 +15,7 @@ from hcsim.model.history import History
 from hcsim.model.kvm import VCPU, Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
-from hcsim.model.vmm import Refused, Vmm
+from hcsim.model.vmm import Refused, Vmm, is_hypercall
 
 #: Outcome classes, in the order tables show them, with their letter.
 OUTCOMES = ("preserved", "gained", "lost", "mixed", "refused", "unsupported")
@@ -122,7 +122,14 @@ def matrix(history: History, strategy: Strategy, vmm: Vmm,
 
 @dataclass(frozen=True)
 class Cost:
-    """Cost of a same-release save/restore at one release."""
+    """Cost of a same-release save/restore at one release.
+
+    ``registers``, ``bytes_per_vcpu``, ``bytes_per_vm`` and ``ioctls`` are
+    the hypercall registers (firmware and feature) the VMM saves; the
+    ``list_*`` fields the whole list it saves (DESIGN.md section 9: with the
+    other registers, in the ``all`` view of a history that has them; else
+    the same as the hypercall columns).
+    """
 
     release: str
     registers: int | None
@@ -130,6 +137,9 @@ class Cost:
     bytes_per_vm: int | None
     ioctls: int | None
     floor_bytes: int
+    list_registers: int | None = None
+    list_bytes_per_vcpu: int | None = None
+    list_ioctls: int | None = None
 
 
 def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
@@ -141,11 +151,14 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     name = history.releases[release]
     if unhandled(vmm, cpu) is not None:
         return Cost(name, None, None, None, None, floor)
-    saved = [rid for rid in cpu.get_reg_list() if vmm.saves(rid)
+    whole = [rid for rid in cpu.get_reg_list() if vmm.saves(rid)]
+    saved = [rid for rid in whole if is_hypercall(rid)
              and (is_feature(rid) or not feature_only)]
     per_vcpu = sum(vmm.wire_bytes(rid) for rid in saved)
+    list_bytes = sum(vmm.wire_bytes(rid) for rid in whole)
     return Cost(name, len(saved), per_vcpu, per_vcpu * vcpus,
-                2 * len(saved) * vcpus, floor)
+                2 * len(saved) * vcpus, floor, len(whole), list_bytes,
+                2 * len(whole) * vcpus)
 
 
 def cost(history: History, strategy: Strategy, vmm: Vmm,
@@ -161,6 +174,21 @@ def shares(migrations: list[Migration], direction: str) -> dict[str, float]:
             if (m.src < m.dst if direction == "forward" else m.src > m.dst)]
     total = len(keep) or 1
     return {o: sum(m.outcome == o for m in keep) / total for o in OUTCOMES}
+
+
+#: Refusals by blame, as scorecard columns: ``strategy`` (the hypercall
+#: registers: firmware or feature), ``drift`` (other registers the strategy
+#: does not control), ``both``.
+REFUSAL_SPLIT = {"hypercall": "strategy", "other": "drift", "both": "both"}
+
+
+def refusal_shares(migrations: list[Migration], direction: str) -> dict[str, float]:
+    """Share of forward or backward pairs refused, by blame (:data:`REFUSAL_SPLIT`)."""
+    keep = [m for m in migrations
+            if (m.src < m.dst if direction == "forward" else m.src > m.dst)]
+    total = len(keep) or 1
+    return {col: sum(m.outcome == "refused" and m.blame == blame for m in keep) / total
+            for blame, col in REFUSAL_SPLIT.items()}
 
 
 def new_vm_pickup(history: History, strategy: Strategy) -> float:
@@ -185,6 +213,8 @@ class Score:
     pickup: float
     exhaustion: str
     userspace_patch: bool
+    refused_by: dict = None      # {"forward": {strategy, drift, both}, "backward": ...}
+    list_bytes_per_vcpu: int | None = None
 
     def flat(self) -> dict:
         row = {"strategy": self.strategy}
@@ -192,7 +222,10 @@ class Score:
             for o, v in getattr(self, direction).items():
                 row[f"{SHARE_PREFIX[direction]}_{o}"] = v
         row.update({k: v for k, v in asdict(self).items()
-                    if k not in ("strategy", "forward", "backward")})
+                    if k not in ("strategy", "forward", "backward", "refused_by")})
+        for direction in ("forward", "backward"):
+            for col, v in (self.refused_by or {}).get(direction, {}).items():
+                row[f"{SHARE_PREFIX[direction]}_refused_{col}"] = v
         return row
 
 
@@ -207,4 +240,6 @@ def score(history: History, strategy: Strategy, vmm: Vmm,
     return Score(strategy.spec, fwd, shares(migrations, "backward"), silent,
                  last.bytes_per_vcpu, new_vm_pickup(history, strategy),
                  history.releases[ex] if ex is not None else "",
-                 fwd["preserved"] < 1.0)
+                 fwd["preserved"] < 1.0,
+                 {d: refusal_shares(migrations, d) for d in ("forward", "backward")},
+                 last.list_bytes_per_vcpu)

@@ -13,9 +13,10 @@ from hcsim.model import strategies
 from hcsim.model import vmm as vmm_mod
 
 LEGEND = "P preserved  G gained  L lost  M mixed  R refused  U unsupported"
-MATRIX_COLUMNS = ("src", "dst", "outcome", "gained", "lost", "detail")
+MATRIX_COLUMNS = ("src", "dst", "outcome", "gained", "lost", "detail", "blame")
 COST_COLUMNS = ("release", "registers", "bytes_per_vcpu", "bytes_per_vm",
-                "ioctls", "floor_bytes")
+                "ioctls", "floor_bytes", "list_registers", "list_bytes_per_vcpu",
+                "list_ioctls")
 
 
 # -- shared options and output -----------------------------------------------
@@ -118,7 +119,9 @@ def add_vmms(p):
 
 def run_vmms(args) -> int:
     tables.check_format(args.format)
-    rows = [{"name": name, "parameters": "", "summary": cls.summary}
+    rows = [{"name": name, "summary": cls.summary,
+             "parameters": ",".join(f"{k}=" + ";".join(vmm_mod._id_name(i) for i in v)
+                                    for k, v in getattr(cls, "params", {}).items())}
             for name, cls in vmm_mod.REGISTRY.items()]
     emit(_listing(rows, args.format), args.output)
     return 0
@@ -168,7 +171,8 @@ def matrix_rows(history, results) -> tuple[tuple[str, ...], list[dict]]:
         for m in migrations:
             rows.append({"config": n, "src": history.releases[m.src],
                          "dst": history.releases[m.dst], "outcome": m.outcome,
-                         "gained": m.gained, "lost": m.lost, "detail": m.detail})
+                         "gained": m.gained, "lost": m.lost, "detail": m.detail,
+                         "blame": m.blame})
     return cols, rows
 
 
@@ -221,6 +225,8 @@ def summary_lines(history, migrations) -> list[str]:
         for m in steps[:24]:
             what = m.detail or "; ".join(
                 [f"+{g}" for g in sorted(m.gained)] + [f"-{x}" for x in sorted(m.lost)])
+            if m.blame:
+                what = f"[{m.blame}] {what}"
             lines.append(f"  {rels[m.src]:>7} -> {rels[m.dst]:<7} {m.outcome:<9} {what}"[:72])
         if len(steps) > 24:
             lines.append(f"  ... {len(steps) - 24} more (use --format csv)")
@@ -250,10 +256,12 @@ def run_cost(args) -> int:
     else:
         head = (f"{strategy.spec} under {vmm.name}, history {history.name}, "
                 f"{args.vcpus} vCPU(s)\n")
-        cols = [("release", -8), ("regs", 5), ("B/vCPU", 8), ("B/VM", 10),
-                ("ioctls", 8), ("floor B", 8)]
+        cols = [("release", -8), ("regs", 5), ("B/vCPU", 7), ("B/VM", 8),
+                ("ioctls", 7), ("floor B", 7), ("list", 5), ("B/vCPU", 7), ("ioctls", 7)]
         text = head + tables.fixed(cols, [[tables.cell(r[c]) or "-" for c in COST_COLUMNS]
                                           for r in rows])
+        text += ("regs..ioctls: the hypercall registers (firmware, feature); list..: the "
+                 "whole\nlist the VMM saves (other registers too, --registers all)\n")
     emit(text, args.output)
     return 0
 
@@ -276,7 +284,7 @@ def run_compare(args) -> int:
     configs = config_mod.parse(args.config, history)
     scores = []
     for strategy in chosen:
-        if args.engine == "vector" and not history.whole:
+        if args.engine == "vector":
             from hcsim.evaluation import engine
             try:
                 scores.append(engine.score(history, strategy, vmm, configs))
@@ -307,6 +315,7 @@ def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
              f"{'strategy':<20} {'P':>3} {'G':>3} {'L':>3} {'R':>3}  "
              f"{'P':>3} {'G':>3} {'L':>3} {'R':>3}   loss  vCPU  VMs"]
     notes = []
+    blame_rows: list[str] = []
     for s in scores:
         name = s.strategy
         if len(name) > 20:
@@ -324,6 +333,12 @@ def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
                  for o in ("mixed", "unsupported") if 0 < d[o] < 1]
         if s.exhaustion:
             extra.append(f"new register at {s.exhaustion}")
+        split = s.refused_by or {}
+        if history.whole and split:
+            blame_rows.append(f"  {s.strategy[:20]:<20} fwd " + "/".join(
+                f"{100 * split['forward'][k]:.0f}" for k in ("strategy", "drift", "both"))
+                + "  bwd " + "/".join(f"{100 * split['backward'][k]:.0f}"
+                                      for k in ("strategy", "drift", "both")))
         if extra:
             notes.append(f"  {s.strategy}: " + ", ".join(extra))
     lines += ["",
@@ -331,6 +346,12 @@ def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
               "release pairs (forward: source older).  silent loss: lost or",
               "mixed, all pairs.  B/vCPU: wire bytes at the last release.",
               "new VMs: share of services a default VM gets at the last release."]
+    if blame_rows:
+        lines += ["", "refused, % of pairs, by strategy/drift/both:"] + blame_rows + [
+                  "strategy: the hypercall registers (firmware, feature) trip",
+                  "QEMU's check or SET_ONE_REG; drift: other registers the",
+                  "strategy does not control; both: both kinds.  Whole register",
+                  "list; --registers hypercall leaves the drift out."]
     if notes:
         lines += ["", "notes:"] + notes
     return "\n".join(lines) + "\n"

@@ -65,7 +65,7 @@ from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
 BUNDLED = {"linux": "linux-upstream.toml"}
 
 #: The register view of a history that has other-register data.
-DEFAULT_VIEW = "hypercall"
+DEFAULT_VIEW = "all"
 
 #: Name of the profile that an entry's own ``reset``/``accepts`` describe
 #: (QEMU ``-cpu max``, as probed).
