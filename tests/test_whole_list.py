@@ -20,7 +20,9 @@ TCR2_EL1 = 0x603000000013C103
 
 @pytest.fixture(scope="module")
 def linux():
-    return load("linux").with_registers("all")
+    h = load("linux")
+    assert h.registers == "all"             # the default view of a history with reglists
+    return h
 
 
 def cpreg(history, kernel, features=None):
@@ -110,3 +112,106 @@ def test_drift_rate_zero_is_todays_model_and_drift_is_seeded():
     again = synthetic.generate(releases=20, rate=0.5, seed=4, **synthetic.LINUX_DRIFT)
     assert dumps(again) == dumps(drifted)
     assert len(drifted.with_registers("all").other_at(0)) == 232
+
+
+# -- the VMM rules over the whole list (issue 11 items 2-4) ---------------------------
+
+import csv  # noqa: E402
+import io  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from hcsim.evaluation import engine, measures  # noqa: E402
+from hcsim.evaluation.lists import BLAMES  # noqa: E402
+from hcsim.model.vmm import parse as parse_vmm  # noqa: E402
+from histgen import histories  # noqa: E402
+
+
+def matrix_csv(capsys, vmm: str, *extra: str) -> dict[tuple[str, str], dict]:
+    assert main(["matrix", "--history", "linux", "--strategy", "upstream", "--vmm", vmm,
+                 "--format", "csv", *extra]) == 0
+    rows = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    return {(r["src"], r["dst"]): r for r in rows}
+
+
+def test_linux_events_under_qemu(capsys):
+    rows = matrix_csv(capsys, "qemu")
+    assert list(next(iter(rows.values()))) == ["src", "dst", "outcome", "gained", "lost",
+                                               "detail", "blame"]
+    for pair in (("v6.12", "v6.13"), ("v6.12", "v6.16")):
+        r = rows[pair]
+        assert (r["outcome"], r["blame"]) == ("refused", "other"), pair
+        assert "failed to load cpu:cpreg_vmstate_array_len" in r["detail"]
+        assert "TCR2_EL1" in r["detail"]
+    r = rows[("v6.15", "v6.14")]
+    assert (r["outcome"], r["blame"]) == ("refused", "hypercall")
+    assert "VENDOR_HYP_BMAP_2" in r["detail"]
+    r = rows[("v6.16", "v6.12")]           # count passes, BMAP_2 dropped at the tail, PSCI fails
+    assert (r["outcome"], r["blame"], r["detail"]) == (
+        "refused", "hypercall", "EINVAL on KVM_REG_ARM_PSCI_VERSION")
+    assert rows[("v6.14", "v6.15")]["blame"] == ""
+
+
+def test_linux_events_under_qemu_compat(capsys):
+    rows = matrix_csv(capsys, "qemu-compat")
+    for pair in (("v6.12", "v6.16"), ("v6.15", "v6.14"), ("v6.12", "v6.13")):
+        assert rows[pair]["outcome"] != "refused", pair
+
+
+def test_the_hypercall_view_is_todays_model(capsys):
+    rows = matrix_csv(capsys, "qemu", "--registers", "hypercall")
+    assert rows[("v6.12", "v6.13")]["outcome"] == "preserved"
+    assert rows[("v6.15", "v6.14")]["blame"] == "hypercall"
+
+
+@pytest.mark.parametrize("spec", ["qemu-compat:hidden=0x60300000001", "qemu-compat:hidden=NOPE_EL1",
+                                  "qemu-compat:colour=red", "qemu:hidden=TCR2_EL1"])
+def test_a_bad_id_list_is_bad_input(capsys, spec):
+    assert main(["matrix", "--history", "linux", "--strategy", "upstream", "--vmm", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hcsim: error:") and len(err.splitlines()) == 1
+
+
+def test_qemu_compat_parameters_take_ids_and_names():
+    v = parse_vmm("qemu-compat:hidden=,safe-missing=TCR2_EL1;0x603000000013c512")
+    assert v.hidden == frozenset()
+    assert v.safe_missing == {TCR2_EL1, 0x603000000013C512}
+    d = parse_vmm("qemu-compat")
+    assert d.hidden == {0x6030000000160003} and len(d.safe_missing) == 3
+    assert "hypothetical" in parse_vmm("qemu-tolerant").summary
+
+
+def test_cost_gives_the_whole_list_beside_the_hypercall_part(linux):
+    c = measures.cost_at(linux, UPSTREAM, parse_vmm("qemu"), linux.index("v6.12"), vcpus=2)
+    assert (c.registers, c.list_registers) == (7, 184)
+    assert c.list_bytes_per_vcpu == 184 * 16 and c.list_ioctls == 2 * 184 * 2
+    crosvm = measures.cost_at(linux, UPSTREAM, parse_vmm("crosvm"), linux.index("v6.12"))
+    assert crosvm.list_registers == crosvm.registers == 4      # class 0x14 only
+
+
+VMMS = ["qemu", "qemu-compat", "firecracker", "cloud-hypervisor", "crosvm", "zero-unknown",
+        "qemu-compat:hidden=,safe-missing=0x603000000013c103;0x6020000000110000"]
+SPECS = ["upstream", "raz-wi", "invalidate-on-write", "raz-einval", "full-bitmap:width=1024",
+         "invalidate-on-write:scope=fw"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(histories(max_releases=5, max_services=6, drift=True), st.sampled_from(SPECS),
+       st.sampled_from(VMMS), st.booleans(), st.booleans())
+def test_engine_equals_spec_with_drift(h, spec, vmm, whole, compress):
+    h = h.with_registers("all" if whole else "hypercall")
+    s, v = parse_strategy(spec), parse_vmm(vmm)
+    r = engine.evaluate(h, s, v, compress=compress)
+    n = len(h.releases)
+    for a in range(n):
+        for b in range(n):
+            m = measures.migrate(h, s, v, a, b)
+            e = r.migration(0, a, b)
+            assert (m.outcome, m.gained, m.lost, m.blame) == (
+                e.outcome, e.gained, e.lost, BLAMES[r.blame[0, a, b]]), (a, b, m)
+
+
+def test_engine_says_unsupported_for_tolerant_with_drift(linux):
+    with pytest.raises(NotImplementedError):
+        engine.evaluate(linux, UPSTREAM, parse_vmm("qemu-tolerant"))

@@ -188,11 +188,11 @@ class Qemu(Vmm):
                             if rid in values or rid not in self.safe_missing]
             lacking = [rid for rid, _ in incoming if rid not in values]
             if len(incoming) > len(ours):
-                # QEMU's words (target/arm/machine.c, migration/vmstate.c)
-                raise Refused(f"Invalid value {len(incoming)} expecting positive value "
-                              f"<= {len(ours)}: failed to load cpu:cpreg_vmstate_array_len "
-                              f"({name(lacking[0])} not on the destination)",
-                              blame_of(lacking), lacking[0])
+                # "count N > M" is hcsim's paraphrase of QEMU's "Invalid value N
+                # expecting positive value <= M"; the words in parentheses are QEMU's
+                raise Refused(f"count {len(incoming)} > {len(ours)} (QEMU: failed to load "
+                              f"cpu:cpreg_vmstate_array_len); {name(lacking[0])} not on "
+                              "the destination", blame_of(lacking), lacking[0])
             last = ours[-1] if ours else -1
             early = [rid for rid in lacking if rid < last]
             if early:
