@@ -468,7 +468,8 @@ def test_rollback_defaults_from_release_order(linux, tmp_path):
 # -- command line --------------------------------------------------------------------------
 
 def fleet_args(*extra):
-    return ["fleet", "--history", "linux", "--registers", "hypercall", "--inventory", str(EXAMPLE / "inventory.toml"),
+    return ["fleet", "--history", "linux", "--registers", "hypercall",
+            "--inventory", str(EXAMPLE / "inventory.toml"),
             "--plan", str(EXAMPLE / "plan.toml"), "--guests", "1500", *extra]
 
 

@@ -119,13 +119,13 @@ def test_drift_rate_zero_is_todays_model_and_drift_is_seeded():
 import csv  # noqa: E402
 import io  # noqa: E402
 
+from histgen import histories  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from hcsim.evaluation import engine, measures  # noqa: E402
 from hcsim.evaluation.lists import BLAMES  # noqa: E402
 from hcsim.model.vmm import parse as parse_vmm  # noqa: E402
-from histgen import histories  # noqa: E402
 
 
 def matrix_csv(capsys, vmm: str, *extra: str) -> dict[tuple[str, str], dict]:
