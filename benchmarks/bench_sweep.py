@@ -8,7 +8,7 @@
    and CPU time.
 2. In this process, on a few histories, splits the CPU time of one history
    by strategy: building the layout (``Strategy.layout``), the first
-   ``engine.summarize`` (which also builds the engine's per-layout arrays),
+   ``score(evaluate(...))`` (which also builds the engine's per-layout arrays),
    and the other VMM policies' summaries.  The sum times K / cores estimates
    the sweep on an otherwise idle machine.
 
@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hcsim.evaluation import engine
+from hcsim.evaluation.backends import evaluate
+from hcsim.evaluation.measures import score
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
 
@@ -64,10 +65,10 @@ def breakdown(histories: int, releases: int, jobs: int) -> None:
             t0 = clock()
             strategy.layout(h)
             t1 = clock()
-            engine.summarize(h, strategy, vmms[0])
+            score(evaluate(h, strategy, vmms[0], sets=False))
             t2 = clock()
             for vmm in vmms[1:]:
-                engine.summarize(h, strategy, vmm)
+                score(evaluate(h, strategy, vmm, sets=False))
             t3 = clock()
             layout, first, rest = layout + t1 - t0, first + t2 - t1, rest + t3 - t2
         per = [1e3 * x / len(hs) for x in (layout, first, rest)]

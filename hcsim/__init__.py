@@ -1,15 +1,373 @@
 """hcsim: KVM/arm64 hypercall firmware registers across kernel versions.
 
-The public surface: :func:`load` a history, :func:`parse_strategy` and :func:`parse_vmm`
-by name, :func:`migrate` one guest, :func:`matrix` every release pair,
-:func:`cost` per release.  The scalar spec is :mod:`hcsim.model.kvm`.
+The public API, what the notebooks use:
+
+* :func:`load` a history (a TOML path or a bundled name, ``"linux"``);
+* :func:`evaluate` every (configuration, source, destination) of one
+  strategy under one VMM policy, as :class:`Outcomes`;
+* :func:`scorecard`, one row per strategy (what ``hcsim compare`` prints),
+  and :func:`cost` per release; :func:`shares` and :func:`silent_loss` of
+  any outcome grid, optionally of the register era only;
+* :func:`migrate` one guest, optionally with its ioctl trace;
+* :func:`baseline`, :func:`chain`, :func:`fleet` (with :func:`inventory`
+  or :func:`scenario`) and :func:`sweep`: the analyses;
+* :func:`what_if`: the migrations a proposed patch changes;
+* :func:`registers` a fresh vCPU lists, :func:`generate` a synthetic
+  history, :func:`loads` one from TOML text;
+* the kernel's vocabulary: :mod:`hcsim.regs` (register ids, classes,
+  names) and :mod:`hcsim.smccc` (function ids, owner spaces);
+  :mod:`hcsim.synthetic` (the history generator and its parameters);
+* for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
+  (intervals, register-era rates, VMM lag) and :mod:`hcsim.positions` (the
+  thread's claims, judged on a history).
+
+Strategies and VMM policies are given by name (``"raz-wi:ranges=2"``,
+``"qemu"``) or as objects (:func:`parse_strategy`, :func:`parse_vmm`).
+
+Examples
+--------
+>>> import hcsim
+>>> h = hcsim.load("linux")
+>>> card = hcsim.scorecard(h, vmm="qemu", strategies=["upstream", "raz-wi"])
+>>> list(card["strategy"])
+['upstream', 'raz-wi']
+>>> m = hcsim.migrate(h, "upstream", "qemu", "v6.15", "v6.14")
+>>> m.outcome, str(m.cause)
+('refused', 'count 8 > 7 (cpreg_vmstate_array_len)')
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from hcsim.analyses.baseline import Baseline, HostSpec
 from hcsim.errors import InputError
-from hcsim.evaluation.measures import OUTCOMES, Migration, cost, matrix, migrate
-from hcsim.model.history import History, load
+from hcsim.evaluation import backends, measures
+from hcsim.evaluation import spec as _spec
+from hcsim.evaluation.measures import Cost, Score, shares, silent_loss
+from hcsim.evaluation.outcomes import DIRECTIONS, OUTCOMES, Migration, Outcomes
+from hcsim.evaluation.trace import format_calls, last_error
+from hcsim.model import config as _config
+from hcsim.model import regs, smccc, synthetic
+from hcsim.model.config import Config, Setting
+from hcsim.model.history import History, load, loads
+from hcsim.model.strategies import DEFAULTS, Strategy
 from hcsim.model.strategies import parse as parse_strategy
+from hcsim.model.synthetic import generate
+from hcsim.model.vmm import REGISTRY as VMMS
+from hcsim.model.vmm import Cause, Vmm
 from hcsim.model.vmm import parse as parse_vmm
 
-__all__ = ["OUTCOMES", "History", "InputError", "Migration", "cost", "load",
-           "matrix", "migrate", "parse_strategy", "parse_vmm"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hcsim.analyses.chain import Chain
+    from hcsim.analyses.fleet import FleetResult
+    from hcsim.analyses.inventory import Inventory, Plan
+    from hcsim.evaluation.trace import Call
+
+#: Every strategy with default parameters, in scorecard order.
+STRATEGIES = DEFAULTS
+
+
+def _strategy(strategy: str | Strategy) -> Strategy:
+    return parse_strategy(strategy) if isinstance(strategy, str) else strategy
+
+
+def _vmm(vmm: str | Vmm) -> Vmm:
+    return parse_vmm(vmm) if isinstance(vmm, str) else vmm
+
+
+def _configs(history: History, configs: str | Sequence[Config | Setting] | None
+             ) -> list[Config | Setting] | None:
+    return _config.parse(configs, history) if isinstance(configs, str) else configs
+
+
+def _release(history: History, release: int | str) -> int:
+    return history.index(release) if isinstance(release, str) else release
+
+
+def evaluate(history: History, strategy: str | Strategy, vmm: str | Vmm,
+             configs: str | Sequence[Config | Setting] | None = None,
+             backend: str = "auto") -> Outcomes:
+    """Outcome, gained and lost services of every (configuration, source, destination).
+
+    Parameters
+    ----------
+    history : History
+        From :func:`load`.
+    strategy, vmm : str or object
+        A strategy spec (``"wide:width=1024"``) and a VMM policy name.
+    configs : str or list, optional
+        ``"default"``, ``"off:PTP+PV_TIME"``, ``"random:p=0.5,seed=1,n=3"``,
+        or a list of sets of services turned off; default: reset values.
+    backend : {"auto", "engine", "spec"}
+        ``auto`` runs the vectorised engine where it models the evaluation
+        and the scalar spec otherwise (``Outcomes.reason`` says why);
+        ``engine`` raises :class:`InputError` instead.
+
+    Returns
+    -------
+    Outcomes
+        ``codes[c, s, d]`` indexes :data:`OUTCOMES`; :meth:`Outcomes.migration`
+        gives one pair with its typed :class:`Cause`.
+
+    Examples
+    --------
+    >>> o = evaluate(load("linux"), "upstream", "qemu")
+    >>> o.codes.shape, o.backend
+    ((1, 49, 49), 'engine')
+    """
+    return backends.evaluate(history, _strategy(strategy), _vmm(vmm),
+                             _configs(history, configs), backend)
+
+
+def scorecard(history: History, vmm: str | Vmm, strategies: Sequence[str | Strategy] | None = None,
+              since: str | None = None,
+              configs: str | Sequence[Config | Setting] | None = None,
+              backend: str = "auto") -> pd.DataFrame:
+    """One row per strategy: the scorecard of ``hcsim compare``.
+
+    Parameters
+    ----------
+    history : History
+    vmm : str or Vmm
+    strategies : list, optional
+        Strategy specs; default: every strategy (:data:`STRATEGIES`).
+    since : str, optional
+        Only releases from this one on (``"v5.19"``: the register era), as
+        ``hcsim compare --since``.
+    configs, backend
+        As :func:`evaluate`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns as ``hcsim compare --format csv``: ``strategy``,
+        ``fwd_<outcome>`` and ``bwd_<outcome>`` shares (forward: source
+        older), ``silent_loss`` (lost or mixed, all pairs),
+        ``bytes_per_vcpu`` at the last release (``<NA>``: the VMM cannot
+        handle a register), ``pickup``, ``exhaustion`` (release of the first
+        new register, or ""), ``userspace_patch``.
+
+    Examples
+    --------
+    >>> card = scorecard(load("linux"), "qemu", ["upstream"])
+    >>> float(card.loc[0, "fwd_preserved"]) < 1
+    True
+    """
+    import pandas as pd
+
+    if since is not None:
+        history = history.since(since)
+    policy = _vmm(vmm)
+    cfgs = _configs(history, configs)
+    rows = [measures.score(backends.evaluate(history, _strategy(s), policy, cfgs, backend,
+                                             sets=False)).flat()
+            for s in (strategies if strategies is not None else STRATEGIES)]
+    card = pd.DataFrame(rows)
+    if len(card):
+        card["bytes_per_vcpu"] = card["bytes_per_vcpu"].astype("Int64")
+    return card
+
+
+def cost(history: History, strategy: str | Strategy, vmm: str | Vmm, vcpus: int = 1,
+         feature_only: bool = False) -> list[Cost]:
+    """Cost of a same-release save/restore at every release.
+
+    Each :class:`~hcsim.evaluation.measures.Cost` row has ``registers``
+    saved, ``bytes_per_vcpu``, ``bytes_per_vm`` (times ``vcpus``),
+    ``ioctls`` (one GET and one SET per register and vCPU) and
+    ``floor_bytes`` (one bit per known service); None where the VMM cannot
+    handle a register.  ``feature_only`` counts the feature registers only.
+
+    Examples
+    --------
+    >>> cost(load("linux"), "upstream", "qemu")[-1].bytes_per_vcpu
+    128
+    """
+    st, policy = _strategy(strategy), _vmm(vmm)
+    return [measures.cost_at(history, st, policy, r, vcpus, feature_only)
+            for r in range(len(history.releases))]
+
+
+def migrate(history: History, strategy: str | Strategy, vmm: str | Vmm,
+            src: int | str, dst: int | str, config: Config | Setting = frozenset(),
+            vcpus: int = 1, host: str | None = None, trace: bool = False
+            ) -> Migration | tuple[Migration, list[Call]]:
+    """Migrate one guest from ``src`` to ``dst`` (release names or indices).
+
+    The scalar spec: create a VM on the source, configure it (``config``:
+    services turned off, or a :class:`~hcsim.model.config.Setting`), save
+    it, restore it on a fresh VM of the destination.  With ``trace``, also
+    the ioctls made, in order (:class:`~hcsim.evaluation.trace.Call`; print
+    them with :func:`hcsim.evaluation.trace.format_calls`).
+
+    Examples
+    --------
+    >>> m, calls = migrate(load("linux"), "upstream", "qemu", "v6.13", "v6.12", trace=True)
+    >>> m.cause.kind, m.cause.errno, calls[-1].text()
+    ('errno', 'EINVAL', 'v6.12 vcpu0: ioctl(KVM_SET_ONE_REG, PSCI_VERSION = 0x10003) = -1 EINVAL')
+    """
+    args = (history, _strategy(strategy), _vmm(vmm), _release(history, src),
+            _release(history, dst), config, vcpus, host)
+    if not trace:
+        return _spec.migrate(*args)
+    from hcsim.evaluation import trace as _trace
+
+    with _trace.record() as calls:
+        m = _spec.migrate(*args)
+    return m, calls
+
+
+def registers(history: History, strategy: str | Strategy, release: int | str
+              ) -> dict[int, int]:
+    """What a fresh vCPU at ``release`` lists and reads: ``{id: value}`` in list order.
+
+    ``KVM_GET_REG_LIST``, then ``KVM_GET_ONE_REG`` of every id, on a new VM
+    with one initialised vCPU: the reset values.
+
+    Examples
+    --------
+    >>> listed = registers(load("linux"), "upstream", "v6.15")
+    >>> [(regs.short_name(r), v) for r, v in listed.items()][-1]
+    ('VENDOR_HYP_BMAP_2', 0)
+    """
+    return dict(measures.fresh(history, _strategy(strategy), _release(history, release))[1])
+
+
+def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm,
+             hosts: str | Sequence[HostSpec], opt_in: bool = False) -> Baseline:
+    """One VM configuration every host of a fleet can keep (``hcsim baseline``).
+
+    ``hosts`` lists kernels, each optionally with a host CPU profile
+    (``"v6.1@max,v6.12,6.1.0-56-arm64"``), or is a list of
+    :class:`HostSpec`.  See :mod:`hcsim.analyses.baseline`.
+
+    Examples
+    --------
+    >>> b = baseline(load("linux"), "upstream", "qemu-tolerant", "v6.1,v6.12,v6.15")
+    >>> b.safe
+    True
+    """
+    from hcsim.analyses import baseline as _baseline
+
+    specs = _baseline.parse_hosts(hosts, history) if isinstance(hosts, str) else list(hosts)
+    return _baseline.compute(history, _strategy(strategy), _vmm(vmm), specs, opt_in)
+
+
+def chain(history: History, strategy: str | Strategy, vmm: str | Vmm,
+          kernels: Sequence[int | str], config: Config | Setting = frozenset()) -> Chain:
+    """Boot a guest on ``kernels[0]`` and carry it through the others in turn.
+
+    Unlike :func:`migrate` (a fresh VM each time), the guest keeps what it
+    reads back from hop to hop.  See :mod:`hcsim.analyses.chain`.
+    """
+    from hcsim.analyses.chain import migrate_chain
+
+    return migrate_chain(history, _strategy(strategy), _vmm(vmm), kernels, config)
+
+
+def inventory(history: History, path: str | None = None,
+              plan: str | None = None) -> tuple[Inventory, Plan]:
+    """A fleet inventory and rollout plan (files; default: the bundled example)."""
+    from hcsim.analyses import fleet as _fleet
+    from hcsim.analyses import inventory as _inventory
+
+    inv = _inventory.load_inventory(path or _fleet.EXAMPLE / "inventory.toml", history)
+    return inv, _inventory.load_plan(plan or _fleet.EXAMPLE / "plan.toml", history, inv)
+
+
+def scenario(history: History, kernels: Sequence[str], **kwargs: Any) -> tuple[Inventory, Plan]:
+    """One pool of hosts upgraded along ``kernels``, with a rollback (a synthetic fleet).
+
+    Keywords as :func:`hcsim.analyses.fleet.scenario` (``hosts``, ``guests``...).
+    """
+    from hcsim.analyses import fleet as _fleet
+
+    return _fleet.scenario(history, kernels, **kwargs)
+
+
+def fleet(history: History, inventory: Inventory | None = None, plan: Plan | None = None,
+          strategies: Sequence[str] = ("upstream",), vmms: Sequence[str | None] = (None,),
+          configs: Sequence[str] = ("default", "baseline"), guests: int | None = None,
+          seed: int = 0) -> FleetResult:
+    """A year of kernel rollouts over a fleet (``hcsim fleet``).
+
+    ``inventory`` and ``plan`` come from :func:`inventory` or
+    :func:`scenario`; default: the bundled example (10,000 hosts).
+    ``vmms`` None keeps each host's own policy.  See :mod:`hcsim.analyses.fleet`.
+    """
+    from hcsim.analyses import fleet as _fleet
+
+    if inventory is None or plan is None:
+        inventory, plan = globals()["inventory"](history)
+    return _fleet.simulate(history, inventory, plan, strategies, vmms, configs,
+                           guests=guests, seed=seed)
+
+
+def sweep(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = None,
+          vmms: Sequence[str] | None = None, **kwargs: Any) -> pd.DataFrame:
+    """Score many synthetic histories, one row per combination (``hcsim sweep``).
+
+    Keywords as :func:`hcsim.analyses.sweep.run` (``configs``, ``jobs``,
+    generator parameters such as ``releases=100``).
+    """
+    from hcsim.analyses import sweep as _sweep
+
+    return _sweep.run(histories, seed, strategies, vmms, **kwargs)
+
+
+def what_if(history: History, release: str, services: Sequence[str],
+            strategy: str | Strategy = "upstream", vmms: Sequence[str | Vmm] | None = None,
+            after: str | None = None) -> pd.DataFrame:
+    """Migrations into and out of a hypothetical release against its predecessor.
+
+    Parameters
+    ----------
+    history : History
+        The tree before the patch (:func:`hcsim.analyses.whatif.until` cuts one).
+    release : str
+        Name of the hypothetical release, inserted after ``after`` (default:
+        the last release).
+    services : sequence of str
+        The services the patch adds, ``NAME:SPACE[:off][:functions=N]
+        [:register=ID:bit=B]`` as ``hcsim what-if --service``.
+    strategy, vmms
+        The strategy (default ``upstream``) and VMM policies (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (VMM, direction, partner release), the columns of
+        ``hcsim what-if --format csv``.
+    """
+    import pandas as pd
+
+    from hcsim.analyses import whatif as _whatif
+
+    new = tuple(_whatif.NewService.parse(s) for s in services)
+    _, rows = _whatif.what_if(history, release, _strategy(strategy),
+                              [_vmm(v) for v in (vmms or VMMS)], after, new)
+    return pd.DataFrame(rows, columns=list(_whatif.COLUMNS))
+
+
+#: Analyses the reports use, imported on first use (they load pandas).
+_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(_LAZY[name])
+    raise AttributeError(f"module 'hcsim' has no attribute {name!r}")
+
+
+__all__ = ["DIRECTIONS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "History",
+           "HostSpec", "InputError", "Migration", "Outcomes", "Score", "Setting", "baseline",
+           "chain", "cost", "evaluate", "fleet", "format_calls", "generate", "inventory",
+           "last_error", "load", "loads", "migrate", "parse_strategy", "parse_vmm", "registers",
+           "regs", "scenario", "scorecard", "shares", "silent_loss", "smccc", "sweep",
+           "synthetic", "what_if"]

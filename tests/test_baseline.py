@@ -14,7 +14,7 @@ from test_cli_errors import assert_one_line_error, run
 from hcsim.analyses import baseline
 from hcsim.analyses.chain import migrate_chain
 from hcsim.errors import InputError
-from hcsim.evaluation import measures
+from hcsim.evaluation import spec as scalar
 from hcsim.frontends import baseline_cmd
 from hcsim.model import strategies
 from hcsim.model import vmm as vmm_mod
@@ -32,17 +32,17 @@ def test_setting_with_only_off_writes_what_the_plain_config_writes(linux, spec):
     off = frozenset({"PTP", "TRNG_V1_0"})
     for rel in range(len(linux.releases)):
         kernel = Kernel(linux, rel, strategy)
-        assert measures.configured_values(kernel, Setting(off=off)) == \
-            measures.configured_values(kernel, off)
+        assert scalar.configured_values(kernel, Setting(off=off)) == \
+            scalar.configured_values(kernel, off)
 
 
 def test_setting_turns_an_opt_in_service_on(linux):
     v615 = linux.index("v6.15")
-    got = measures.migrate(linux, UPSTREAM, vmm_mod.parse("qemu"), v615, v615,
+    got = scalar.migrate(linux, UPSTREAM, vmm_mod.parse("qemu"), v615, v615,
                            Setting(on=frozenset({"DISCOVER_IMPL_VER"})))
     assert got.outcome == "preserved"
-    cpus = measures.boot(Kernel(linux, v615, UPSTREAM), 1)
-    vmm_mod.parse("qemu").configure(cpus, measures.configured_values(
+    cpus = scalar.boot(Kernel(linux, v615, UPSTREAM), 1)
+    vmm_mod.parse("qemu").configure(cpus, scalar.configured_values(
         cpus[0].vm.kernel, Setting(on=frozenset({"DISCOVER_IMPL_VER"}))))
     # fw-pseudo-registers.rst: VENDOR_HYP_BMAP_2 bit 0 is DISCOVER_IMPL_VER.
     assert cpus[0].get_one_reg(0x6030000000160003) == 0x1
@@ -53,17 +53,17 @@ def test_setting_writes_psci_version_so_v615_can_go_back_to_v612(linux):
     # v6.13+ resets PSCI_VERSION to 1.3 (0x10003); v6.12 accepts up to 1.1.
     tolerant = vmm_mod.parse("qemu-tolerant")
     src, dst = linux.index("v6.15"), linux.index("v6.12")
-    plain = measures.migrate(linux, UPSTREAM, tolerant, src, dst)
+    plain = scalar.migrate(linux, UPSTREAM, tolerant, src, dst)
     assert plain.outcome == "refused" and "PSCI_VERSION" in plain.detail
-    pinned = measures.migrate(linux, UPSTREAM, tolerant, src, dst,
+    pinned = scalar.migrate(linux, UPSTREAM, tolerant, src, dst,
                               Setting(firmware=(("PSCI_VERSION", 0x10001),)))
     assert pinned.outcome == "preserved"
 
 
 def test_crosvm_can_write_firmware_values_but_not_bitmaps(linux):
     kernel = Kernel(linux, "v6.15", UPSTREAM)
-    cpus = measures.boot(kernel, 1)
-    values = measures.configured_values(kernel, Setting(off=frozenset({"PTP"}),
+    cpus = scalar.boot(kernel, 1)
+    values = scalar.configured_values(kernel, Setting(off=frozenset({"PTP"}),
                                                         firmware=(("PSCI_VERSION", 0x10000),)))
     vmm_mod.parse("crosvm").configure(cpus, values)
     assert cpus[0].get_one_reg(0x6030000000140000) == 0x10000
@@ -155,7 +155,7 @@ def test_linux_baseline_makes_qemu_tolerant_safe_where_the_default_is_refused(li
     tolerant = vmm_mod.parse("qemu-tolerant")
     src, dst = linux.index("v6.15"), linux.index("v6.12")
     # Without the baseline, PSCI 1.3 is refused by v6.12.
-    assert measures.migrate(linux, UPSTREAM, tolerant, src, dst).outcome == "refused"
+    assert scalar.migrate(linux, UPSTREAM, tolerant, src, dst).outcome == "refused"
 
 
 @pytest.mark.parametrize("spec", ["upstream", "raz-wi"])
@@ -239,8 +239,8 @@ def test_a_baseline_guest_is_never_lost_or_refused_where_the_baseline_claims_saf
         *(frozenset(s.name for s in h.supported(h.index(n))) for n in names))
     assert b.services <= supported_everywhere
     for p in b.pairs:
-        # Independent path: a fresh VM configured by measures.migrate.
-        m = measures.migrate(h, strategy, v, h.index(p.src), h.index(p.dst), b.setting)
+        # Independent path: a fresh VM configured by scalar.migrate.
+        m = scalar.migrate(h, strategy, v, h.index(p.src), h.index(p.dst), b.setting)
         assert m.outcome == p.outcome, (p, m)
         if p.status != "impossible":
             assert m.outcome not in ("lost", "mixed", "refused", "unsupported"), (p, m)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import hcsim.analyses.chain
 from hcsim.analyses.chain import create, hop, migrate_chain
 from hcsim.errors import InputError
-from hcsim.evaluation.measures import cost_at, migrate
+from hcsim.evaluation.measures import cost_at
+from hcsim.evaluation.spec import migrate
 from hcsim.model import strategies
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.config import Setting

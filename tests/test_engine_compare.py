@@ -49,3 +49,22 @@ def test_four_scorecard_is_the_same_with_either_engine(capsys, vmm, fmt):
 def test_engine_option_is_checked(capsys):
     assert cli.main(["compare", "--history", FOUR, "--vmm", "qemu", "--engine", "fast"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_strict_engine_refuses_what_it_does_not_model_in_one_line(capsys):
+    argv = ["matrix", "--history", FOUR, "--strategy", "upstream", "--vmm", "qemu",
+            "--vcpus", "2"]
+    assert cli.main([*argv, "--engine", "strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hcsim: error: the engine cannot evaluate")
+    assert "one vCPU, not 2" in err
+
+
+def test_auto_engine_says_when_the_spec_stood_in(capsys):
+    argv = ["matrix", "--history", FOUR, "--strategy", "upstream", "--vmm", "qemu",
+            "--vcpus", "2", "--format", "csv"]
+    assert cli.main(argv) == 0
+    auto = capsys.readouterr()
+    assert auto.err.startswith("hcsim: note: upstream under qemu: evaluated by the scalar spec")
+    assert cli.main([*argv, "--engine", "scalar"]) == 0
+    assert capsys.readouterr() == (auto.out, "")

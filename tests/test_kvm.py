@@ -7,7 +7,7 @@ import errno
 import pytest
 from conftest import make
 
-from hcsim.evaluation.measures import boot
+from hcsim.evaluation.spec import boot
 from hcsim.model import regs
 from hcsim.model.kvm import Kernel, KvmError
 from hcsim.model.strategies import parse

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcsim.analyses import probe
-from hcsim.evaluation.measures import boot, migrate
+from hcsim.evaluation.spec import boot, migrate
 from hcsim.frontends import cli
 from hcsim.model.history import data_path
 from hcsim.model.kvm import KVM_MAX_VCPUS, Kernel, KvmError

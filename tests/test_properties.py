@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-
 from histgen import histories
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcsim.evaluation.measures import boot, cost_at, migrate
-from hcsim.model.kvm import Kernel
+from hcsim.evaluation.spec import migrate
 from hcsim.model.strategies import parse
-from hcsim.model.vmm import REGISTRY, Refused
+from hcsim.model.vmm import REGISTRY
 from hcsim.model.vmm import parse as vmm
 
 SPECS = ["upstream", "invalidate-on-write", "invalidate-on-write:scope=fw",
@@ -33,41 +30,6 @@ def test_migrating_to_the_same_release_is_preserved_or_unsupported(h, spec, poli
         assert m.outcome != "refused"
     else:
         assert m.outcome in ("preserved", "unsupported"), m
-
-
-@settings(max_examples=60, deadline=None)
-@given(histories(), spec_st, vmm_st, st.data())
-def test_a_refused_restore_leaves_the_source_vm_unchanged(h, spec, policy, data):
-    n = len(h.releases)
-    src, dst = data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, n - 1))
-    strategy, v = parse(spec), vmm(policy)
-    cpus = boot(Kernel(h, src, strategy), 2)
-    if any(not v.handles(rid) for rid in cpus[0].get_reg_list()):
-        return
-    vm = cpus[0].vm
-    before = (copy.deepcopy(vm.features), copy.deepcopy(vm.firmware), vm.guest_view())
-    stream = v.save(cpus)
-    dcpus = boot(Kernel(h, dst, strategy), 2)
-    try:
-        v.restore(dcpus, stream)
-    except Refused:
-        pass
-    assert (vm.features, vm.firmware, vm.guest_view()) == before
-    assert not vm.has_run
-
-
-@settings(max_examples=40, deadline=None)
-@given(histories(), spec_st, vmm_st, st.integers(1, 64), st.data())
-def test_costs_grow_linearly_with_vcpus(h, spec, policy, vcpus, data):
-    release = data.draw(st.integers(0, len(h.releases) - 1))
-    one = cost_at(h, parse(spec), vmm(policy), release, 1)
-    many = cost_at(h, parse(spec), vmm(policy), release, vcpus)
-    if one.bytes_per_vcpu is None:
-        assert many.bytes_per_vm is None
-        return
-    assert many.bytes_per_vcpu == one.bytes_per_vcpu
-    assert many.bytes_per_vm == vcpus * one.bytes_per_vm
-    assert many.ioctls == vcpus * one.ioctls == 2 * vcpus * one.registers
 
 
 @settings(max_examples=40, deadline=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from hcsim.evaluation.measures import matrix
+from hcsim.evaluation.backends import evaluate
 from hcsim.model.history import from_dict
 from hcsim.model.regs import decode
 from hcsim.model.strategies import parse as parse_strategy
@@ -20,7 +20,7 @@ from hcsim.model.vmm import parse as parse_vmm
 
 def outcomes(h, spec, vmm):
     return [(m.outcome, m.gained, m.lost) for m in
-            matrix(h, parse_strategy(spec), parse_vmm(vmm))]
+            evaluate(h, parse_strategy(spec), parse_vmm(vmm), backend="spec").migrations()]
 
 
 @pytest.mark.parametrize("vmm", sorted(REGISTRY))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import make
 
-from hcsim.evaluation.measures import boot, configured_values, cost_at, migrate
+from hcsim.evaluation.measures import cost_at
+from hcsim.evaluation.spec import boot, configured_values, migrate
 from hcsim.model import regs
 from hcsim.model.kvm import Kernel
 from hcsim.model.strategies import parse

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from hcsim.evaluation.measures import matrix
+from hcsim.evaluation.backends import evaluate
 from hcsim.model.strategies import parse
 from hcsim.model.vmm import parse as vmm
 
 
 def grid(history, spec, policy):
     n = len(history.releases)
-    ms = matrix(history, parse(spec), vmm(policy))
+    ms = evaluate(history, parse(spec), vmm(policy), backend="spec").migrations()
     return {(history.releases[m.src], history.releases[m.dst]): m for m in ms}, n
 
 
@@ -78,7 +78,7 @@ def test_our_raz_einval_refuses_instead_of_losing(four):
 
 
 def test_raz_einval_backward_is_preserved_when_the_guest_does_not_use_the_new_service(four):
-    from hcsim.evaluation.measures import migrate
+    from hcsim.evaluation.spec import migrate
     m = migrate(four, parse("raz-einval"), vmm("qemu"), 3, 2, off=frozenset({"PTP"}))
     assert m.outcome == "preserved"
     m = migrate(four, parse("upstream"), vmm("qemu"), 3, 2, off=frozenset({"PTP"}))

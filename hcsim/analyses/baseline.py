@@ -28,7 +28,7 @@ How the candidate is built
   value.  ``check`` registers (``SMCCC_ARCH_WORKAROUND_*``) cannot be
   configured (reads keep the host's level): they are listed with their host
   levels only.
-* **Register values** are what :func:`hcsim.evaluation.measures.configured_values`
+* **Register values** are what :func:`hcsim.evaluation.spec.configured_values`
   writes for that :class:`~hcsim.model.config.Setting` on each host, through the
   VMM's own ``configure`` (QEMU writes back its whole list; crosvm cannot
   write bitmaps, so its feature registers keep their reset values).
@@ -63,13 +63,13 @@ from dataclasses import dataclass, field
 
 from hcsim.analyses.chain import Guest, create, hop
 from hcsim.errors import InputError
-from hcsim.evaluation.measures import configured_values
+from hcsim.evaluation.spec import configured_values
 from hcsim.model.config import Setting
 from hcsim.model.history import History
 from hcsim.model.kvm import Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
-from hcsim.model.vmm import Vmm
+from hcsim.model.vmm import Cause, Vmm
 
 #: Separator between a kernel and its host CPU profile in ``--releases``.
 CPU_SEP = "@"
@@ -119,9 +119,14 @@ class Pair:
     outcome: str
     gained: frozenset[str]
     lost: frozenset[str]
-    detail: str
+    cause: Cause | None
     status: str
     why: str = ""
+
+    @property
+    def detail(self) -> str:
+        """The cause of a loud failure as text (``""`` when there is none)."""
+        return "" if self.cause is None else str(self.cause)
 
     @property
     def safe(self) -> bool:
@@ -273,35 +278,35 @@ def _verify(src: str, dst: str, guest: Guest, fresh_dst: Guest, dst_kernel: Kern
         why = ("preserved, but the guest lands in a state a baseline VM on the "
                "destination would not have: a later hop may differ")
     elif status != "safe":
-        why = _explain(step.outcome, step.detail, guest, fresh_dst, vmm)
-    return Pair(src, dst, step.outcome, step.gained, step.lost, step.detail, status, why)
+        why = _explain(step.outcome, step.cause, guest, fresh_dst, vmm)
+    return Pair(src, dst, step.outcome, step.gained, step.lost, step.cause, status, why)
 
 
-def _explain(outcome: str, detail: str, guest: Guest, dst: Guest, vmm: Vmm) -> str:
+def _explain(outcome: str, cause: Cause | None, guest: Guest, dst: Guest, vmm: Vmm) -> str:
     """A sentence on why no configuration can save the pair."""
     src_ids = [r for r in guest.vcpus[0].get_reg_list() if vmm.saves(r)]
     dst_ids = set(r for r in dst.vcpus[0].get_reg_list() if vmm.saves(r))
     reg_name = guest.kernel.reg_name     # the strategy's names, as in refusal details
     extra = [reg_name(r) for r in src_ids if r not in dst_ids]
-    if outcome == "refused" and "cpreg_vmstate_array_len" in detail:
+    kind = cause.kind if cause is not None else ""
+    if kind == "count":
         zero = [reg_name(r) for r in src_ids if r not in dst_ids
                 and guest.vcpus[0].get_one_reg(r) == 0]
         text = f"QEMU's register count check: the destination lacks {', '.join(extra)}"
         return text + (" (sent although it is 0)" if zero else "")
-    if outcome == "refused" and detail.startswith("EINVAL on "):
-        name = detail.removeprefix("EINVAL on ")
-        rid = next((r for r in src_ids if reg_name(r) == name), None)
-        if rid is not None and not is_feature(rid):
-            fw = dst.kernel.firmware.get(rid)
-            value = guest.vcpus[0].get_one_reg(rid)
-            accepts = "" if fw is None else ", ".join(
-                f"0x{v:x}" for v in sorted(fw.at(dst.kernel.firmware_release[rid],
-                                                 dst.kernel.host).accepts))
-            return (f"the source reads {name.removeprefix('KVM_REG_ARM_')} = 0x{value:x}, "
-                    f"the destination accepts only {accepts}" + (
-                        " (host workaround level: not configurable)"
-                        if fw is not None and fw.on_write == "check" else ""))
-    if outcome == "refused" and detail.startswith("ENOENT") and extra:
+    if kind == "errno" and cause.errno == "EINVAL" and cause.reg in src_ids \
+            and not is_feature(cause.reg):
+        rid = cause.reg
+        fw = dst.kernel.firmware.get(rid)
+        value = guest.vcpus[0].get_one_reg(rid)
+        accepts = "" if fw is None else ", ".join(
+            f"0x{v:x}" for v in sorted(fw.at(dst.kernel.firmware_release[rid],
+                                             dst.kernel.host).accepts))
+        return (f"the source reads {cause.name.removeprefix('KVM_REG_ARM_')} = 0x{value:x}, "
+                f"the destination accepts only {accepts}" + (
+                    " (host workaround level: not configurable)"
+                    if fw is not None and fw.on_write == "check" else ""))
+    if kind == "errno" and cause.errno == "ENOENT" and extra:
         return f"the destination lacks {', '.join(extra)}"
     if outcome in ("lost", "mixed"):
         return "the destination cannot show a service the source guest booted with"
@@ -312,7 +317,7 @@ def _explain(outcome: str, detail: str, guest: Guest, dst: Guest, vmm: Vmm) -> s
             return (f"{', '.join(new)} is not in the source's stream and keeps its "
                     "reset value on the destination")
         return "the destination shows a service the baseline cannot turn off there"
-    return detail
+    return "" if cause is None else str(cause)
 
 
 def _registers(kernels: list[Kernel], labels: list[str], vmm: Vmm,

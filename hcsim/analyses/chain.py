@@ -1,6 +1,6 @@
 """Multi-hop migration: one guest carried across a sequence of kernels.
 
-:func:`hcsim.evaluation.measures.migrate` always saves from a *fresh* VM.  A guest that
+:func:`hcsim.evaluation.spec.migrate` always saves from a *fresh* VM.  A guest that
 has already been migrated is not fresh: its registers are whatever the last
 restore left on the destination (QEMU's write-back of reset values for ids
 missing from the stream, RAZ/WI bits dropped by an older kernel, ...), and
@@ -43,12 +43,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hcsim.errors import InputError
-from hcsim.evaluation.measures import boot, classify, configured_values, unhandled
+from hcsim.evaluation.outcomes import classify
+from hcsim.evaluation.spec import boot, configure, unhandled
 from hcsim.model.config import Config, Setting
 from hcsim.model.history import History
 from hcsim.model.kvm import VCPU, Kernel
 from hcsim.model.strategies import Strategy
-from hcsim.model.vmm import Refused, Vmm
+from hcsim.model.vmm import Cause, Refused, Vmm
 
 #: A guest's state: (kernel name, host CPU, feature values, stored firmware values).
 State = tuple[str, str, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
@@ -82,7 +83,7 @@ class Hop:
     """One migration of a carried guest.
 
     ``outcome``, ``gained`` and ``lost`` compare with the view on the source
-    host (as :class:`hcsim.evaluation.measures.Migration`); ``drift_gained`` and
+    host (as :class:`hcsim.evaluation.outcomes.Migration`); ``drift_gained`` and
     ``drift_lost`` compare the view after the hop with the boot view (after
     a refused hop: the unchanged view on the source).
     """
@@ -92,10 +93,15 @@ class Hop:
     outcome: str
     gained: frozenset[str] = frozenset()
     lost: frozenset[str] = frozenset()
-    detail: str = ""
+    cause: Cause | None = None
     drift_gained: frozenset[str] = frozenset()
     drift_lost: frozenset[str] = frozenset()
     bytes_per_vcpu: int = 0
+
+    @property
+    def detail(self) -> str:
+        """The cause as text (``""`` when there is none)."""
+        return "" if self.cause is None else str(self.cause)
 
 
 @dataclass(frozen=True)
@@ -137,11 +143,7 @@ def create(kernel: Kernel, vmm: Vmm, config: Config | Setting = frozenset(),
     accept) is bad input: :class:`~hcsim.errors.InputError`.
     """
     cpus = boot(kernel, vcpus)
-    if config:
-        try:
-            vmm.configure(cpus, configured_values(kernel, config))
-        except Refused as exc:
-            raise InputError(f"cannot configure a VM on {kernel.name}: {exc.detail}") from None
+    configure(vmm, cpus, config)
     for cpu in cpus:
         cpu.run()
     return Guest(cpus, cpus[0].vm.guest_view())
@@ -153,8 +155,8 @@ def hop(guest: Guest, vmm: Vmm, dst: Kernel) -> tuple[Hop, Guest]:
     before = guest.view
     stream_cost = 0
 
-    def stay(outcome: str, detail: str) -> tuple[Hop, Guest]:
-        return (Hop(src.name, dst.name, outcome, detail=detail,
+    def stay(outcome: str, cause: Cause) -> tuple[Hop, Guest]:
+        return (Hop(src.name, dst.name, outcome, cause=cause,
                     drift_gained=before - guest.boot_view,
                     drift_lost=guest.boot_view - before,
                     bytes_per_vcpu=stream_cost), guest)
@@ -163,20 +165,20 @@ def hop(guest: Guest, vmm: Vmm, dst: Kernel) -> tuple[Hop, Guest]:
     for side, cpu in (("source", guest.vcpus[0]), ("destination", dcpus[0])):
         rid = _unhandled(vmm, cpu)
         if rid is not None:
-            return stay("unsupported", f"{vmm.name} cannot handle "
-                        f"{cpu.vm.kernel.reg_name(rid)} on the {side}")
+            return stay("unsupported", Cause("size", rid, cpu.vm.kernel.reg_name(rid),
+                                             vmm=vmm.name, side=side))
     stream = vmm.save(guest.vcpus)
     stream_cost = sum(vmm.wire_bytes(rid) for rid, _ in stream[0])
     try:
         vmm.restore(dcpus, stream)
     except Refused as exc:
-        return stay("refused", exc.detail)
+        return stay("refused", exc.cause)
     for cpu in dcpus:
         cpu.run()
     moved = Guest(dcpus, guest.boot_view)
     after = moved.view
     return (Hop(src.name, dst.name, classify(before, after), after - before, before - after,
-                "", after - guest.boot_view, guest.boot_view - after, stream_cost), moved)
+                None, after - guest.boot_view, guest.boot_view - after, stream_cost), moved)
 
 
 #: Per kernel and VMM: the first register the VMM cannot handle (the register

@@ -32,8 +32,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hcsim.analyses.evidence import codes, pair_mask
-from hcsim.evaluation.measures import OUTCOMES
+from hcsim.analyses.evidence import codes
+from hcsim.evaluation.measures import counts
+from hcsim.evaluation.outcomes import CODES, SILENT
 from hcsim.model.history import History
 from hcsim.model.strategies import parse as parse_strategy
 
@@ -77,17 +78,15 @@ def era_rates(grid: np.ndarray, history: History) -> dict[str, float]:
     mixed); ``bwd_refused``: backward pairs refused; ``silent_loss``: lost or
     mixed among all off-diagonal pairs; each NaN when the era has no pair.
     """
-    n, start = len(history.releases), history.registers_from
-    fwd, bwd = pair_mask(n, "forward", start), pair_mask(n, "backward", start)
-    changed = np.isin(grid, [OUTCOMES.index(o) for o in ("gained", "lost", "mixed")])
-    silent = np.isin(grid, [OUTCOMES.index(o) for o in ("lost", "mixed")])
-    refused = grid == OUTCOMES.index("refused")
+    fwd, bwd = counts(grid, history.registers_from)
 
-    def share(hit, mask):
-        return float(hit[mask].mean()) if mask.any() else math.nan
+    def share(names, row):
+        total = int(row.sum())
+        return sum(int(row[CODES[o]]) for o in names) / total if total else math.nan
 
-    return {"fwd_changed": share(changed, fwd), "bwd_refused": share(refused, bwd),
-            "silent_loss": share(silent, fwd | bwd)}
+    return {"fwd_changed": share(("gained", "lost", "mixed"), fwd),
+            "bwd_refused": share(("refused",), bwd),
+            "silent_loss": share(SILENT, fwd + bwd)}
 
 
 def lagged_codes(history: History, spec: str, lags: Sequence[int | None]

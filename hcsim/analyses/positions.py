@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hcsim.analyses.evidence import codes, era_shares, pair_mask, shares, silent_loss
-from hcsim.evaluation import engine
-from hcsim.evaluation.measures import OUTCOMES, cost_at
+from hcsim.analyses.evidence import codes, era_shares
+from hcsim.evaluation.measures import cost_at, new_vm_pickup, pair_mask, shares, silent_loss
+from hcsim.evaluation.outcomes import CODES
 from hcsim.model.history import History
 from hcsim.model.regs import feat_reg, short_name
 from hcsim.model.smccc import full_bitmap_bytes
@@ -174,7 +174,7 @@ def _pairs_where(h: History, spec_a: str, vmm_a: str, outcome_a: str,
     a, b = codes(h, spec_a, vmm_a)[0], codes(h, spec_b, vmm_b)[0]
     n, start = len(h.releases), h.registers_from
     mask = pair_mask(n, "forward", start) | pair_mask(n, "backward", start)
-    hit = mask & (a == OUTCOMES.index(outcome_a)) & (b == OUTCOMES.index(outcome_b))
+    hit = mask & (a == CODES[outcome_a]) & (b == CODES[outcome_b])
     return [(int(s), int(d)) for s, d in zip(*np.nonzero(hit))]
 
 
@@ -228,8 +228,8 @@ def _raz_wi_range(hs: Histories) -> tuple[str, str, str]:
     fq = min(_fwd(fut, "raz-wi", "qemu"), _fwd(real, "raz-wi", "qemu"))
     lost = _bwd(fut, "raz-wi", "qemu", "lost")
     lost_real = _bwd(real, "raz-wi", "qemu", "lost")
-    pick = engine.summarize(fut, parse_strategy("raz-wi"), parse_vmm("qemu"))["pickup"]
-    pick_up = engine.summarize(fut, parse_strategy("upstream"), parse_vmm("qemu"))["pickup"]
+    pick = new_vm_pickup(fut, parse_strategy("raz-wi"))
+    pick_up = new_vm_pickup(fut, parse_strategy("upstream"))
     evidence = (f"raz-wi under unchanged QEMU: forward preserved {pct(fq)} (both histories); "
                 f"a new VM gets {pct(pick)} of the services (upstream {pct(pick_up)}); "
                 f"backward pairs silently lost: {pct(lost)} on {fut.name}, {pct(lost_real)} "
@@ -271,7 +271,7 @@ def _firmware_not_id_registers(hs: Histories) -> tuple[str, str, str]:
                        not in f.at(d, real.host).accepts for f in never_zero)]
     specs = ("upstream", "raz-wi", "raz-einval", "full-bitmap")
     grids = {spec: codes(real, spec, "qemu")[0] for spec in specs}
-    refused = OUTCOMES.index("refused")
+    refused = CODES["refused"]
     everywhere = all(grids[spec][s, d] == refused for spec in specs for s, d in rejected)
     steps = sorted(((s, d) for s, d in rejected if s == d + 1), reverse=True)
     evidence = (f"{real.name}: {', '.join(f.name for f in never_zero) or 'no firmware register'}"

@@ -4,7 +4,8 @@
 seeds ``seed`` .. ``seed + histories - 1``, so any row can be regenerated
 with ``hcsim generate --seed``), scores every (history, strategy, VMM
 policy, configuration) with the vectorised engine
-(:func:`hcsim.evaluation.engine.summarize`, the same measures as ``hcsim compare``) and
+(:func:`hcsim.evaluation.backends.evaluate` and :func:`hcsim.evaluation.measures.score`,
+the same path as ``hcsim compare``) and
 returns a tidy :class:`pandas.DataFrame`, one row per combination:
 
 * ``seed``, the generator parameters (``releases``, ``rate``, ``burst``,
@@ -41,7 +42,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,8 @@ import numpy as np
 
 from hcsim import files
 from hcsim.errors import InputError
-from hcsim.evaluation import measures
+from hcsim.evaluation.backends import evaluate, note
+from hcsim.evaluation.measures import score
 from hcsim.model import config as config_mod
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
@@ -60,7 +62,9 @@ from hcsim.model.history import History
 if TYPE_CHECKING:
     import pandas as pd
 
-ENGINES = ("vector", "scalar")
+log = logging.getLogger(__name__)
+#: ``engine`` values (as ``hcsim compare --engine``) and their backends.
+ENGINES = {"auto": "auto", "strict": "engine", "scalar": "spec"}
 LOCAL = "local"
 #: Output formats by file extension.
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -87,32 +91,16 @@ class Task:
     registers: str | None = None
 
 
-def scalar_summarize(history: History, strategy: strategies.Strategy, vmm: vmm_mod.Vmm,
-                     configs: list[config_mod.Config] | None = None) -> dict:
-    """The scorecard row from the scalar spec (what ``hcsim compare`` prints)."""
-    configs = configs or [frozenset()]
-    migrations = [m for off in configs
-                  for m in measures.matrix(history, strategy, vmm, off)]
-    return measures.score(history, strategy, vmm, migrations).flat()
-
-
-def summarizer(engine: str) -> Callable[..., dict]:
-    """``summarize(history, strategy, vmm, configs)`` of an engine."""
-    if engine == "scalar":
-        return scalar_summarize
-    if engine != "vector":
+def backend(engine: str) -> str:
+    """The :func:`~hcsim.evaluation.backends.evaluate` backend of an ``engine`` value."""
+    if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
-    try:
-        from hcsim.evaluation.engine import summarize
-    except ImportError as exc:
-        raise InputError(f"the vectorised engine is not available ({exc}); "
-                         "use --engine scalar") from None
-    return summarize
+    return ENGINES[engine]
 
 
 def _run_batch(task: Task) -> dict[str, np.ndarray]:
     """Score every history of a task: columns of numbers and small codes."""
-    summarize = summarizer(task.engine)
+    how = backend(task.engine)
     chosen = [strategies.parse(s) for s in task.strategies]
     vmms = [vmm_mod.parse(v) for v in task.vmms]
     keys = ("seed", "services", "strategy", "vmm", "config", "exhaustion_index")
@@ -126,10 +114,10 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
         for si, strategy in enumerate(chosen):
             for vi, vmm in enumerate(vmms):
                 for ci, configs_i in enumerate(configs):
-                    try:
-                        row = summarize(history, strategy, vmm, configs_i)
-                    except NotImplementedError:     # a rule the engine does not model
-                        row = scalar_summarize(history, strategy, vmm, configs_i)
+                    outcomes = evaluate(history, strategy, vmm, configs_i, how, sets=False)
+                    if outcomes.reason:
+                        log.warning("seed %d: %s", seed, note(outcomes))
+                    row = score(outcomes).flat()
                     ex = row["exhaustion"]
                     for k, v in zip(keys, (seed, len(history.services), si, vi, ci,
                                            history.index(ex) if ex else -1)):
@@ -267,7 +255,7 @@ def _positive(name: str, value: Any, minimum: int) -> int:
 def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = None,
         vmms: Sequence[str] | None = None, configs: Sequence[str] = ("default",),
         params: synthetic.Params | None = None, jobs: int | None = None,
-        batch: int | None = None, scheduler: Any = None, engine: str = "vector",
+        batch: int | None = None, scheduler: Any = None, engine: str = "auto",
         progress: bool | None = None, registers: str | None = None,
         **generator: Any) -> pd.DataFrame:
     """Score ``histories`` synthetic histories; one row per combination.
@@ -286,10 +274,13 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
     batch : histories per task (default: about 4 tasks per worker, at most 16).
     scheduler : None, ``"local"``, a dask scheduler address, or a dask
         ``Client``/cluster to run the tasks on.
-    engine : ``vector`` (:mod:`hcsim.evaluation.engine`) or ``scalar`` (the spec; slow).
+    engine : ``auto`` (the vectorised engine where it applies, else the spec,
+        with a logged warning), ``strict`` (the engine or an error) or
+        ``scalar`` (the spec; slow).
     progress : tqdm bar on stderr; default: only when stderr is a terminal.
     registers : ``all`` or ``hypercall`` (DESIGN.md section 9): the register
-        view of histories with other-register drift (default ``all``).
+        view of histories with other-register drift (``--drift``; default
+        ``all``).
 
     Examples
     --------
@@ -307,7 +298,7 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
     elif generator:
         raise InputError("give either params or generator keywords, not both")
     specs, names, config_specs = check_specs(strategies, vmms, configs)
-    summarizer(engine)
+    backend(engine)
     jobs = cores() if jobs is None else _positive("jobs", jobs, 1)
     if batch is not None:
         batch = _positive("batch", batch, 1)

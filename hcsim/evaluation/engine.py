@@ -1,6 +1,6 @@
 """The vectorised engine: every (configuration, source, destination) triple at once.
 
-:mod:`hcsim.model.kvm` + :mod:`hcsim.model.vmm` (driven by :func:`hcsim.evaluation.measures.migrate`)
+:mod:`hcsim.model.kvm` + :mod:`hcsim.model.vmm` (driven by :func:`hcsim.evaluation.spec.migrate`)
 are the definition of right; this module computes the same outcome, gained
 set and lost set for every triple with numpy, and is checked against the
 spec on every triple by ``tests/test_engine_differential.py``.
@@ -54,7 +54,7 @@ silent drop of ids sorting after its last one can never be reached by a
 history (it needs a destination listing ids the source lacks *and* lacking
 ids the source has); the differential tests confirm it.  ``unsupported``
 (the VMM saves a register of a width it cannot handle, on either side) wins
-over everything, as in :func:`hcsim.evaluation.measures.migrate`.
+over everything, as in :func:`hcsim.evaluation.spec.migrate`.
 
 Release compression
 -------------------
@@ -66,38 +66,36 @@ representative per epoch and expands (``compress=True``); ``compress=False``
 evaluates every release pair, chunk by chunk (the dense kernel that
 ``hcsim bench`` times).  Both give identical results.
 
-Assumptions checked when a model is built (``NotImplementedError`` if a
-future strategy or VMM breaks them): every bit slot belongs to one service;
-all feature registers have the strategy's width; a VMM saves all feature
-registers or none and all firmware registers, decides ``saves``/``handles``/
-``wire_bytes`` by register class and width, and restores with the rule of
-:class:`hcsim.model.vmm.Vmm` or :class:`hcsim.model.vmm.Qemu`.  Migrations use one vCPU
-and the history's host CPU profile, as :func:`hcsim.evaluation.measures.matrix` does.
+Assumptions checked when a model is built (:class:`EngineUnsupported` if a
+strategy, VMM or configuration breaks them; :func:`supports` asks first):
+every bit slot belongs to one service; every feature register is a class
+0x16 register of the strategy's width; the VMM saves every feature register
+or none (its ``saves`` asked of every register of the layout) and every
+firmware register; it restores with the generic rule of
+:class:`hcsim.model.vmm.Vmm`, reading its :class:`~hcsim.model.vmm.RestoreRule`
+(a snapshot writer, or a whole-list writer with QEMU's count check; no
+tolerated ids); configurations carry no firmware values.  ``handles`` is
+asked of every register, so ``unsupported`` starts at the first release
+listing one the VMM cannot handle.  Migrations use one vCPU and the
+history's host CPU profile.
 """
 
 from __future__ import annotations
 
-import sys
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from hcsim.evaluation.measures import OUTCOMES, SHARE_PREFIX, Migration, Score
+from hcsim.errors import InputError
+from hcsim.evaluation.outcomes import OUTCOMES, REFUSED, UNSUPPORTED, Outcomes, pack, unpack, words_for
 from hcsim.model.config import Config, Setting
 from hcsim.model.history import History
 from hcsim.model.regs import KVM_REG_ARM_FW_FEAT_BMAP, size_field
 from hcsim.model.strategies import Strategy
 from hcsim.model.strategies.base import Layout
-from hcsim.model.vmm import Qemu, Vmm
-
-#: Outcome codes, in the order of :data:`hcsim.evaluation.measures.OUTCOMES`.
-PRESERVED, GAINED, LOST, MIXED, REFUSED, UNSUPPORTED = range(len(OUTCOMES))
-CODES = {name: code for code, name in enumerate(OUTCOMES)}
-
-#: Directions of :func:`counts` rows.
-DIRECTIONS = ("forward", "backward")
+from hcsim.model.vmm import Vmm, facts
 
 #: Pairs evaluated per chunk: the kernel's scratch is about 18 bytes per
 #: pair (two uint64 and two bool arrays; more words and the packed sets of
@@ -107,36 +105,14 @@ DEFAULT_CHUNK_PAIRS = 1 << 16
 
 _NONE = -1                          # "no threshold": no destination is older
 _NEVER = np.iinfo(np.int64).max     # a listing threshold never reached
-_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-if sys.byteorder != "little":       # pragma: no cover - arm64/x86 are little-endian
-    raise ImportError("hcsim.evaluation.engine packs bits assuming a little-endian host")
 
 
-# -- packed service words --------------------------------------------------------
+class EngineUnsupported(InputError):
+    """The engine does not model this history, strategy, VMM or configuration.
 
-def words_for(services: int) -> int:
-    """Number of 64-bit words that hold one bit per service (at least 1)."""
-    return max(1, -(-services // 64))
-
-
-def pack(bits: np.ndarray, nw: int) -> np.ndarray:
-    """Boolean ``[..., K]`` to ``uint64 [..., nw]``: service ``k`` is bit ``k % 64`` of word ``k // 64``."""
-    bits = np.asarray(bits, dtype=bool)
-    pad = nw * 64 - bits.shape[-1]
-    if pad:
-        bits = np.concatenate([bits, np.zeros((*bits.shape[:-1], pad), bool)], axis=-1)
-    return np.ascontiguousarray(np.packbits(bits, axis=-1, bitorder="little")).view(np.uint64)
-
-
-def unpack(words: np.ndarray, services: int) -> np.ndarray:
-    """Inverse of :func:`pack`: ``uint64 [..., nw]`` to boolean ``[..., services]``."""
-    raw = np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8)
-    return np.unpackbits(raw, axis=-1, count=services, bitorder="little").astype(bool)
-
-
-def _popcount(words: np.ndarray) -> int:
-    return int(np.unpackbits(np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8)).sum())
+    Raised, never hidden: :func:`hcsim.evaluation.backends.evaluate` runs
+    the spec instead under ``backend="auto"`` and says so.
+    """
 
 
 # -- what a strategy's layout means per service ---------------------------------------
@@ -151,9 +127,6 @@ class _LayoutArrays:
 
     def __init__(self, layout: Layout, width: int):
         h = layout.history
-        # A proxy: a strong reference from this cached value to its
-        # WeakKeyDictionary key (_LAYOUTS) would keep every layout alive.
-        self.layout = weakref.proxy(layout)
         self.history = h
         self.n = len(h.releases)
         self.rf = h.registers_from
@@ -169,7 +142,7 @@ class _LayoutArrays:
                                    == np.uint64(size_field(width))).all()
                               and (((ids >> np.uint64(16)) & np.uint64(0xFFF))
                                    == np.uint64(KVM_REG_ARM_FW_FEAT_BMAP)).all()):
-            raise NotImplementedError(f"a feature register is not a class 0x16 U{width} register")
+            raise EngineUnsupported(f"a feature register is not a class 0x16 U{width} register")
         self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
         self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
         self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
@@ -195,10 +168,10 @@ class _LayoutArrays:
             for value in own:
                 groups.setdefault(value, []).append(k)
         if len(slots) != count:
-            raise NotImplementedError("a bit slot of the layout controls two services")
+            raise EngineUnsupported("a bit slot of the layout controls two services")
         self.any_strict = bool((lf_strict != _NEVER).any())
         # Strict registers grouped by the release that lists them, with the
-        # services that have a slot in each group (whole-list rule, below).
+        # services that have a slot in each group (the whole-list rule).
         strict_groups: dict[int, list[int]] = {}
         self.slot_pos = [sorted({p for p, _ in pairs}) for pairs in layout.bits]
         for k, pairs in enumerate(layout.bits):
@@ -210,8 +183,6 @@ class _LayoutArrays:
         for g, value in enumerate(sorted(strict_groups)):
             smembers[g, strict_groups[value]] = True
         self.strict_members = smembers
-        self.reg_ids = [r.id for r in regs]
-        self.reg_strict = strict
         self.sup = self._table(self.intro)
         self.listed_all = self._table(lf_all)
         self.listed_any = self._table(lf_any)
@@ -224,13 +195,8 @@ class _LayoutArrays:
             members[g, groups[value]] = True
         self.group_members = pack(members, nw)
         self.reg_lf_sorted = np.unique(np.array(lf, dtype=np.int64))
-        # Per width: a representative id (VMMs decide by class and width) and
-        # the sorted releases that list a register of that width.
-        self.reg_widths = {}
-        lf_arr = np.array(lf, dtype=np.int64)
-        for w in np.unique(widths).tolist():
-            pick = widths == w
-            self.reg_widths[w] = (int(ids[pick][0]), np.sort(lf_arr[pick]))
+        self.reg_ids = [r.id for r in regs]
+        self.reg_lf = np.array(lf, dtype=np.int64)
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
         self.fw_epoch, self.fw_bad = self._firmware_epochs()
@@ -338,8 +304,8 @@ class _Side:
     T: np.ndarray | None   # sources: refusal threshold (destination older -> refused)
     fwe: np.ndarray        # firmware epoch
     U: np.ndarray          # unsupported on this side
-    le: np.ndarray | None = None     # list epoch (whole-list rule)
-    top: np.ndarray | None = None    # sources: [rows, G] highest set service per strict group
+    le: np.ndarray | None = None     # list epoch (the whole-list rule)
+    top: np.ndarray | None = None    # sources: [rows, G] newest set service per strict group
 
     def take(self, rows: np.ndarray) -> _Side:
         """The rows ``rows`` of this side."""
@@ -362,78 +328,75 @@ class Model:
         self.vmm = vmm
         la = self.arrays = _layout_arrays(strategy, history)
         self.n, self.K, self.nw = la.n, la.K, la.nw
-        cls = type(vmm)
-        if cls.configure is not Vmm.configure or cls.save is not Vmm.save:
-            raise NotImplementedError(f"engine: no rule for VMM {vmm.name}'s save/configure")
-        if isinstance(vmm, Qemu) and cls.restore is Qemu.restore:
-            self.qemu = True
-        elif cls.restore is Vmm.restore:
-            self.qemu = False
-        else:
-            raise NotImplementedError(f"engine: no rule for VMM {vmm.name}'s restore")
-        self.tolerant = bool(getattr(vmm, "tolerant", False)) and self.qemu
-        self.zero_unknown = bool(getattr(vmm, "zero_unknown", False)) and self.qemu
-        saves = {w: vmm.saves(rid) for w, (rid, _) in la.reg_widths.items()}
-        if len(set(saves.values())) > 1:
-            raise NotImplementedError(f"engine: {vmm.name} saves some feature registers only")
-        self.saves_features = bool(saves) and all(saves.values())
-        if not all(vmm.saves(f.id) for f in la.fw):
-            raise NotImplementedError(f"engine: {vmm.name} does not save every firmware register")
+        rule = vmm.rule
+        for method in ("save", "restore", "configure"):
+            if getattr(type(vmm), method) is not getattr(Vmm, method):
+                raise EngineUnsupported(f"VMM {vmm.name} overrides {method}: no rule to read")
+        self.whole_list = rule.write_back == "whole-list"
+        if self.whole_list and not rule.count_check:
+            raise EngineUnsupported(f"VMM {vmm.name} writes back its whole list "
+                                    "without a count check")
+        self.tolerant = rule.drop_zero_unknown_features
+        self.zero_unknown = rule.zero_absent_features
+        # Every register of the layout and every firmware entry, not a sample.
+        regs, fw = facts(vmm, la.reg_ids), facts(vmm, [f.id for f in la.fw])
+        hidden = np.array([rid in rule.hidden for rid in la.reg_ids], bool)
+        if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
+            raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
+        self.saves_features = bool((regs.saves | hidden).all()) and regs.saves.any()
+        if not fw.saves.all():
+            raise EngineUnsupported(f"{vmm.name} does not save every firmware register")
         # Unsupported from the first release listing a register the VMM cannot handle.
-        bad = [min(lfs) for w, (rid, lfs) in la.reg_widths.items() if not vmm.handles(rid)]
-        bad += [f.introduced for f in la.fw if not vmm.handles(f.id)]
+        bad = [*la.reg_lf[~regs.handles].tolist(), *la.fw_intro[~fw.handles].tolist()]
         self.unsupported_from = min(bad) if bad else _NEVER
         self.inval_feature = strategy.invalidates(feature=True)
         self.inval_fw = strategy.invalidates(feature=False)
         self._scratch: dict[int, np.ndarray] = {}
-        self.history_other_last = history.other_at(self.n - 1)
         self._list_rule(history, strategy, vmm)
 
     def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
         """The whole-list rule (DESIGN.md section 9, :mod:`hcsim.evaluation.lists`).
 
         Used when the history's other registers are in the model, or the VMM
-        hides ids or ignores missing ones (``qemu-compat``): the list part of
-        a restore (QEMU's count check and walk, a snapshot writer's
+        hides ids or tolerates missing ones (``qemu-compat``): the list part
+        of a restore (QEMU's count check and walk; a snapshot writer's
         ``-ENOENT`` on an other register) comes from tables over list-epoch
         pairs; the value part (firmware values, unknown bits of registers
-        the destination lists) from the thresholds as before.
+        the destination lists) from the thresholds as before.  Services of
+        hidden feature registers are neither configured nor restored: the
+        destination keeps its reset value.
         """
-        la = self.arrays
-        hidden = frozenset(getattr(vmm, "hidden", ()) or ())
-        safe = frozenset(getattr(vmm, "safe_missing", ()) or ())
+        la, rule = self.arrays, vmm.rule
+        hidden, safe = rule.hidden, rule.tolerated
         self.hid = np.zeros(self.nw, np.uint64)
-        self.hid_pos = frozenset(p for p, rid in enumerate(la.reg_ids) if rid in hidden)
         self.lcode = None
         self.strict_lf = la.strict_lf
         self.strict_members = la.strict_members
         if not (history.whole or hidden or safe):
             return
         if self.tolerant:
-            raise NotImplementedError("engine: qemu-tolerant over the whole register list")
+            raise EngineUnsupported(f"{vmm.name}'s drop of zero-valued feature registers "
+                                    "over the whole register list")
         if hidden & {f.id for f in la.fw}:
-            raise NotImplementedError("engine: a hidden firmware register")
-        if (hidden or safe) and not self.qemu:
-            raise NotImplementedError("engine: hidden or safe-missing ids outside QEMU's rule")
+            raise EngineUnsupported(f"{vmm.name} hides a firmware register")
         from hcsim.evaluation import lists
-        from hcsim.model.regs import width_of
         layout = strategy.layout(history)
         hyp, other = lists.saved_lists(history, layout, vmm.saves, hidden)
-        if any(width_of(i) not in vmm.widths for ids in other for i in ids):
-            raise NotImplementedError("engine: an other register of a width the VMM cannot handle")
-        if self.hid_pos:
+        if other and not facts(vmm, sorted({i for ids in other for i in ids})).handles.all():
+            raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
+        hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden}
+        if hid_pos:
             hid = np.zeros(self.K, bool)
             for k, pos in enumerate(la.slot_pos):
-                inside = [p in self.hid_pos for p in pos]
+                inside = [p in hid_pos for p in pos]
                 if any(inside) and not all(inside):
-                    raise NotImplementedError("engine: a service spans hidden and saved registers")
+                    raise EngineUnsupported("a service spans hidden and saved registers")
                 hid[k] = bool(pos) and all(inside)
             self.hid = pack(hid, self.nw)
             self.strict_members = la.strict_members & ~hid[None, :]
-        tab = lists.tables(hyp, other, safe if self.qemu else frozenset())
+        tab = lists.tables(hyp, other, safe if self.whole_list else frozenset())
         self.le = tab.epoch
-        self.lcode = tab.qemu if self.qemu else (tab.missing & np.int8(lists.OTHER))
-        self.list_counts = tab.counts[tab.epoch]       # saved registers per release
+        self.lcode = tab.qemu if self.whole_list else (tab.missing & np.int8(lists.OTHER))
 
     def release(self) -> None:
         """Free the scratch buffers (a cached model keeps only its small arrays)."""
@@ -480,7 +443,7 @@ class Model:
         B = np.where(pre, sup, sup & (~la.cov | (LA & V)))
         feat_listed = rel >= (la.reg_lf_sorted[0] if len(la.reg_lf_sorted) else _NEVER)
         fw_listed = rel >= (la.fw_intro.min() if len(la.fw_intro) else _NEVER)
-        if self.qemu:
+        if self.whole_list:
             fill = np.full(R, not self.zero_unknown)
         else:
             invalidated = ((self.inval_feature & self.saves_features & feat_listed)
@@ -489,12 +452,12 @@ class Model:
         F = np.where(fill[:, None], la.on, np.uint64(0))[None]  # [1, R, nw]
         if self.saves_features:
             A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
-            if self.hid.any():
-                A = (A & ~self.hid) | (F & self.hid)
         else:
             A = np.broadcast_to(F, V.shape)
-        if self.lcode is not None and self.qemu:
-            return self._qemu_list_sources(rel, C, R, A, B, V)
+        if self.saves_features and self.hid.any():
+            A = (A & ~self.hid) | (F & self.hid)
+        if self.lcode is not None and self.whole_list:
+            return self._list_sources(rel, C, R, A, B, V)
         T = self._max_at_or_below(np.unique(la.fw_intro), rel)
         if la.fw_threshold is not None:
             T = np.maximum(T, la.fw_threshold[la.fw_epoch[rel]])
@@ -517,10 +480,10 @@ class Model:
                      T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
                      None if self.lcode is None else np.tile(self.le[rel], C))
 
-    def _qemu_list_sources(self, rel, C, R, A, B, V) -> _Side:
-        """Source rows under QEMU's whole-list rule: ``T`` holds only the
-        firmware-value threshold; ``top[:, g]`` the newest service with a set
-        bit in the strict registers listed from ``strict_lf[g]`` (a write of
+    def _list_sources(self, rel, C, R, A, B, V) -> _Side:
+        """Source rows under a whole-list writer's list rule: ``T`` holds only
+        the firmware-value threshold; ``top[:, g]`` the newest service with a
+        set bit in the strict registers listed from ``strict_lf[g]`` (writing
         such a register fails on a destination that lists it, ``L <= d``,
         but predates the service, ``d < top``)."""
         la = self.arrays
@@ -530,17 +493,19 @@ class Model:
             T = np.full((C, R), _NONE, np.int64)
         G = len(self.strict_lf)
         top = np.full((C, R, G), _NONE, np.int64)
-        if G and self.saves_features:
+        if G and self.saves_features and self.K:
             bits = unpack(V, self.K)                            # [C, R, K]
             for g in range(G):
                 listed = (self.strict_lf[g] <= rel)[None, :, None]
                 hit = bits & self.strict_members[g] & listed
-                top[..., g] = np.where(hit, la.intro, _NONE).max(-1) if self.K else _NONE
+                top[..., g] = np.where(hit, la.intro, _NONE).max(-1)
         U = rel >= self.unsupported_from
         return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
                                        np.ascontiguousarray(B.reshape(C * R, -1))),
                      T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
                      np.tile(self.le[rel], C), top.reshape(C * R, G))
+
+
 
     def destinations(self, rel: np.ndarray) -> _Side:
         la = self.arrays
@@ -558,7 +523,7 @@ class Model:
         """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``.
 
         With ``blame``, a fourth array: the blame code of every refused pair
-        (:data:`hcsim.evaluation.lists.BLAMES`; 0 elsewhere).
+        (:data:`hcsim.evaluation.outcomes.BLAMES`; 0 elsewhere).
         The codes live in scratch memory: use them before the next call.
         """
         A, B = src.words
@@ -586,17 +551,16 @@ class Model:
             refused |= fw_bad[:, dst.fwe][src.fwe]
         listed = None
         if self.lcode is not None:
-            if src.top is not None:             # QEMU: unknown bits of listed registers
+            if src.top is not None:             # unknown bits of registers both list
                 d = dst.rel[None, :]
                 for g in range(src.top.shape[1]):
                     refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
             listed = np.take(self.lcode[src.le], dst.le, axis=1)
         blames = None
         if blame:
-            from hcsim.evaluation.lists import HYPERCALL
-            blames = np.where(refused, np.int8(HYPERCALL), np.int8(0))
+            blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
             if listed is not None:
-                if self.qemu:
+                if self.whole_list:     # the count check and walk come first
                     blames = np.where(listed != 0, listed, blames)
                 else:
                     blames |= listed
@@ -633,7 +597,7 @@ class Model:
         for c, cfg in enumerate(configs):
             if isinstance(cfg, Setting):
                 if cfg.firmware:
-                    raise NotImplementedError("engine: settings with firmware values")
+                    raise EngineUnsupported("configurations with firmware values")
                 parts = (cfg.off, cfg.on)
             else:
                 parts = (cfg, ())
@@ -676,64 +640,34 @@ class Model:
 
 
 def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
-    """The engine's view of one history, strategy and VMM policy (cached per layout)."""
+    """The engine's view of one history, strategy and VMM policy (cached per layout).
+
+    :class:`EngineUnsupported` if the engine does not model them.
+    """
     la = _layout_arrays(strategy, history)
-    key = (type(vmm), repr(sorted(vars(vmm).items())))
+    key = vmm.key
     hit = la.models.get(key)
     if hit is None:
         hit = la.models[key] = Model(history, strategy, vmm)
     return hit
 
 
-# -- results -----------------------------------------------------------------------------
+def supports(history: History, strategy: Strategy, vmm: Vmm,
+             configs: Sequence[Config | Setting] | None = None,
+             vcpus: int = 1) -> tuple[bool, str]:
+    """Does the engine model this evaluation?  ``(True, "")`` or ``(False, reason)``.
 
-@dataclass
-class Result:
-    """Every triple of one strategy under one VMM.
-
-    ``outcome[c, s, d]`` is a code of :data:`CODES`; ``gained`` and ``lost``
-    are packed service words ``[c, s, d, nw]`` (:func:`unpack` with
-    ``len(services)``), empty for ``refused`` and ``unsupported``.
+    Reads the VMM's :class:`~hcsim.model.vmm.RestoreRule` and asks its
+    ``saves`` and ``handles`` of every register of the layout and every
+    firmware entry of the history.
     """
-
-    history: History
-    strategy: str
-    vmm: str
-    configs: tuple[Config | Setting, ...]
-    outcome: np.ndarray
-    gained: np.ndarray
-    lost: np.ndarray
-    blame: np.ndarray | None = None     # [c, s, d] blame codes of refusals (lists.BLAMES)
-
-    @property
-    def services(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.history.services)
-
-    def names(self, words: np.ndarray) -> frozenset[str]:
-        """Service names of one packed set."""
-        bits = unpack(words, len(self.services))
-        return frozenset(name for name, on in zip(self.services, bits) if on)
-
-    def migration(self, c: int, s: int, d: int) -> Migration:
-        """Triple ``(c, s, d)`` as :func:`hcsim.evaluation.measures.migrate` returns it (no detail)."""
-        return Migration(s, d, OUTCOMES[int(self.outcome[c, s, d])],
-                         self.names(self.gained[c, s, d]), self.names(self.lost[c, s, d]))
-
-    def gained_bool(self) -> np.ndarray:
-        """``[c, s, d, service]`` booleans."""
-        return unpack(self.gained, len(self.services))
-
-    def lost_bool(self) -> np.ndarray:
-        return unpack(self.lost, len(self.services))
-
-    def counts(self) -> np.ndarray:
-        """``[2, 6]`` outcome counts, forward then backward (diagonal excluded)."""
-        n = self.outcome.shape[1]
-        s, d = np.indices((n, n))
-        out = np.zeros((2, len(OUTCOMES)), np.int64)
-        for k, mask in enumerate((d > s, d < s)):
-            out[k] = np.bincount(self.outcome[:, mask].ravel(), minlength=len(OUTCOMES))
-        return out
+    try:
+        if vcpus != 1:
+            raise EngineUnsupported(f"it evaluates one vCPU, not {vcpus}")
+        model(history, strategy, vmm).settings(_configs(configs))
+    except EngineUnsupported as exc:
+        return False, str(exc)
+    return True, ""
 
 
 def _configs(configs: Sequence[Config | Setting] | None) -> tuple[Config | Setting, ...]:
@@ -748,43 +682,54 @@ def _epoch_of(m: Model) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate(history: History, strategy: Strategy, vmm: Vmm,
              configs: Sequence[Config | Setting] | None = None, *,
-             chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> Result:
+             chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True,
+             sets: bool = True) -> Outcomes:
     """Outcome, gained and lost set of every (configuration, source, destination).
 
+    ``sets=False`` leaves the gained and lost sets out (None): the codes
+    are all a measure needs.
+
     Memory: the result holds ``C * n * n * (1 + 16 * nw)`` bytes; use
-    :func:`counts` for histories too large to hold.
+    :func:`counts` for histories too large to hold.  :class:`EngineUnsupported`
+    if the engine does not model the evaluation (:func:`supports`).
 
     Examples
     --------
     >>> from hcsim import load, parse_strategy, parse_vmm
     >>> r = evaluate(load("linux"), parse_strategy("upstream"), parse_vmm("qemu"))
-    >>> r.outcome.shape
+    >>> r.codes.shape
     (1, 49, 49)
     """
     cfgs = _configs(configs)
     m = model(history, strategy, vmm)
     try:
-        return _evaluate(m, history, strategy.spec, vmm.name, cfgs, chunk_pairs, compress)
+        code, gained, lost, blames = _evaluate(m, cfgs, chunk_pairs, compress, sets)
     finally:
         m.release()
+    return Outcomes(history, strategy, vmm, cfgs, code, gained, lost, "engine",
+                    blames=blames)
 
 
-def _evaluate(m: Model, history: History, spec: str, vmm: str, cfgs: tuple,
-              chunk_pairs: int, compress: bool) -> Result:
+def _evaluate(m: Model, cfgs: tuple, chunk_pairs: int, compress: bool, sets: bool = True
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     off = m.settings(cfgs)
     C, n, nw = len(cfgs), m.n, m.nw
     if compress:
         starts, ep = _epoch_of(m)
         src = m.sources(starts, off)
-        code, g, lo, bl = m.pairs(src, m.destinations(starts), sets=True, blame=True)
+        code, g, lo, bl = m.pairs(src, m.destinations(starts), sets=sets, blame=True)
         E = len(starts)
-        code, g, lo, bl = (x.reshape(C, E, E, *x.shape[2:]) for x in (code, g, lo, bl))
         ix = (slice(None), ep[:, None], ep[None, :])
-        return Result(history, spec, vmm, cfgs, code[ix], g[ix], lo[ix], bl[ix])
+        code = code.reshape(C, E, E)[ix]
+        bl = bl.reshape(C, E, E)[ix]
+        if not sets:
+            return code, None, None, bl
+        g, lo = (x.reshape(C, E, E, nw)[ix] for x in (g, lo))
+        return code, g, lo, bl
     outcome = np.empty((C, n, n), np.int8)
     gained = np.empty((C, n, n, nw), np.uint64)
     lost = np.empty((C, n, n, nw), np.uint64)
-    blame = np.empty((C, n, n), np.int8)
+    blames = np.empty((C, n, n), np.int8)
     dst = m.destinations(np.arange(n))
     for rel, src in m.row_chunks(off, chunk_pairs):
         code, g, lo, bl = m.pairs(src, dst, sets=True, blame=True)
@@ -792,8 +737,8 @@ def _evaluate(m: Model, history: History, spec: str, vmm: str, cfgs: tuple,
         outcome[:, rows] = code.reshape(C, len(rel), n)
         gained[:, rows] = g.reshape(C, len(rel), n, nw)
         lost[:, rows] = lo.reshape(C, len(rel), n, nw)
-        blame[:, rows] = bl.reshape(C, len(rel), n)
-    return Result(history, spec, vmm, cfgs, outcome, gained, lost, blame)
+        blames[:, rows] = bl.reshape(C, len(rel), n)
+    return outcome, gained, lost, blames
 
 
 def counts(history: History, strategy: Strategy, vmm: Vmm,
@@ -801,9 +746,9 @@ def counts(history: History, strategy: Strategy, vmm: Vmm,
            chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True) -> np.ndarray:
     """Outcome counts ``[2, 6]`` (forward, backward) over every configuration.
 
-    A streaming reduction: it never holds more than one chunk of pairs.  The
-    diagonal (``src == dst``) is neither forward nor backward, as in
-    :func:`hcsim.evaluation.measures.shares`.
+    A streaming reduction of what :func:`hcsim.evaluation.measures.counts`
+    computes on an :class:`~hcsim.evaluation.outcomes.Outcomes`: it never
+    holds more than one chunk of pairs (the dense kernel ``hcsim bench`` times).
 
     Examples
     --------
@@ -869,108 +814,5 @@ def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
     return out
 
 
-# -- the scorecard ---------------------------------------------------------------------
-
-def _last_release_cost(m: Model) -> tuple[int | None, int | None]:
-    """Wire bytes per vCPU of a save/restore at the last release (``cost_at``):
-    the hypercall registers, and the whole list the VMM saves."""
-    la, vmm, last = m.arrays, m.vmm, m.n - 1
-    if last >= m.unsupported_from:
-        return None, None
-    total = sum(vmm.wire_bytes(f.id) for f in la.fw if f.introduced <= last and vmm.saves(f.id))
-    lf = m.arrays.layout.regs
-    total += sum(vmm.wire_bytes(r.id) for r in lf if r.listed_from <= last and vmm.saves(r.id))
-    whole = total + sum(vmm.wire_bytes(i) for i in m.history_other_last if vmm.saves(i))
-    return total, whole
-
-
-def _pickup(m: Model) -> float:
-    """Share of the last release's services a default new VM sees (``new_vm_pickup``)."""
-    la, last = m.arrays, m.n - 1
-    sup = la.sup[last]
-    supported = _popcount(sup)
-    if not supported:
-        return 1.0
-    if last < la.rf:
-        return supported / supported
-    seen = sup & (~la.cov | (la.on & la.listed_all[last]))
-    return _popcount(seen) / supported
-
-
-def _row(history: History, strategy: Strategy, vmm: Vmm,
-         configs: Sequence[Config | Setting] | None) -> tuple:
-    """(forward shares, backward shares, silent loss, bytes, pickup, exhaustion, patch)."""
-    m = model(history, strategy, vmm)
-    try:
-        c = _count(m, _configs(configs))
-        b = _blame_counts(m, _configs(configs))
-    finally:
-        m.release()
-    shares = []
-    for row in c.tolist():
-        total = sum(row) or 1
-        shares.append({o: row[k] / total for k, o in enumerate(OUTCOMES)})
-    off_diag = int(c.sum())
-    silent = int(c[:, CODES["lost"]].sum() + c[:, CODES["mixed"]].sum()) / (off_diag or 1)
-    ex = m.arrays.exhaustion
-    hyp_bytes, list_bytes = _last_release_cost(m)
-    split = {}
-    for k, direction in enumerate(DIRECTIONS):
-        total = sum(c[k].tolist()) or 1
-        split[direction] = {col: int(b[k, code]) / total
-                            for code, col in ((1, "strategy"), (2, "drift"), (3, "both"))}
-    return (shares[0], shares[1], silent, hyp_bytes, _pickup(m),
-            history.releases[ex] if ex is not None else "", shares[0]["preserved"] < 1.0,
-            split, list_bytes)
-
-
-def _blame_counts(m: Model, cfgs: tuple) -> np.ndarray:
-    """``[2, 4]`` refusals per blame code, forward then backward (compressed pairs)."""
-    off = m.settings(cfgs)
-    C, n = len(cfgs), m.n
-    starts = m.arrays.starts
-    size = np.diff(np.append(starts, n)).astype(np.float64)
-    E = len(starts)
-    _, _, _, bl = m.pairs(m.sources(starts, off), m.destinations(starts), blame=True)
-    fwd = np.triu(np.outer(size, size), 1)
-    fwd[np.diag_indices(E)] = size * (size - 1) / 2
-    out = np.empty((2, 4), np.int64)
-    for k, weights in enumerate((fwd, fwd.T)):
-        out[k] = np.rint(np.bincount(bl.reshape(-1), np.broadcast_to(weights, (C, E, E)).reshape(-1),
-                                     minlength=4)[:4])
-    return out
-
-
-def score(history: History, strategy: Strategy, vmm: Vmm,
-          configs: Sequence[Config | Setting] | None = None) -> Score:
-    """:func:`hcsim.evaluation.measures.score` over every configuration, computed by the engine."""
-    return Score(strategy.spec, *_row(history, strategy, vmm, configs))
-
-
-def summarize(history: History, strategy: Strategy, vmm: Vmm,
-              configs: Sequence[Config | Setting] | None = None) -> dict:
-    """The scorecard row of ``hcsim compare``: ``measures.score(...).flat()``.
-
-    Keys, as :meth:`hcsim.evaluation.measures.Score.flat` spells them: ``strategy``;
-    ``fwd_<outcome>`` and ``bwd_<outcome>`` (forward and backward) shares of
-    the six outcomes; ``silent_loss``;
-    ``bytes_per_vcpu`` (at the last release, None if unsupported);
-    ``pickup``; ``exhaustion`` (release name or ""); ``userspace_patch``.
-    Built directly (``Score.flat`` deep-copies), in the same key order.
-    """
-    fwd, bwd, silent, size, pickup, ex, patch, split, list_bytes = _row(
-        history, strategy, vmm, configs)
-    row: dict = {"strategy": strategy.spec}
-    for direction, shares in (("forward", fwd), ("backward", bwd)):
-        for o, v in shares.items():
-            row[f"{SHARE_PREFIX[direction]}_{o}"] = v
-    row.update(silent_loss=silent, bytes_per_vcpu=size, pickup=pickup, exhaustion=ex,
-               userspace_patch=patch, list_bytes_per_vcpu=list_bytes)
-    for direction in DIRECTIONS:
-        for col, v in split[direction].items():
-            row[f"{SHARE_PREFIX[direction]}_refused_{col}"] = v
-    return row
-
-
-__all__ = ["CODES", "DEFAULT_CHUNK_PAIRS", "DIRECTIONS", "Model", "Result", "counts",
-           "evaluate", "model", "pack", "score", "summarize", "unpack", "words_for"]
+__all__ = ["DEFAULT_CHUNK_PAIRS", "EngineUnsupported", "Model", "counts", "evaluate", "model",
+           "supports"]

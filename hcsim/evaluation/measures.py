@@ -1,123 +1,92 @@
-"""Migrations, outcome matrices, save/restore cost and the scorecard.
+"""The measures (DESIGN.md section 4), each computed once, on :class:`Outcomes`.
 
-Everything here drives the scalar spec (:mod:`hcsim.model.kvm` through a
-:mod:`hcsim.model.vmm` policy); the vectorised engine must agree with it.
+* :func:`counts` / :func:`shares`: outcome counts and shares per direction,
+  optionally of the register era only (both ends at or after ``since``);
+* :func:`silent_loss`: ``lost`` or ``mixed`` among off-diagonal pairs;
+* :func:`cost_at` / :func:`cost`: registers, bytes and ioctls of a
+  same-release save/restore (the spec, register by register);
+* :func:`new_vm_pickup`, exhaustion, userspace patch, and :func:`score`,
+  one scorecard row of ``hcsim compare``.
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
 from dataclasses import asdict, dataclass
 from math import ceil
 
-from hcsim.errors import InputError
-from hcsim.model.config import Config, Setting
+import numpy as np
+
+from hcsim.evaluation.outcomes import (
+    CODES,
+    DIRECTIONS,
+    OUTCOMES,
+    REFUSED,
+    SHARE_PREFIX,
+    SILENT,
+    Outcomes,
+)
+from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
-from hcsim.model.kvm import VCPU, Kernel
+from hcsim.model.kvm import Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
-from hcsim.model.vmm import Refused, Vmm, is_hypercall
-
-#: Outcome classes, in the order tables show them, with their letter.
-OUTCOMES = ("preserved", "gained", "lost", "mixed", "refused", "unsupported")
-LETTERS = dict(zip(OUTCOMES, "PGLMRU"))
-#: Column prefixes of the scorecard's outcome shares (``fwd_preserved``...).
-SHARE_PREFIX = {"forward": "fwd", "backward": "bwd"}
+from hcsim.model.vmm import Vmm, facts, is_hypercall
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One migration of a guest from release ``src`` to release ``dst``."""
-
-    src: int
-    dst: int
-    outcome: str
-    gained: frozenset[str] = frozenset()
-    lost: frozenset[str] = frozenset()
-    detail: str = ""
-    blame: str = ""         # refused: hypercall | other | both (DESIGN.md section 9)
+@functools.lru_cache(maxsize=256)
+def _flat_pairs(n: int, direction: str, since: int) -> np.ndarray:
+    mask = pair_mask(n, direction, since).ravel()
+    out = np.flatnonzero(mask)
+    out.flags.writeable = False
+    return out
 
 
-def classify(before: frozenset[str], after: frozenset[str]) -> str:
-    """Outcome class of a guest view change."""
-    gained, lost = after - before, before - after
-    if gained and lost:
-        return "mixed"
-    return "lost" if lost else "gained" if gained else "preserved"
+def pair_mask(n: int, direction: str, since: int = 0) -> np.ndarray:
+    """``[src, dst]`` booleans: pairs of ``direction`` with both ends >= ``since``."""
+    s, d = np.indices((n, n))
+    mask = d > s if direction == "forward" else d < s
+    return mask & (s >= since) & (d >= since)
 
 
-def boot(kernel: Kernel, vcpus: int) -> list[VCPU]:
-    """Create a VM with ``vcpus`` initialised vCPUs (PSCI 0.2)."""
-    vm = kernel.create_vm()
-    return [vm.create_vcpu().init() for _ in range(vcpus)]
+def tally(codes: np.ndarray) -> np.ndarray:
+    """How many of each outcome code, in :data:`OUTCOMES` order."""
+    return np.bincount(np.asarray(codes).ravel(), minlength=len(OUTCOMES))
 
 
-def unhandled(vmm: Vmm, cpu: VCPU) -> int | None:
-    """A register the VMM cannot live with, or None."""
-    return next((rid for rid in cpu.get_reg_list() if not vmm.handles(rid)), None)
+def counts(outcomes: Outcomes | np.ndarray, since: int = 0) -> np.ndarray:
+    """Outcome counts ``[2, 6]``, forward then backward, configurations pooled.
 
-
-def configured_values(kernel: Kernel, off: Config | Setting) -> dict[int, int]:
-    """Feature register values with the services in ``off`` cleared.
-
-    With a :class:`~hcsim.model.config.Setting`, services in ``setting.on`` are
-    also set, and the firmware values it names are added under their
-    register ids (where the kernel lists them).
+    ``outcomes`` is an :class:`Outcomes` or its codes (``[src, dst]`` or
+    ``[config, src, dst]``).  Only pairs with both ends at or after
+    ``since`` count; the diagonal (``src == dst``) is neither direction.
     """
-    setting = off if isinstance(off, Setting) else Setting(off=frozenset(off))
-    layout, rel = kernel.layout, kernel.release
-    values = {layout.regs[p].id: layout.reset(p, rel)
-              for p in kernel.feature_pos.values()}
-    for svc, pairs in zip(layout.history.services, layout.bits):
-        if svc.introduced > rel or svc.name not in setting.off | setting.on:
-            continue
-        for pos, bit in pairs:
-            rid = layout.regs[pos].id
-            if rid in values:
-                values[rid] = (values[rid] | 1 << bit if svc.name in setting.on
-                               else values[rid] & ~(1 << bit))
-    wanted = dict(setting.firmware)
-    for rid, fw in kernel.firmware.items():
-        if fw.name in wanted:
-            values[rid] = wanted[fw.name]
-    return values
+    codes = outcomes.codes if isinstance(outcomes, Outcomes) else np.asarray(outcomes)
+    grid = codes if codes.ndim == 3 else codes[None]
+    n = grid.shape[1]
+    flat = grid.reshape(len(grid), n * n)
+    return np.stack([tally(flat[:, _flat_pairs(n, direction, since)])
+                     for direction in DIRECTIONS])
 
 
-def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
-            off: Config | Setting = frozenset(), vcpus: int = 1,
-            host: str | None = None) -> Migration:
-    """Create, configure and save a VM on ``src``; restore it on ``dst``."""
-    src_k = Kernel(history, src, strategy, host)
-    dst_k = Kernel(history, dst, strategy, host)
-    cpus = boot(src_k, vcpus)
-    dcpus = boot(dst_k, vcpus)
-    for side, cpu in (("source", cpus[0]), ("destination", dcpus[0])):
-        rid = unhandled(vmm, cpu)
-        if rid is not None:
-            return Migration(src, dst, "unsupported",
-                             detail=f"{vmm.name} cannot handle {cpu.vm.kernel.reg_name(rid)} "
-                                    f"on the {side}")
-    if off:
-        try:
-            vmm.configure(cpus, configured_values(src_k, off))
-        except Refused as exc:    # as chain.create: a setting the source rejects
-            raise InputError(f"cannot configure a VM on {src_k.name}: {exc.detail}") from None
-    before = cpus[0].vm.guest_view()
-    stream = vmm.save(cpus)
-    try:
-        vmm.restore(dcpus, stream)
-    except Refused as exc:
-        return Migration(src, dst, "refused", detail=exc.detail, blame=exc.blame)
-    after = dcpus[0].vm.guest_view()
-    return Migration(src, dst, classify(before, after),
-                     after - before, before - after)
+def shares(outcomes: Outcomes | np.ndarray, direction: str, since: int = 0) -> dict[str, float]:
+    """Share of each outcome among ``direction`` pairs (all 0 when there is none).
+
+    ``direction`` is ``forward`` (source older) or ``backward``; only pairs
+    with both ends at or after release index ``since`` count (the register
+    era: ``since=history.registers_from``).
+    """
+    return _shares(counts(outcomes, since)[DIRECTIONS.index(direction)])
 
 
-def matrix(history: History, strategy: Strategy, vmm: Vmm,
-           off: Config = frozenset(), vcpus: int = 1) -> list[Migration]:
-    """Every ordered release pair, source-major."""
-    n = len(history.releases)
-    return [migrate(history, strategy, vmm, s, d, off, vcpus)
-            for s in range(n) for d in range(n)]
+def silent_loss(outcomes: Outcomes | np.ndarray, since: int = 0) -> float:
+    """Share of ``lost`` or ``mixed`` among off-diagonal pairs (0 when there is none).
+
+    Pairs as :func:`shares`: both ends at or after release index ``since``.
+    """
+    both = counts(outcomes, since).sum(0)
+    return float(sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1))
 
 
 @dataclass(frozen=True)
@@ -126,9 +95,11 @@ class Cost:
 
     ``registers``, ``bytes_per_vcpu``, ``bytes_per_vm`` and ``ioctls`` are
     the hypercall registers (firmware and feature) the VMM saves; the
-    ``list_*`` fields the whole list it saves (DESIGN.md section 9: with the
-    other registers, in the ``all`` view of a history that has them; else
-    the same as the hypercall columns).
+    ``list_*`` fields the whole list it saves (DESIGN.md section 9: other
+    registers too, in the ``all`` view of a history that has them, else the
+    same as the hypercall columns): registers, bytes per vCPU, and
+    ``KVM_{GET,SET}_ONE_REG`` calls per migration (one of each per register
+    and vCPU).
     """
 
     release: str
@@ -142,23 +113,38 @@ class Cost:
     list_ioctls: int | None = None
 
 
+#: Per layout and (release, host): a fresh vCPU's registers and values, its guest view.
+_FRESH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fresh(history: History, strategy: Strategy, release: int
+          ) -> tuple[tuple[int, ...], dict[int, int], frozenset[str]]:
+    """A new VM at ``release``: what ``KVM_GET_REG_LIST`` lists, what
+    ``KVM_GET_ONE_REG`` reads for each, and its guest view (once per layout)."""
+    per = _FRESH.setdefault(strategy.layout(history), {})
+    key = (release, history.host)
+    if key not in per:
+        cpu = boot(Kernel(history, release, strategy), 1)[0]
+        ids = tuple(cpu.get_reg_list())
+        per[key] = (ids, {rid: cpu.get_one_reg(rid) for rid in ids}, cpu.vm.guest_view())
+    return per[key]
+
+
 def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
             vcpus: int = 1, feature_only: bool = False) -> Cost:
     """Registers saved, wire bytes and ioctls of one save/restore."""
-    kernel = Kernel(history, release, strategy)
-    cpu = boot(kernel, 1)[0]
     floor = ceil(len(history.supported(release)) / 8)
     name = history.releases[release]
-    if unhandled(vmm, cpu) is not None:
+    ids = fresh(history, strategy, release)[0]
+    answers = facts(vmm, ids)
+    if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
-    whole = [rid for rid in cpu.get_reg_list() if vmm.saves(rid)]
-    saved = [rid for rid in whole if is_hypercall(rid)
-             and (is_feature(rid) or not feature_only)]
-    per_vcpu = sum(vmm.wire_bytes(rid) for rid in saved)
-    list_bytes = sum(vmm.wire_bytes(rid) for rid in whole)
-    return Cost(name, len(saved), per_vcpu, per_vcpu * vcpus,
-                2 * len(saved) * vcpus, floor, len(whole), list_bytes,
-                2 * len(whole) * vcpus)
+    hyp = np.array([is_feature(rid) if feature_only else is_hypercall(rid) for rid in ids], bool)
+    saved = answers.saves & hyp
+    per_vcpu, count = int(answers.sizes[saved].sum()), int(saved.sum())
+    whole, whole_bytes = int(answers.saves.sum()), int(answers.sizes[answers.saves].sum())
+    return Cost(name, count, per_vcpu, per_vcpu * vcpus, 2 * count * vcpus, floor,
+                whole, whole_bytes, 2 * whole * vcpus)
 
 
 def cost(history: History, strategy: Strategy, vmm: Vmm,
@@ -168,37 +154,19 @@ def cost(history: History, strategy: Strategy, vmm: Vmm,
             for r in range(len(history.releases))]
 
 
-def shares(migrations: list[Migration], direction: str) -> dict[str, float]:
-    """Share of each outcome among forward (src older) or backward pairs."""
-    keep = [m for m in migrations
-            if (m.src < m.dst if direction == "forward" else m.src > m.dst)]
-    total = len(keep) or 1
-    return {o: sum(m.outcome == o for m in keep) / total for o in OUTCOMES}
-
-
-#: Refusals by blame, as scorecard columns: ``strategy`` (the hypercall
-#: registers: firmware or feature), ``drift`` (other registers the strategy
-#: does not control), ``both``.
-REFUSAL_SPLIT = {"hypercall": "strategy", "other": "drift", "both": "both"}
-
-
-def refusal_shares(migrations: list[Migration], direction: str) -> dict[str, float]:
-    """Share of forward or backward pairs refused, by blame (:data:`REFUSAL_SPLIT`)."""
-    keep = [m for m in migrations
-            if (m.src < m.dst if direction == "forward" else m.src > m.dst)]
-    total = len(keep) or 1
-    return {col: sum(m.outcome == "refused" and m.blame == blame for m in keep) / total
-            for blame, col in REFUSAL_SPLIT.items()}
-
-
 def new_vm_pickup(history: History, strategy: Strategy) -> float:
     """Share of the last release's services a default new VM sees."""
     last = len(history.releases) - 1
     supported = history.supported(last)
     if not supported:
         return 1.0
-    vm = Kernel(history, last, strategy).create_vm()
-    return len(vm.guest_view()) / len(supported)
+    return len(fresh(history, strategy, last)[2]) / len(supported)
+
+
+def exhaustion(history: History, strategy: Strategy) -> str:
+    """First release that lists a feature register beyond the reservation ("" if none)."""
+    ex = strategy.layout(history).exhaustion()
+    return history.releases[ex] if ex is not None else ""
 
 
 @dataclass(frozen=True)
@@ -213,33 +181,62 @@ class Score:
     pickup: float
     exhaustion: str
     userspace_patch: bool
-    refused_by: dict = None      # {"forward": {strategy, drift, both}, "backward": ...}
+    refused_by: dict | None = None     # {direction: {strategy, drift, both}} shares
     list_bytes_per_vcpu: int | None = None
 
     def flat(self) -> dict:
+        """The row as ``hcsim compare`` prints it: ``fwd_<outcome>``, ``bwd_<outcome>``...,
+        then ``list_bytes_per_vcpu`` and the refusals by blame
+        (``fwd_refused_strategy``, ``fwd_refused_drift``, ``fwd_refused_both``, bwd
+        likewise: :data:`REFUSAL_SPLIT`)."""
         row = {"strategy": self.strategy}
-        for direction in ("forward", "backward"):
+        for direction in DIRECTIONS:
             for o, v in getattr(self, direction).items():
                 row[f"{SHARE_PREFIX[direction]}_{o}"] = v
         row.update({k: v for k, v in asdict(self).items()
-                    if k not in ("strategy", "forward", "backward", "refused_by")})
-        for direction in ("forward", "backward"):
+                    if k not in ("strategy", "refused_by", *DIRECTIONS)})
+        for direction in DIRECTIONS:
             for col, v in (self.refused_by or {}).get(direction, {}).items():
                 row[f"{SHARE_PREFIX[direction]}_refused_{col}"] = v
         return row
 
 
-def score(history: History, strategy: Strategy, vmm: Vmm,
-          migrations: list[Migration]) -> Score:
-    """Summarise one strategy's matrix and cost under one VMM."""
-    off_diag = [m for m in migrations if m.src != m.dst]
-    silent = sum(m.outcome in ("lost", "mixed") for m in off_diag) / (len(off_diag) or 1)
+#: Scorecard columns of refusals by blame: ``strategy`` (the hypercall
+#: registers, firmware or feature, trip the check: what a strategy and its
+#: firmware control), ``drift`` (other registers only: system-register drift
+#: the strategy does not control), ``both``.
+REFUSAL_SPLIT = {1: "strategy", 2: "drift", 3: "both"}
+
+
+def refusals_by_blame(outcomes: Outcomes, since: int = 0) -> dict[str, dict[str, float]]:
+    """Share of each direction's pairs refused, by blame (:data:`REFUSAL_SPLIT`)."""
+    codes, blames = outcomes.codes, outcomes.blame_codes()
+    n = codes.shape[1]
+    out = {}
+    for direction in DIRECTIONS:
+        pick = _flat_pairs(n, direction, since)
+        c = codes.reshape(len(codes), n * n)[:, pick]
+        b = blames.reshape(len(codes), n * n)[:, pick]
+        total = c.size or 1
+        out[direction] = {col: int(((c == REFUSED) & (b == k)).sum()) / total
+                          for k, col in REFUSAL_SPLIT.items()}
+    return out
+
+
+def _shares(row: np.ndarray) -> dict[str, float]:
+    total = int(row.sum()) or 1
+    return {o: int(row[k]) / total for k, o in enumerate(OUTCOMES)}
+
+
+def score(outcomes: Outcomes, since: int = 0) -> Score:
+    """Summarise one strategy's outcomes and cost under one VMM (pairs from ``since``)."""
+    history, strategy, vmm = outcomes.history, outcomes.strategy, outcomes.vmm
+    fwd, bwd = counts(outcomes, since)
+    both = fwd + bwd
+    silent = sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1)
     last = cost_at(history, strategy, vmm, len(history.releases) - 1)
-    fwd = shares(migrations, "forward")
-    ex = strategy.layout(history).exhaustion()
-    return Score(strategy.spec, fwd, shares(migrations, "backward"), silent,
-                 last.bytes_per_vcpu, new_vm_pickup(history, strategy),
-                 history.releases[ex] if ex is not None else "",
-                 fwd["preserved"] < 1.0,
-                 {d: refusal_shares(migrations, d) for d in ("forward", "backward")},
+    forward = _shares(fwd)
+    return Score(strategy.spec, forward, _shares(bwd), silent, last.bytes_per_vcpu,
+                 new_vm_pickup(history, strategy), exhaustion(history, strategy),
+                 forward["preserved"] < 1.0, refusals_by_blame(outcomes, since),
                  last.list_bytes_per_vcpu)

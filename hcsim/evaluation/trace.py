@@ -11,7 +11,7 @@ told as the sequence of calls a VMM made and the errno that ended it::
     print(trace.format_calls(calls))
 
 The wrapping is done on the class, so it sees every vCPU that
-:func:`hcsim.evaluation.measures.migrate` creates without changing the spec; it is
+:func:`hcsim.evaluation.spec.migrate` creates without changing the spec; it is
 undone when the block exits and is not thread-safe.
 """
 

@@ -6,7 +6,7 @@ The workload is a synthetic history (:func:`hcsim.model.synthetic.generate`) of
 run it measures, in pair-evaluations (one (source, destination) migration
 each) per second:
 
-* the scalar spec (:func:`hcsim.evaluation.measures.migrate`) on a random sample of
+* the scalar spec (:func:`hcsim.evaluation.spec.migrate`) on a random sample of
   pairs, extrapolated as pairs/s;
 * the engine's dense per-pair kernel (:func:`hcsim.evaluation.engine.counts` with
   ``compress=False``, streaming), its default mode with release compression,
@@ -36,7 +36,8 @@ from collections.abc import Callable
 import numpy as np
 
 from hcsim.errors import InputError
-from hcsim.evaluation import engine, measures
+from hcsim.evaluation import engine
+from hcsim.evaluation.spec import migrate
 from hcsim.files import emit
 from hcsim.frontends.commands import positive
 from hcsim.model import strategies, synthetic
@@ -120,9 +121,9 @@ def agreement(h: History, strategy, policy, pairs: np.ndarray) -> int:
     results = [engine.evaluate(h, strategy, policy, compress=c) for c in (True, False)]
     bad = 0
     for s, d in pairs.tolist():
-        want = measures.migrate(h, strategy, policy, s, d)
+        want = migrate(h, strategy, policy, s, d)
         for r in results:
-            got = r.migration(0, s, d)
+            got = r.migration(s, d)
             bad += (want.outcome, want.gained, want.lost) != (got.outcome, got.gained, got.lost)
     return bad
 
@@ -151,7 +152,7 @@ def run(releases: int = 1000, scalar_pairs: int = 2000, repeat: int = 3, seed: i
     for _ in range(max(1, min(repeat, 2))):
         t = time.perf_counter()
         for s, d in sample.tolist():
-            measures.migrate(h, strategy, policy, s, d)
+            migrate(h, strategy, policy, s, d)
         took = time.perf_counter() - t
         best, worst = (took, max(worst, took)) if not best or took < best else (best, max(worst, took))
     out["scalar"] = rate(scalar_pairs, best, worst)

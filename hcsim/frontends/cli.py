@@ -34,6 +34,7 @@ COMMANDS = {
     "report": ("hcsim.frontends.report", "rerun a notebook with parameters, export HTML"),
     "baseline": ("hcsim.frontends.baseline_cmd", "one VM configuration every host of a fleet can keep"),
     "fleet": ("hcsim.frontends.fleet_cmd", "simulate kernel rollouts and guest evacuations over a fleet"),
+    "what-if": ("hcsim.frontends.whatif_cmd", "migrations a hypothetical release changes (patch review)"),
     "bench": ("hcsim.frontends.bench", "scalar spec vs vectorised engine: pairs/s, speedup, memory"),
 }
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hcsim.evaluation import measures
+from hcsim.evaluation.backends import evaluate, note
+from hcsim.evaluation.outcomes import DIRECTIONS, LETTERS, OUTCOMES, PRESERVED, Outcomes
 from hcsim.files import check_output, emit
 from hcsim.frontends import tables
 from hcsim.model import config as config_mod
@@ -17,6 +20,8 @@ MATRIX_COLUMNS = ("src", "dst", "outcome", "gained", "lost", "detail", "blame")
 COST_COLUMNS = ("release", "registers", "bytes_per_vcpu", "bytes_per_vm",
                 "ioctls", "floor_bytes", "list_registers", "list_bytes_per_vcpu",
                 "list_ioctls")
+#: ``--engine`` values and the backend of :func:`hcsim.evaluation.backends.evaluate`.
+ENGINES = {"auto": "auto", "strict": "engine", "scalar": "spec"}
 
 
 # -- shared options and output -----------------------------------------------
@@ -81,6 +86,22 @@ def at_least(minimum: int):
 positive = at_least(1)
 
 
+def add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="auto", choices=tuple(ENGINES),
+                   help="auto (the vectorised engine where it applies, else the scalar "
+                        "spec, with a note on stderr), strict (the engine or an error), "
+                        "scalar (the spec, slow); same results")
+
+
+def run_evaluate(args, history, strategy, vmm, configs, vcpus: int = 1,
+                 sets: bool = True) -> Outcomes:
+    """:func:`~hcsim.evaluation.backends.evaluate` for a command; notes go to stderr."""
+    outcomes = evaluate(history, strategy, vmm, configs, ENGINES[args.engine], vcpus, sets)
+    if outcomes.reason:
+        print(f"hcsim: {note(outcomes)}", file=sys.stderr)
+    return outcomes
+
+
 def _setup(args):
     tables.check_format(args.format)
     check_output(args.output)
@@ -120,7 +141,7 @@ def add_vmms(p):
 def run_vmms(args) -> int:
     tables.check_format(args.format)
     rows = [{"name": name, "summary": cls.summary,
-             "parameters": ",".join(f"{k}=" + ";".join(vmm_mod._id_name(i) for i in v)
+             "parameters": ",".join(f"{k}=" + ";".join(vmm_mod.id_name(i) for i in v)
                                     for k, v in getattr(cls, "params", {}).items())}
             for name, cls in vmm_mod.REGISTRY.items()]
     emit(_listing(rows, args.format), args.output)
@@ -150,6 +171,7 @@ def add_matrix(p):
     p.add_argument("--config", default="default", metavar="C",
                    help="default | off:NAME+NAME | random:p=P,seed=K[,n=N]")
     p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    add_engine(p)
     p.set_defaults(func=run_matrix)
 
 
@@ -157,72 +179,76 @@ def run_matrix(args) -> int:
     history, vmm = _setup(args)
     strategy = strategies.parse(args.strategy)
     configs = config_mod.parse(args.config, history)
-    results = [(n, measures.matrix(history, strategy, vmm, off, args.vcpus))
-               for n, off in enumerate(configs)]
-    emit(render_matrix(history, strategy.spec, vmm.name, results, args.format),
-         args.output)
+    outcomes = run_evaluate(args, history, strategy, vmm, configs, args.vcpus)
+    emit(render_matrix(outcomes, args.format), args.output)
     return 0
 
 
-def matrix_rows(history, results) -> tuple[tuple[str, ...], list[dict]]:
-    cols = MATRIX_COLUMNS if len(results) == 1 else ("config", *MATRIX_COLUMNS)
+def matrix_rows(outcomes: Outcomes) -> tuple[tuple[str, ...], list[dict]]:
+    rels = outcomes.history.releases
+    total = len(outcomes.configs)
+    cols = MATRIX_COLUMNS if total == 1 else ("config", *MATRIX_COLUMNS)
     rows = []
-    for n, migrations in results:
-        for m in migrations:
-            rows.append({"config": n, "src": history.releases[m.src],
-                         "dst": history.releases[m.dst], "outcome": m.outcome,
-                         "gained": m.gained, "lost": m.lost, "detail": m.detail,
-                         "blame": m.blame})
+    for n in range(total):
+        for m in outcomes.migrations(n):
+            rows.append({"config": n, "src": rels[m.src], "dst": rels[m.dst],
+                         "outcome": m.outcome, "gained": m.gained, "lost": m.lost,
+                         "detail": m.detail, "blame": m.blame})
     return cols, rows
 
 
-def render_matrix(history, spec: str, vmm: str, results, fmt: str) -> str:
-    cols, rows = matrix_rows(history, results)
+def render_matrix(outcomes: Outcomes, fmt: str) -> str:
+    if fmt == "text":
+        return "\n".join(text_matrix(outcomes, n) for n in range(len(outcomes.configs)))
+    cols, rows = matrix_rows(outcomes)
     if fmt == "csv":
         return tables.to_csv(cols, rows)
     if fmt == "json":
         return tables.to_json([{c: r[c] for c in cols} for r in rows],
-                              history=history.name, strategy=spec, vmm=vmm)
-    if fmt == "markdown":
-        return tables.to_markdown(cols, rows)
-    return "\n".join(text_matrix(history, spec, vmm, migrations, n, len(results))
-                     for n, migrations in results)
+                              history=outcomes.history.name,
+                              strategy=outcomes.strategy.spec, vmm=outcomes.vmm.name)
+    return tables.to_markdown(cols, rows)
 
 
-def text_matrix(history, spec, vmm, migrations, n=0, total=1) -> str:
-    """Letter matrix (rows: source, columns: destination) or a summary."""
+def text_matrix(outcomes: Outcomes, n: int = 0) -> str:
+    """Letter matrix of configuration ``n`` (rows: source, columns: destination) or a summary."""
+    history = outcomes.history
     rels = history.releases
-    title = f"{spec} under {vmm}, history {history.name} ({len(rels)} releases)"
-    if total > 1:
+    title = (f"{outcomes.strategy.spec} under {outcomes.vmm.name}, history {history.name} "
+             f"({len(rels)} releases)")
+    if len(outcomes.configs) > 1:
         title += f", config {n}"
     label = max(len(r) for r in rels)
     lines = [title]
+    codes = outcomes.codes[n]
     if label + 1 + len(rels) <= tables.EMAIL_WIDTH:
-        grid = {(m.src, m.dst): measures.LETTERS[m.outcome] for m in migrations}
         depth = max(len(r) for r in rels)
         for k in range(depth):
             lines.append(" " * (label + 1) + "".join(
                 (r.rjust(depth)[k]) for r in rels).rstrip())
         for s, r in enumerate(rels):
             lines.append(r.ljust(label) + " " + "".join(
-                grid[(s, d)] for d in range(len(rels))))
+                LETTERS[OUTCOMES[code]] for code in codes[s].tolist()))
         lines.append("rows: source, columns: destination")
         lines.append(LEGEND)
-    lines += summary_lines(history, migrations)
+    lines += summary_lines(outcomes, n)
     return "\n".join(lines) + "\n"
 
 
-def summary_lines(history, migrations) -> list[str]:
+def summary_lines(outcomes: Outcomes, n: int = 0) -> list[str]:
     lines = []
-    for direction in ("forward", "backward"):
-        sh = measures.shares(migrations, direction)
-        parts = " ".join(f"{measures.LETTERS[o]} {sh[o]:6.1%}" for o in measures.OUTCOMES)
+    codes = outcomes.codes[n]
+    for direction in DIRECTIONS:
+        sh = measures.shares(codes, direction)
+        parts = " ".join(f"{LETTERS[o]} {sh[o]:6.1%}" for o in OUTCOMES)
         lines.append(f"{direction:<8} {parts}")
-    rels = history.releases
-    steps = [m for m in migrations if abs(m.src - m.dst) == 1 and m.outcome != "preserved"]
+    rels = outcomes.history.releases
+    steps = [(s, d) for s in range(len(rels)) for d in (s - 1, s + 1)
+             if 0 <= d < len(rels) and codes[s, d] != PRESERVED]
     if steps:
         lines.append("adjacent releases not preserved:")
-        for m in steps[:24]:
+        for s, d in steps[:24]:
+            m = outcomes.migration(s, d, n)
             what = m.detail or "; ".join(
                 [f"+{g}" for g in sorted(m.gained)] + [f"-{x}" for x in sorted(m.lost)])
             if m.blame:
@@ -260,8 +286,8 @@ def run_cost(args) -> int:
                 ("ioctls", 7), ("floor B", 7), ("list", 5), ("B/vCPU", 7), ("ioctls", 7)]
         text = head + tables.fixed(cols, [[tables.cell(r[c]) or "-" for c in COST_COLUMNS]
                                           for r in rows])
-        text += ("regs..ioctls: the hypercall registers (firmware, feature); list..: the "
-                 "whole\nlist the VMM saves (other registers too, --registers all)\n")
+        text += ("regs..ioctls: the hypercall registers (firmware, feature); list..:\n"
+                 "the whole list the VMM saves (other registers too, DESIGN.md 9)\n")
     emit(text, args.output)
     return 0
 
@@ -271,9 +297,7 @@ def run_cost(args) -> int:
 def add_compare(p):
     add_common(p, many=True)
     p.add_argument("--config", default="default", metavar="C")
-    p.add_argument("--engine", default="vector", choices=("vector", "scalar"),
-                   help="vector (hcsim.evaluation.engine, default) or scalar (the spec, slow); "
-                        "same scorecard")
+    add_engine(p)
     p.set_defaults(func=run_compare)
 
 
@@ -282,18 +306,8 @@ def run_compare(args) -> int:
     specs = args.strategy or list(strategies.DEFAULTS)
     chosen = [strategies.parse(s) for s in specs]
     configs = config_mod.parse(args.config, history)
-    scores = []
-    for strategy in chosen:
-        if args.engine == "vector":
-            from hcsim.evaluation import engine
-            try:
-                scores.append(engine.score(history, strategy, vmm, configs))
-                continue
-            except NotImplementedError:
-                pass            # a layout or VMM rule the engine does not model: the spec
-        migrations = [m for off in configs
-                      for m in measures.matrix(history, strategy, vmm, off)]
-        scores.append(measures.score(history, strategy, vmm, migrations))
+    scores = [measures.score(run_evaluate(args, history, strategy, vmm, configs, sets=False))
+              for strategy in chosen]
     emit(render_scorecard(history, vmm.name, scores, args.format), args.output)
     return 0
 

@@ -9,9 +9,9 @@ classes stay apart in greyscale.  The two silent-loss classes, ``lost`` and
 ``mixed``, are also hatched, so they survive a black-and-white printer.
 
 Outcome data is accepted in any of the forms hcsim produces: a list of
-:class:`~hcsim.evaluation.measures.Migration`, a :class:`pandas.DataFrame` with ``src``,
+:class:`~hcsim.evaluation.outcomes.Migration`, a :class:`pandas.DataFrame` with ``src``,
 ``dst`` (release indices or names) and ``outcome`` columns, or an ``n x n``
-array of outcome codes (indices into :data:`hcsim.evaluation.measures.OUTCOMES`, -1 for
+array of outcome codes (indices into :data:`hcsim.evaluation.outcomes.OUTCOMES`, -1 for
 "not evaluated").
 """
 
@@ -26,9 +26,9 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from hcsim.evaluation.measures import OUTCOMES
+from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX
 
-#: One colour per outcome, in the order of :data:`hcsim.evaluation.measures.OUTCOMES`.
+#: One colour per outcome, in the order of :data:`hcsim.evaluation.outcomes.OUTCOMES`.
 #: CIE L* (greyscale lightness): 93, 70, 54, 61, 46, 21.
 COLORS = {
     "preserved": "#D9F0D3",    # very light green: nothing to see
@@ -43,8 +43,6 @@ HATCHES = {"lost": "xxxx", "mixed": "////"}
 #: Colour of "not evaluated" cells.
 MISSING = "#FFFFFF"
 
-DIRECTIONS = ("forward", "backward")
-ABBREV = {"forward": "fwd", "backward": "bwd"}
 
 
 def outcome_cmap() -> tuple[ListedColormap, BoundaryNorm]:
@@ -73,7 +71,6 @@ def outcome_grid(data, releases: Sequence[str]) -> np.ndarray:
         if data.shape != (n, n):
             raise ValueError(f"outcome grid: expected shape {(n, n)}, got {data.shape}")
         return data.astype(int)
-    code = {o: k for k, o in enumerate(OUTCOMES)}
     index = {r: k for k, r in enumerate(releases)}
     grid = np.full((n, n), -1, dtype=int)
     if hasattr(data, "itertuples"):
@@ -83,7 +80,7 @@ def outcome_grid(data, releases: Sequence[str]) -> np.ndarray:
     for src, dst, outcome in rows:
         s = index[src] if isinstance(src, str) else int(src)
         d = index[dst] if isinstance(dst, str) else int(dst)
-        grid[s, d] = code[outcome]
+        grid[s, d] = CODES[outcome]
     return grid
 
 
@@ -111,7 +108,7 @@ def heatmap(data, releases: Sequence[str], ax: Axes | None = None,
     ax.imshow(grid, cmap=cmap, norm=norm, interpolation="nearest",
               extent=(-0.5, n - 0.5, n - 0.5, -0.5))
     for name, hatch in HATCHES.items():
-        for s, d in zip(*np.nonzero(grid == OUTCOMES.index(name))):
+        for s, d in zip(*np.nonzero(grid == CODES[name])):
             ax.add_patch(Rectangle((d - 0.5, s - 0.5), 1, 1, fill=False,
                                    hatch=hatch, linewidth=0, edgecolor="black"))
     ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], color="black", linewidth=0.4)
@@ -163,7 +160,7 @@ def share_bars(shares: Mapping[str, Mapping[str, Mapping[str, float]]],
     for k, label in enumerate(labels):
         for j, direction in enumerate(DIRECTIONS):
             ypos.append(k * 2.6 + j)
-            names.append(f"{label}  {ABBREV[direction]}")
+            names.append(f"{label}  {SHARE_PREFIX[direction]}")
     left = np.zeros(len(ypos))
     for outcome in OUTCOMES:
         widths = np.array([100 * shares[label][direction].get(outcome, 0.0)

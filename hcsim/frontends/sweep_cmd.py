@@ -31,10 +31,11 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
     where.add_argument("--dask", action="store_true",
                        help="run on a dask LocalCluster of --jobs workers")
     p.add_argument("--registers", choices=("all", "hypercall"), default=None,
-                   help="all (default): other-register drift counts; hypercall: "
-                        "other registers taken as identical on both sides")
-    p.add_argument("--engine", default="vector", choices=ENGINES,
-                   help="vector (default) or scalar (the spec, slow)")
+                   help="all (default): other-register drift (--drift) counts; "
+                        "hypercall: other registers taken as identical on both sides")
+    p.add_argument("--engine", default="auto", choices=tuple(ENGINES),
+                   help="auto (the engine where it applies, else the spec, with a "
+                        "warning), strict (the engine or an error), scalar (the spec, slow)")
     p.add_argument("--output", metavar="FILE",
                    help="FILE.csv or FILE.parquet, written atomically (default: csv "
                         "on stdout)")

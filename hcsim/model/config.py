@@ -15,8 +15,8 @@ strategy gives it a bit; elsewhere the configuration has no effect.
 :class:`Setting` extends a configuration for the fleet baseline
 (:mod:`hcsim.analyses.baseline`): besides services turned off it can turn on services
 whose ``default`` is ``off`` (opt-in, like ``VENDOR_HYP_BMAP_2``) and write
-values to firmware registers (``PSCI_VERSION``).  :func:`hcsim.evaluation.measures.migrate`
-and :func:`hcsim.evaluation.measures.configured_values` accept either form; a plain
+values to firmware registers (``PSCI_VERSION``).  :func:`hcsim.evaluation.spec.migrate`
+and :func:`hcsim.evaluation.spec.configured_values` accept either form; a plain
 ``Config`` behaves exactly as before.  The vectorised engine takes plain
 ``Config`` sets only.
 """

@@ -88,17 +88,15 @@ class RegId:
 
 def decode(rid: int) -> RegId:
     """Split an id into its fields (width in bits)."""
-    width = 8 << ((rid & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT)
-    coproc = (rid & KVM_REG_ARM_COPROC_MASK) >> KVM_REG_ARM_COPROC_SHIFT
-    return RegId(rid, width, coproc, rid & KVM_REG_INDEX_MASK)
+    return RegId(rid, width_of(rid), coproc_of(rid), rid & KVM_REG_INDEX_MASK)
 
 
 def width_of(rid: int) -> int:
-    return decode(rid).width
+    return 8 << ((rid & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT)
 
 
 def coproc_of(rid: int) -> int:
-    return decode(rid).coproc
+    return (rid & KVM_REG_ARM_COPROC_MASK) >> KVM_REG_ARM_COPROC_SHIFT
 
 
 def is_feature(rid: int) -> bool:

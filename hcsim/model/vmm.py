@@ -18,12 +18,12 @@ destination (FACTS.md section 5, DESIGN.md section 3).
   2026-01-26, "failed to load cpu:cpreg_vmstate_array_len"; FACTS.md
   section 4; posted, not known to be merged): ``x-mig-hidden-regs`` ids are
   removed from the cpreg list (neither saved nor restored, whatever their
-  value, so neither configured); incoming ids in ``x-mig-safe-missing-regs``
-  that the destination lacks are ignored, in the count check too.
-  Parameters ``hidden=ID;ID`` and ``safe-missing=ID;ID`` (hex ids or kernel
-  names), default the series' compat for the virt machine:
-  ``VENDOR_HYP_BMAP_2`` hidden; ``TCR2_EL1``, ``PIRE0_EL1``, ``PIR_EL1``
-  safe-missing.
+  value, so not configured either: :attr:`RestoreRule.hidden`); incoming
+  ids in ``x-mig-safe-missing-regs`` that the destination lacks are ignored,
+  in the count check too (:attr:`RestoreRule.tolerated`).  Parameters
+  ``hidden=ID;ID`` and ``safe-missing=ID;ID`` (hex ids or kernel names),
+  default the series' compat for the virt machine: ``VENDOR_HYP_BMAP_2``
+  hidden; ``TCR2_EL1``, ``PIRE0_EL1``, ``PIR_EL1`` safe-missing.
 * ``zero-unknown`` (Oliver's wish): as ``qemu``, and every destination feature
   register absent from the stream is written 0.
 * ``firecracker``, ``cloud-hypervisor``, ``crosvm``: write only the registers
@@ -34,15 +34,14 @@ The rules run over the whole list ``KVM_GET_REG_LIST`` returns (DESIGN.md
 section 9): in the ``all`` view of a history with other-register data that
 includes the system registers, so QEMU's count check and walk meet their
 drift, and a snapshot writer gets ``-ENOENT`` writing one the destination
-lacks.  Every refusal carries a *blame* (:attr:`Refused.blame`): the kinds
-of the registers the failing check trips on: ``hypercall`` (firmware or
-feature registers), ``other`` or ``both``.  The count check trips on every
-incoming id the destination lacks; the walk on every unknown id sorting
-before the destination's last; the writes on every register whose
-``SET_ONE_REG`` fails (QEMU writes its whole list before reporting; a
-snapshot writer aborts at the first error, and the blame also counts the
-snapshot registers after it that would fail).  The detail names the first
-of them by kernel name.
+lacks.  Every refusal's :class:`Cause` carries a *blame*: the kinds of the
+registers the failing check trips on, ``hypercall`` (firmware or feature
+registers), ``other`` or ``both``.  The count check trips on every incoming
+id the destination lacks; the walk on every unknown id sorting before the
+destination's last; the writes on every register whose ``SET_ONE_REG``
+fails (QEMU writes its whole list before it reports; a snapshot writer
+aborts at the first error, and the blame also counts the snapshot registers
+after it whose write would fail).  The cause names the first of them.
 
 Configuring a VM (turning services off) is done by the VMM on the source
 before saving: it writes every feature register it handles with the wanted
@@ -54,62 +53,184 @@ defaults; it can write firmware values (it saves class 0x14).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
+
+import numpy as np
 
 from hcsim.errors import InputError
 from hcsim.model.kvm import VCPU, KvmError
-from hcsim.model.regs import (
-    KVM_REG_ARM64_SVE,
-    KVM_REG_ARM_CORE,
-    KVM_REG_ARM_FW,
-    coproc_of,
-    is_feature,
-    width_of,
-)
+from hcsim.model.regs import KVM_REG_ARM_FW, coproc_of, is_feature, width_of
 
 #: One vCPU's saved registers: (id, value) in the order the VMM saved them.
 Stream = list[list[tuple[int, int]]]
 
+#: Kinds of :class:`Cause`.
+CAUSES = ("count", "unknown", "errno", "size")
 
-#: Blame of a refusal: which kinds of registers the failing check trips on.
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a migration failed loudly, as data; ``str()`` is the text outputs show.
+
+    ``kind``:
+
+    * ``count``: QEMU's count check (``cpreg_vmstate_array_len``): ``sent``
+      incoming registers, ``ours`` on the destination;
+    * ``unknown``: QEMU's sorted walk met an incoming id ``reg`` that the
+      destination does not list, before its last id;
+    * ``errno``: ``KVM_SET_ONE_REG`` of ``reg`` failed with ``errno``
+      (``"EINVAL"``...);
+    * ``size``: the VMM ``vmm`` cannot handle ``reg`` (its width) on the
+      ``side`` (``"source"`` or ``"destination"``): the pair is unsupported.
+
+    ``name`` is the register's name as the reporting kernel spells it
+    (:meth:`hcsim.model.kvm.Kernel.reg_name`); for ``count`` the first
+    incoming register the destination lacks.  ``blame`` (``count``,
+    ``unknown``, ``errno``): ``hypercall``, ``other`` or ``both``, the kinds
+    of every register the failing check trips on (module docstring).
+    """
+
+    kind: str
+    reg: int | None = None
+    name: str = ""
+    errno: str = ""
+    sent: int = 0
+    ours: int = 0
+    vmm: str = ""
+    side: str = ""
+    blame: str = ""
+
+    def __post_init__(self):
+        if self.kind not in CAUSES:
+            raise ValueError(f"unknown cause kind {self.kind!r} (known: {', '.join(CAUSES)})")
+
+    def __str__(self) -> str:
+        if self.kind == "count":
+            # "count N > M" is hcsim's paraphrase of QEMU's "Invalid value N
+            # expecting positive value <= M"; the words in parentheses are QEMU's
+            text = f"count {self.sent} > {self.ours} (QEMU: failed to load cpu:cpreg_vmstate_array_len)"
+            return text + (f"; {self.name} not on the destination" if self.name else "")
+        if self.kind == "unknown":
+            return f"unknown {self.name} in stream"
+        if self.kind == "errno":
+            return f"{self.errno} on {self.name}"
+        return f"{self.vmm} cannot handle {self.name} on the {self.side}"
+
+
+class Refused(Exception):
+    """The restore failed loudly; the VMM aborts the migration."""
+
+    def __init__(self, cause: Cause):
+        super().__init__(str(cause))
+        self.cause = cause
+
+    @property
+    def detail(self) -> str:
+        """The cause as text."""
+        return str(self.cause)
+
+
+def _every(rid: int) -> bool:
+    return True
+
+
+def _not_feature(rid: int) -> bool:
+    return not is_feature(rid)
+
+
+def _firmware_only(rid: int) -> bool:
+    return coproc_of(rid) == KVM_REG_ARM_FW
+
+
+#: Blame of a refusal (:attr:`Cause.blame`).
 BLAMES = ("hypercall", "other", "both")
 
 
 def is_hypercall(rid: int) -> bool:
-    """Firmware (class 0x14) or feature (class 0x16) register."""
+    """A firmware (class 0x14) or feature (class 0x16) register."""
     return coproc_of(rid) == KVM_REG_ARM_FW or is_feature(rid)
 
 
 def blame_of(ids) -> str:
-    """``hypercall``, ``other`` or ``both`` for the registers ``ids``."""
+    """``hypercall``, ``other`` or ``both``: the kinds of the registers ``ids``."""
     kinds = {is_hypercall(r) for r in ids}
     return "both" if len(kinds) == 2 else "hypercall" if True in kinds else "other"
 
 
-class Refused(Exception):
-    """The restore failed loudly; the VMM aborts the migration.
+#: How a VMM writes the destination.
+WRITE_BACKS = ("snapshot", "whole-list")
 
-    ``blame``: ``hypercall``, ``other`` or ``both`` (module docstring);
-    ``reg``: the first offending register id, if any.
+
+@dataclass(frozen=True)
+class RestoreRule:
+    """How a VMM saves and restores registers, as data the spec and the engine read.
+
+    * ``saves``: which registers it saves (and so restores), by id;
+    * ``write_back``: ``snapshot`` writes only the incoming registers, in
+      stream order; ``whole-list`` (QEMU's ``write_list_to_kvmstate``) reads
+      every listed register at VM creation, overlays the incoming values it
+      matched and writes back its whole list in ascending id order;
+
+    and, for ``whole-list`` writers only, the steps of QEMU's
+    ``cpu_post_load``, in order:
+
+    * ``drop_zero_unknown_features``: an incoming feature register the
+      destination lacks, whose value is 0, is dropped (``qemu-tolerant``);
+    * ``tolerated``: incoming ids the destination may lack, dropped
+      (``x-mig-safe-missing-regs``);
+    * ``count_check``: more incoming registers than its own refuses
+      (``cpreg_vmstate_array_len``);
+    * the sorted walk: an unknown incoming id sorting before the
+      destination's last id refuses; one after it is dropped when
+      ``tail_drop``, else refuses too;
+    * ``zero_absent_features``: feature registers absent from the stream
+      are written 0 (``zero-unknown``);
+
+    and ``hidden``: ids left out of the list altogether, neither saved nor
+    restored nor configured (``x-mig-hidden-regs``; whole-list writers).
     """
 
-    def __init__(self, detail: str, blame: str = "hypercall", reg: int | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.blame = blame
-        self.reg = reg
+    saves: Callable[[int], bool] = _every
+    write_back: str = "snapshot"
+    count_check: bool = False
+    tail_drop: bool = False
+    zero_absent_features: bool = False
+    drop_zero_unknown_features: bool = False
+    tolerated: frozenset[int] = field(default_factory=frozenset)
+    hidden: frozenset[int] = field(default_factory=frozenset)
+
+    def __post_init__(self):
+        if self.write_back not in WRITE_BACKS:
+            raise ValueError(f"unknown write_back {self.write_back!r} "
+                             f"(known: {', '.join(WRITE_BACKS)})")
+        walk = (self.count_check, self.tail_drop, self.zero_absent_features,
+                self.drop_zero_unknown_features, bool(self.tolerated), bool(self.hidden))
+        if self.write_back == "snapshot" and any(walk):
+            raise ValueError("a snapshot writer has no count check, walk, zeroing or drops")
+
+    def drops(self, rid: int, value: int) -> bool:
+        """Is an incoming register the destination lacks dropped before the count check?"""
+        return (rid in self.tolerated
+                or (self.drop_zero_unknown_features and is_feature(rid) and value == 0))
+
+
+#: QEMU's rule (``target/arm/kvm.c``, ``machine.c``).
+QEMU_RULE = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True)
 
 
 class Vmm:
-    """A save/restore policy."""
+    """A save/restore policy: its :class:`RestoreRule`, widths and wire cost."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     widths: ClassVar[tuple[int, ...]] = (32, 64)
+    rule: ClassVar[RestoreRule] = RestoreRule()
 
     def saves(self, rid: int) -> bool:
         """Does the VMM save (and so restore) this register?"""
-        return coproc_of(rid) not in (KVM_REG_ARM_CORE, KVM_REG_ARM64_SVE)
+        return self.rule.saves(rid) and rid not in self.rule.hidden
 
     def handles(self, rid: int) -> bool:
         """Can the VMM live with a kernel that lists this register?"""
@@ -125,21 +246,40 @@ class Vmm:
                  if self.saves(rid)] for cpu in vcpus]
 
     def restore(self, vcpus: list[VCPU], stream: Stream) -> None:
-        """Write the snapshot's registers, in snapshot order (default rule).
+        """Write the stream on the destination as :attr:`rule` says; :class:`Refused` if it fails."""
+        rule = self.rule
+        for cpu, incoming in zip(vcpus, stream):
+            name = cpu.vm.kernel.reg_name
+            if rule.write_back == "snapshot":
+                _write_all(cpu, incoming)       # the first error aborts
+                continue
+            ours = [rid for rid in cpu.get_reg_list() if self.saves(rid)]
+            values = {rid: cpu.get_one_reg(rid) for rid in ours}
+            incoming = [(rid, v) for rid, v in sorted(incoming)
+                        if rid in values or not rule.drops(rid, v)]
+            lacking = [rid for rid, _ in incoming if rid not in values]
+            if rule.count_check and len(incoming) > len(ours):
+                raise Refused(Cause("count", lacking[0], name(lacking[0]), sent=len(incoming),
+                                    ours=len(ours), blame=blame_of(lacking)))
+            last = ours[-1] if ours else -1
+            early = [rid for rid in lacking if rid < last or not rule.tail_drop]
+            if early:
+                raise Refused(Cause("unknown", early[0], name(early[0]), blame=blame_of(early)))
+            for rid, value in incoming:
+                if rid in values:
+                    values[rid] = value
+            if rule.zero_absent_features:
+                sent = {rid for rid, _ in incoming}
+                for rid in ours:
+                    if is_feature(rid) and rid not in sent:
+                        values[rid] = 0
+            # write_list_to_kvmstate writes every register, then reports
+            _write_all(cpu, [(rid, values[rid]) for rid in ours])
 
-        The first failing write aborts; the blame also counts the snapshot
-        registers after it whose write would fail."""
-        for cpu, regs in zip(vcpus, stream):
-            failed = []
-            for rid, value in regs:
-                try:
-                    cpu.set_one_reg(rid, value)
-                except KvmError as exc:
-                    failed.append((rid, exc))
-            if failed:
-                rid, exc = failed[0]
-                raise Refused(f"{exc.name} on {cpu.vm.kernel.reg_name(rid)}",
-                              blame_of(r for r, _ in failed), rid)
+    @property
+    def key(self) -> tuple:
+        """Identifies the policy's answers (its class and parameters)."""
+        return type(self), repr(sorted(vars(self).items()))
 
     def configure(self, vcpus: list[VCPU], values: dict[int, int]) -> None:
         """Write wanted register values (source side, before save).
@@ -159,69 +299,37 @@ def _set(cpu: VCPU, rid: int, value: int) -> None:
     try:
         cpu.set_one_reg(rid, value)
     except KvmError as exc:
-        raise Refused(f"{exc.name} on {cpu.vm.kernel.reg_name(rid)}", blame_of([rid]),
-                      rid) from None
+        raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=exc.name,
+                            blame=blame_of([rid]))) from None
+
+
+def _write_all(cpu: VCPU, regs: list[tuple[int, int]]) -> None:
+    """``SET_ONE_REG`` every register; :class:`Refused` naming the first that
+    failed, blaming every one that failed."""
+    failed = []
+    for rid, value in regs:
+        try:
+            cpu.set_one_reg(rid, value)
+        except KvmError as exc:
+            failed.append((rid, exc.name))
+    if failed:
+        rid, err = failed[0]
+        raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=err,
+                            blame=blame_of(r for r, _ in failed)))
 
 
 class Qemu(Vmm):
     name = "qemu"
     summary = "sorted full list, count check, writes back whole list (16 B/reg)"
-    tolerant = False
-    zero_unknown = False
-    hidden: frozenset[int] = frozenset()
-    safe_missing: frozenset[int] = frozenset()
-
-    def saves(self, rid: int) -> bool:
-        return super().saves(rid) and rid not in self.hidden
-
-    def restore(self, vcpus: list[VCPU], stream: Stream) -> None:
-        for cpu, incoming in zip(vcpus, stream):
-            name = cpu.vm.kernel.reg_name
-            ours = [rid for rid in cpu.get_reg_list() if self.saves(rid)]
-            values = {rid: cpu.get_one_reg(rid) for rid in ours}
-            incoming = sorted(incoming)
-            if self.tolerant:
-                incoming = [(rid, v) for rid, v in incoming
-                            if rid in values or not (is_feature(rid) and v == 0)]
-            if self.safe_missing:
-                incoming = [(rid, v) for rid, v in incoming
-                            if rid in values or rid not in self.safe_missing]
-            lacking = [rid for rid, _ in incoming if rid not in values]
-            if len(incoming) > len(ours):
-                # "count N > M" is hcsim's paraphrase of QEMU's "Invalid value N
-                # expecting positive value <= M"; the words in parentheses are QEMU's
-                raise Refused(f"count {len(incoming)} > {len(ours)} (QEMU: failed to load "
-                              f"cpu:cpreg_vmstate_array_len); {name(lacking[0])} not on "
-                              "the destination", blame_of(lacking), lacking[0])
-            last = ours[-1] if ours else -1
-            early = [rid for rid in lacking if rid < last]
-            if early:
-                # hcsim's wording; QEMU only reports "failed to load cpu"
-                raise Refused(f"unknown {name(early[0])} in stream", blame_of(early), early[0])
-            for rid, value in incoming:
-                if rid in values:
-                    values[rid] = value
-            if self.zero_unknown:
-                sent = {rid for rid, _ in incoming}
-                for rid in ours:
-                    if is_feature(rid) and rid not in sent:
-                        values[rid] = 0
-            failed = []        # write_list_to_kvmstate writes every register, then fails
-            for rid in ours:
-                try:
-                    cpu.set_one_reg(rid, values[rid])
-                except KvmError as exc:
-                    failed.append((rid, exc))
-            if failed:
-                rid, exc = failed[0]
-                raise Refused(f"{exc.name} on {name(rid)}", blame_of(r for r, _ in failed), rid)
+    rule = QEMU_RULE
 
 
-class QemuTolerant(Qemu):
+class QemuTolerant(Vmm):
     name = "qemu-tolerant"
-    summary = ("hypothetical (a review suggestion, never implemented): qemu, dropping "
-               "unknown feature registers whose value is 0")
-    tolerant = True
+    summary = ("hypothetical (a review suggestion, never implemented): qemu, "
+               "dropping unknown feature registers whose value is 0")
+    rule = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True,
+                       drop_zero_unknown_features=True)
 
 
 #: ``qemu-compat`` defaults: the series' compat for the virt machine.
@@ -231,27 +339,29 @@ COMPAT_HIDDEN = (VENDOR_HYP_BMAP_2,)
 COMPAT_SAFE_MISSING = (TCR2_EL1, PIRE0_EL1, PIR_EL1)
 
 
-class QemuCompat(Qemu):
+class QemuCompat(Vmm):
     name = "qemu-compat"
     summary = ("qemu + Eric Auger's posted series (2026): x-mig-hidden-regs, "
                "x-mig-safe-missing-regs")
     params = {"hidden": COMPAT_HIDDEN, "safe-missing": COMPAT_SAFE_MISSING}
 
     def __init__(self, hidden=COMPAT_HIDDEN, safe_missing=COMPAT_SAFE_MISSING):
-        self.hidden = frozenset(hidden)
-        self.safe_missing = frozenset(safe_missing)
+        self.rule = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True,
+                                tolerated=frozenset(safe_missing), hidden=frozenset(hidden))
 
     @property
     def spec(self) -> str:
         def ids(values):
-            return ";".join(_id_name(i) for i in sorted(values))
-        return f"{self.name}:hidden={ids(self.hidden)},safe-missing={ids(self.safe_missing)}"
+            return ";".join(id_name(i) for i in sorted(values))
+        return (f"{self.name}:hidden={ids(self.rule.hidden)},"
+                f"safe-missing={ids(self.rule.tolerated)}")
 
 
-class ZeroUnknown(Qemu):
+class ZeroUnknown(Vmm):
     name = "zero-unknown"
     summary = "qemu, zeroing feature registers absent from the stream"
-    zero_unknown = True
+    rule = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True,
+                       zero_absent_features=True)
 
 
 class Firecracker(Vmm):
@@ -274,9 +384,48 @@ class CloudHypervisor(Vmm):
 class Crosvm(Vmm):
     name = "crosvm"
     summary = "class 0x14 only, never the bitmaps (16 B/reg)"
+    rule = RestoreRule(saves=_firmware_only)
 
-    def saves(self, rid: int) -> bool:
-        return coproc_of(rid) == KVM_REG_ARM_FW
+
+class Facts(NamedTuple):
+    """What a policy answers for each id of a list, as arrays (see :func:`facts`)."""
+
+    saves: np.ndarray       # bool
+    handles: np.ndarray     # bool
+    sizes: np.ndarray       # wire bytes, int64
+
+
+#: Answers per policy key and register id, and per policy key and id list.
+_FACTS: dict[tuple, dict[int, tuple[bool, bool, int]]] = {}
+_LISTS: dict[tuple, Facts] = {}
+
+
+def facts(vmm: Vmm, ids: Sequence[int]) -> Facts:
+    """``saves``, ``handles`` and ``wire_bytes`` of every id under ``vmm``, memoised.
+
+    The three are pure functions of the policy and the id, asked of every
+    register (never of a sample), and the same ids and lists recur from
+    history to history (2048 of them under ``full-bitmap``), so each is
+    computed once per policy.
+    """
+    ids = tuple(ids)
+    key = (vmm.key, ids)
+    hit = _LISTS.get(key)
+    if hit is not None:
+        return hit
+    table = _FACTS.setdefault(vmm.key, {})
+    rows = []
+    for rid in ids:
+        answer = table.get(rid)
+        if answer is None:
+            answer = table[rid] = (vmm.saves(rid), vmm.handles(rid), vmm.wire_bytes(rid))
+        rows.append(answer)
+    saves, handles, sizes = zip(*rows) if rows else ((), (), ())
+    hit = Facts(np.array(saves, bool), np.array(handles, bool), np.array(sizes, np.int64))
+    if len(_LISTS) > 4096:      # bounded: synthetic histories make many short lists
+        _LISTS.clear()
+    _LISTS[key] = hit
+    return hit
 
 
 REGISTRY: dict[str, type[Vmm]] = {
@@ -285,7 +434,8 @@ REGISTRY: dict[str, type[Vmm]] = {
 }
 
 
-def _id_name(rid: int) -> str:
+def id_name(rid: int) -> str:
+    """A register id as the parameters spell it: its kernel name."""
     from hcsim.model.regs import reg_name
     return reg_name(rid).removeprefix("KVM_REG_ARM_")
 
@@ -294,14 +444,15 @@ def _names() -> dict[str, int]:
     from hcsim.model.reglists import _FW_NAMES, _NAMES, sysreg_name
     out = {name: rid for rid, name in _FW_NAMES.items()}
     for (op0, op1, crn, crm, op2) in _NAMES:
-        rid = (0x6030000000130000 | op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2)
+        rid = 0x6030000000130000 | op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
         out[sysreg_name(rid)] = rid
     return out
 
 
 def parse_ids(text: str, what: str) -> frozenset[int]:
     """``ID;ID;...``: hex ids (``0x603000000013c103``) or kernel names
-    (``TCR2_EL1``, ``VENDOR_HYP_BMAP_2``); empty for none."""
+    (``TCR2_EL1``, ``VENDOR_HYP_BMAP_2``); empty for none.  :class:`InputError`
+    (one line) on anything else."""
     out = set()
     for item in (t.strip() for t in text.split(";")):
         if not item:
@@ -323,7 +474,7 @@ def parse_ids(text: str, what: str) -> frozenset[int]:
 
 
 def parse(name: str) -> Vmm:
-    """A VMM policy by name, ``NAME[:k=v,...]`` (``qemu-compat:hidden=...``)."""
+    """A VMM policy by name, ``NAME[:k=v,...]`` (``qemu-compat:hidden=ID;ID``)."""
     base, _, params = name.partition(":")
     if base not in REGISTRY:
         raise InputError(f"unknown VMM {base!r} (known: {', '.join(REGISTRY)})")

@@ -29,14 +29,11 @@ from hcsim.analyses.fleet.records import (
 )
 from hcsim.analyses.inventory import Inventory, Plan
 from hcsim.errors import InputError
-from hcsim.evaluation.measures import OUTCOMES
+from hcsim.evaluation.outcomes import LOST, MIXED, REFUSED, UNSUPPORTED
 from hcsim.model import strategies as strategies_mod
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.config import Config, Setting
 from hcsim.model.history import History
-
-PRESERVED, GAINED, LOST, MIXED, REFUSED, UNSUPPORTED = range(len(OUTCOMES))
-
 
 # -- memoised transitions ------------------------------------------------------------
 

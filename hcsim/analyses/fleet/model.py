@@ -12,7 +12,7 @@ import numpy as np
 
 from hcsim.analyses.chain import Guest, create, hop
 from hcsim.analyses.inventory import Inventory, Plan
-from hcsim.evaluation.measures import OUTCOMES
+from hcsim.evaluation.outcomes import CODES
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.config import Config, Setting
 from hcsim.model.history import History, data_path
@@ -123,7 +123,7 @@ class Transitions:
             step, moved = hop(self.guests[s], self.vmm(t.vmm), self.kernel(t))
             new = self._state(d, moved) if step.outcome not in ("refused", "unsupported") else s
             self.next_state[s, d] = new
-            self.outcome[s, d] = OUTCOMES.index(step.outcome)
+            self.outcome[s, d] = CODES[step.outcome]
             self.bytes[s, d] = step.bytes_per_vcpu
             self.computed += 1
 

@@ -1,0 +1,61 @@
+"""One way in: :func:`evaluate` runs the engine or the spec and returns :class:`Outcomes`.
+
+``backend``:
+
+* ``"engine"``: the vectorised engine (:mod:`hcsim.evaluation.engine`);
+  :class:`~hcsim.evaluation.engine.EngineUnsupported` (an
+  :class:`~hcsim.errors.InputError`) when it does not model the evaluation;
+* ``"spec"``: the scalar spec, pair by pair (:mod:`hcsim.evaluation.spec`);
+* ``"auto"`` (default): the engine when it models the evaluation, else the
+  spec, with ``Outcomes.reason`` saying why (front ends print it).
+
+Both give the same codes and service sets on every pair the engine models
+(``tests/test_engine_differential.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hcsim.errors import InputError
+from hcsim.evaluation import engine, spec
+from hcsim.evaluation.engine import EngineUnsupported
+from hcsim.evaluation.outcomes import Outcomes
+from hcsim.model.config import Config, Setting
+from hcsim.model.history import History
+from hcsim.model.strategies import Strategy
+from hcsim.model.vmm import Vmm
+
+#: Values of ``backend``.
+CHOICES = ("auto", "engine", "spec")
+
+
+def evaluate(history: History, strategy: Strategy, vmm: Vmm,
+             configs: Sequence[Config | Setting] | None = None,
+             backend: str = "auto", vcpus: int = 1, sets: bool = True) -> Outcomes:
+    """Every (configuration, source, destination) of one strategy under one VMM.
+
+    ``configs`` defaults to one configuration: the kernel's defaults.
+    ``sets=False`` lets the engine leave the gained and lost sets out
+    (the measures need only the codes).
+    """
+    if backend not in CHOICES:
+        raise InputError(f"unknown backend {backend!r} (known: {', '.join(CHOICES)})")
+    cfgs = tuple(configs) if configs else (frozenset(),)
+    reason = ""
+    if backend != "spec":
+        ok, reason = engine.supports(history, strategy, vmm, cfgs, vcpus)
+        if ok:
+            return engine.evaluate(history, strategy, vmm, cfgs, sets=sets)
+        if backend == "engine":
+            raise EngineUnsupported(f"the engine cannot evaluate {strategy.spec} under "
+                                    f"{vmm.name}: {reason}")
+    return spec.evaluate(history, strategy, vmm, cfgs, vcpus, reason)
+
+
+def note(outcomes: Outcomes) -> str:
+    """One line saying the spec stood in for the engine, or ``""``."""
+    if not outcomes.reason:
+        return ""
+    return (f"note: {outcomes.strategy.spec} under {outcomes.vmm.name}: evaluated by the "
+            f"scalar spec, not the engine ({outcomes.reason})")
