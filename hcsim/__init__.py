@@ -32,8 +32,10 @@ Examples
 >>> list(card["strategy"])
 ['upstream', 'raz-wi']
 >>> m = hcsim.migrate(h, "upstream", "qemu", "v6.15", "v6.14")
->>> m.outcome, str(m.cause)
-('refused', 'count 8 > 7 (cpreg_vmstate_array_len)')
+>>> m.outcome, m.blame, m.cause.kind, m.cause.name
+('refused', 'hypercall', 'count', 'KVM_REG_ARM_VENDOR_HYP_BMAP_2')
+>>> hcsim.migrate(h, "upstream", "qemu", "v6.12", "v6.13").blame   # TCR2_EL1 went
+'other'
 """
 
 from __future__ import annotations
@@ -168,7 +170,8 @@ def scorecard(history: History, vmm: str | Vmm, strategies: Sequence[str | Strat
             for s in (strategies if strategies is not None else STRATEGIES)]
     card = pd.DataFrame(rows)
     if len(card):
-        card["bytes_per_vcpu"] = card["bytes_per_vcpu"].astype("Int64")
+        for col in ("bytes_per_vcpu", "list_bytes_per_vcpu"):
+            card[col] = card[col].astype("Int64")
     return card
 
 
@@ -247,7 +250,8 @@ def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm,
 
     Examples
     --------
-    >>> b = baseline(load("linux"), "upstream", "qemu-tolerant", "v6.1,v6.12,v6.15")
+    >>> b = baseline(load("linux", registers="hypercall"), "upstream", "qemu-tolerant",
+    ...              "v6.1,v6.12,v6.15")
     >>> b.safe
     True
     """

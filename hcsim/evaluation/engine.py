@@ -394,9 +394,16 @@ class Model:
                 hid[k] = bool(pos) and all(inside)
             self.hid = pack(hid, self.nw)
             self.strict_members = la.strict_members & ~hid[None, :]
+        first_hyp = min((i for ids in hyp for i in ids), default=None)
+        if first_hyp is not None and any(i > first_hyp for ids in other for i in ids):
+            raise EngineUnsupported("an other register sorts after a hypercall register")
         tab = lists.tables(hyp, other, safe if self.whole_list else frozenset())
         self.le = tab.epoch
-        self.lcode = tab.qemu if self.whole_list else (tab.missing & np.int8(lists.OTHER))
+        # A snapshot writer meets the other registers first (they sort first):
+        # one the destination lacks fails the restore, blaming it and every
+        # later register the destination lacks (``missing``).
+        self.lcode = tab.qemu if self.whole_list else \
+            np.where(tab.missing & np.int8(lists.OTHER), tab.missing, np.int8(0)).astype(np.int8)
 
     def release(self) -> None:
         """Free the scratch buffers (a cached model keeps only its small arrays)."""
@@ -559,11 +566,8 @@ class Model:
         blames = None
         if blame:
             blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
-            if listed is not None:
-                if self.whole_list:     # the count check and walk come first
-                    blames = np.where(listed != 0, listed, blames)
-                else:
-                    blames |= listed
+            if listed is not None:      # the list checks (or other registers) come first
+                blames = np.where(listed != 0, listed, blames)
         if listed is not None:
             refused |= listed != 0
         np.putmask(code, refused, np.int8(REFUSED))

@@ -428,10 +428,22 @@ def resolve(spec: str | Path) -> Path:
     return Path(spec)
 
 
-def load(spec: str | Path) -> History:
-    """Load and validate a history file or bundled name (``linux``)."""
+def load(spec: str | Path, registers: str | None = None,
+         features=None) -> History:
+    """Load and validate a history file or bundled name (``linux``).
+
+    ``registers``: the view, ``all`` (the default where the history has
+    other-register data) or ``hypercall`` (:meth:`History.with_registers`);
+    ``features``: the vCPU feature set, e.g. ``{"pmu"}``
+    (:meth:`History.with_features`).
+    """
     path = resolve(spec)
-    return from_dict(read_toml(path, "history"), origin=str(path))
+    history = from_dict(read_toml(path, "history"), origin=str(path))
+    if registers is not None:
+        history = history.with_registers(registers)
+    if features is not None:
+        history = history.with_features(features)
+    return history
 
 
 def read_toml(path: Path, what: str) -> dict:

@@ -38,10 +38,12 @@ lacks.  Every refusal's :class:`Cause` carries a *blame*: the kinds of the
 registers the failing check trips on, ``hypercall`` (firmware or feature
 registers), ``other`` or ``both``.  The count check trips on every incoming
 id the destination lacks; the walk on every unknown id sorting before the
-destination's last; the writes on every register whose ``SET_ONE_REG``
-fails (QEMU writes its whole list before it reports; a snapshot writer
-aborts at the first error, and the blame also counts the snapshot registers
-after it whose write would fail).  The cause names the first of them.
+destination's last; the writes on the register whose ``SET_ONE_REG`` fails
+first (the spec stops there: QEMU writes the rest of its list before it
+reports, which changes nothing for the outcome, and only hypercall registers
+can fail its writes; a snapshot writer aborts), and for a snapshot writer
+also on every later snapshot register the destination does not list (its
+write would fail too).  The cause names the first of them.
 
 Configuring a VM (turning services off) is done by the VMM on the source
 before saving: it writes every feature register it handles with the wanted
@@ -251,7 +253,7 @@ class Vmm:
         for cpu, incoming in zip(vcpus, stream):
             name = cpu.vm.kernel.reg_name
             if rule.write_back == "snapshot":
-                _write_all(cpu, incoming)       # the first error aborts
+                _write_snapshot(cpu, incoming)  # the first error aborts
                 continue
             ours = [rid for rid in cpu.get_reg_list() if self.saves(rid)]
             values = {rid: cpu.get_one_reg(rid) for rid in ours}
@@ -273,8 +275,8 @@ class Vmm:
                 for rid in ours:
                     if is_feature(rid) and rid not in sent:
                         values[rid] = 0
-            # write_list_to_kvmstate writes every register, then reports
-            _write_all(cpu, [(rid, values[rid]) for rid in ours])
+            for rid in ours:
+                _set(cpu, rid, values[rid])
 
     @property
     def key(self) -> tuple:
@@ -303,19 +305,17 @@ def _set(cpu: VCPU, rid: int, value: int) -> None:
                             blame=blame_of([rid]))) from None
 
 
-def _write_all(cpu: VCPU, regs: list[tuple[int, int]]) -> None:
-    """``SET_ONE_REG`` every register; :class:`Refused` naming the first that
-    failed, blaming every one that failed."""
-    failed = []
-    for rid, value in regs:
+def _write_snapshot(cpu: VCPU, regs: list[tuple[int, int]]) -> None:
+    """``SET_ONE_REG`` every snapshot register in order; the first error
+    aborts, blaming it and every later register the destination does not list."""
+    for k, (rid, value) in enumerate(regs):
         try:
             cpu.set_one_reg(rid, value)
         except KvmError as exc:
-            failed.append((rid, exc.name))
-    if failed:
-        rid, err = failed[0]
-        raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=err,
-                            blame=blame_of(r for r, _ in failed)))
+            listed = set(cpu.vm.kernel.reg_list(cpu.features)[0])
+            later = [r for r, _ in regs[k + 1:] if r not in listed]
+            raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=exc.name,
+                                blame=blame_of([rid, *later]))) from None
 
 
 class Qemu(Vmm):
