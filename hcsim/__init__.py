@@ -48,7 +48,7 @@ from hcsim.errors import InputError
 from hcsim.evaluation import backends, measures
 from hcsim.evaluation import spec as _spec
 from hcsim.evaluation.measures import Cost, Score, shares, silent_loss
-from hcsim.evaluation.outcomes import DIRECTIONS, OUTCOMES, Migration, Outcomes
+from hcsim.evaluation.outcomes import BLAMES, DIRECTIONS, LETTERS, OUTCOMES, Migration, Outcomes
 from hcsim.evaluation.trace import format_calls, last_error
 from hcsim.model import config as _config
 from hcsim.model import regs, smccc, synthetic
@@ -369,7 +369,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hcsim' has no attribute {name!r}")
 
 
-__all__ = ["DIRECTIONS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "History",
+__all__ = ["BLAMES", "DIRECTIONS", "LETTERS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "History",
            "HostSpec", "InputError", "Migration", "Outcomes", "Score", "Setting", "baseline",
            "chain", "cost", "evaluate", "fleet", "format_calls", "generate", "inventory",
            "last_error", "load", "loads", "migrate", "parse_strategy", "parse_vmm", "registers",
