@@ -275,9 +275,10 @@ class _LayoutArrays:
         cuts += [start for f in h.firmware for start, _ in f.values]
         fe = self.fw_epoch
         cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
-        if h.whole:         # where the other registers change (DESIGN.md section 9)
-            other = [h.other_at(r) for r in range(n)]
-            cuts += [r for r in range(1, n) if other[r] != other[r - 1]]
+        other = h.other_table()
+        if other is not None:   # where the other registers change (DESIGN.md section 9)
+            cuts += [r for r in range(1, n) if other[r] is not other[r - 1]
+                     and other[r] != other[r - 1]]
         cuts = np.unique(np.array(cuts, dtype=np.int64))
         return cuts[(cuts >= 0) & (cuts < n)]
 
@@ -382,9 +383,12 @@ class Model:
         from hcsim.evaluation import lists
         layout = strategy.layout(history)
         hyp, other = lists.saved_lists(history, layout, vmm.saves, hidden)
-        if other and not facts(vmm, sorted({i for ids in other for i in ids})).handles.all():
+        if other and not facts(vmm, sorted({i for ids in set(other) for i in ids})).handles.all():
             raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
         hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden}
+        if hid_pos and (self.inval_feature or self.inval_fw):
+            # invalidate-on-write clears a hidden register that nothing rewrites
+            raise EngineUnsupported("a hidden feature register under invalidate-on-write")
         if hid_pos:
             hid = np.zeros(self.K, bool)
             for k, pos in enumerate(la.slot_pos):
@@ -394,8 +398,8 @@ class Model:
                 hid[k] = bool(pos) and all(inside)
             self.hid = pack(hid, self.nw)
             self.strict_members = la.strict_members & ~hid[None, :]
-        first_hyp = min((i for ids in hyp for i in ids), default=None)
-        if first_hyp is not None and any(i > first_hyp for ids in other for i in ids):
+        first_hyp = min((ids[0] for ids in hyp if ids), default=None)
+        if first_hyp is not None and any(ids and ids[-1] > first_hyp for ids in set(other)):
             raise EngineUnsupported("an other register sorts after a hypercall register")
         tab = lists.tables(hyp, other, safe if self.whole_list else frozenset())
         self.le = tab.epoch

@@ -124,18 +124,28 @@ def saved_lists(history, layout, saves, hidden: frozenset[int] = frozenset()
                 ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """Per release, the hypercall ids and the other ids a VMM saves.
 
-    ``saves(id)`` is the VMM's choice; ``hidden`` ids are left out (QEMU's
-    ``x-mig-hidden-regs``).  Firmware registers are listed from their
-    introduction, feature registers from ``listed_from``, other registers as
-    :meth:`hcsim.model.history.History.other_at` says (history's host and
-    vCPU features).
+    ``saves(id)`` is the VMM's choice (asked once per distinct id); ``hidden``
+    ids are left out (QEMU's ``x-mig-hidden-regs``).  Firmware registers are
+    listed from their introduction, feature registers from ``listed_from``,
+    other registers as :meth:`hcsim.model.history.History.other_table` says
+    (the history's host and vCPU features).
     """
     n = len(history.releases)
     fw = [(f.introduced, f.id) for f in history.firmware if saves(f.id) and f.id not in hidden]
     feats = [(r.listed_from, r.id) for r in layout.regs if saves(r.id) and r.id not in hidden]
-    hyp, other = [], []
+    events = sorted(fw + feats)
+    hyp, now, k = [], [], 0
     for rel in range(n):
-        hyp.append(tuple(sorted([i for at, i in fw if at <= rel]
-                                + [i for at, i in feats if at <= rel])))
-        other.append(tuple(i for i in history.other_at(rel) if saves(i) and i not in hidden))
+        while k < len(events) and events[k][0] <= rel:
+            now.append(events[k][1])
+            k += 1
+        hyp.append(tuple(sorted(now)) if not hyp or len(now) != len(hyp[-1]) else hyp[-1])
+    table = history.other_table() or ((),) * n
+    universe = {i for ids in set(table) for i in ids}
+    keep = {i for i in universe if saves(i) and i not in hidden}
+    if len(keep) == len(universe):
+        other = list(table)
+    else:
+        cache: dict = {}
+        other = [cache.setdefault(ids, tuple(i for i in ids if i in keep)) for ids in table]
     return hyp, other

@@ -201,6 +201,12 @@ class History:
         return self.other.at(release, host or self.host,
                              self.features if features is None else frozenset(features))
 
+    def other_table(self) -> tuple[tuple[int, ...], ...] | None:
+        """:meth:`other_at` of every release, or None in the hypercall view."""
+        if not self.whole:
+            return None
+        return self.other.table(self.host, self.features)
+
     def with_registers(self, view: str) -> History:
         """The same history in view ``all`` or ``hypercall``."""
         if view not in VIEWS:

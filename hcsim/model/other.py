@@ -79,6 +79,7 @@ class OtherRegisters:
     spans: tuple[tuple[int, int, int], ...] = ()
     reglists: RegLists | None = field(default=None, compare=False, repr=False)
     _by_release: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
+    _tables: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self):
         if self.reglists is None:
@@ -116,8 +117,13 @@ class OtherRegisters:
 
     def table(self, host: str, features: frozenset[str] = NO_FEATURES
               ) -> tuple[tuple[int, ...], ...]:
-        """:meth:`at` for every release."""
-        return tuple(self.at(r, host, features) for r in range(len(self.names)))
+        """:meth:`at` for every release (computed once per host and features)."""
+        key = (host, features)
+        hit = self._tables.get(key)
+        if hit is None:
+            hit = self._tables[key] = tuple(self.at(r, host, features)
+                                            for r in range(len(self.names)))
+        return hit
 
     def since(self, start: int) -> OtherRegisters:
         """The same lists for the releases from ``start`` on (``History.since``)."""
