@@ -55,9 +55,13 @@ def test_generator_parameters_are_columns(serial):
 
 def test_shares_are_distributions(serial):
     for direction in ("fwd", "bwd"):
-        cols = [c for c in serial.columns if c.startswith(direction + "_")]
+        cols = [c for c in serial.columns if c.startswith(direction + "_")
+                and not c.startswith(direction + "_refused_")]
         assert len(cols) == 6
         assert np.allclose(serial[cols].sum(axis=1), 1.0)
+        # refusals by blame (strategy, drift, both) add up to the refused share
+        split = serial[[f"{direction}_refused_{k}" for k in ("strategy", "drift", "both")]]
+        assert np.allclose(split.sum(axis=1), serial[f"{direction}_refused"])
     assert serial["silent_loss"].between(0, 1).all()
 
 

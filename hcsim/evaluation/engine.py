@@ -352,6 +352,11 @@ class Model:
         self.unsupported_from = min(bad) if bad else _NEVER
         self.inval_feature = strategy.invalidates(feature=True)
         self.inval_fw = strategy.invalidates(feature=False)
+        if (self.whole_list and not self.saves_features and len(la.reg_ids)
+                and (self.inval_feature or self.inval_fw)):
+            # the destination's own writes clear feature registers nothing rewrites
+            raise EngineUnsupported(f"{vmm.name} writes back a list without the feature "
+                                    "registers under invalidate-on-write")
         self._scratch: dict[int, np.ndarray] = {}
         self._list_rule(history, strategy, vmm)
 
@@ -375,9 +380,6 @@ class Model:
         self.strict_members = la.strict_members
         if not (history.whole or hidden or safe):
             return
-        if self.tolerant:
-            raise EngineUnsupported(f"{vmm.name}'s drop of zero-valued feature registers "
-                                    "over the whole register list")
         if hidden & {f.id for f in la.fw}:
             raise EngineUnsupported(f"{vmm.name} hides a firmware register")
         from hcsim.evaluation import lists
@@ -403,11 +405,31 @@ class Model:
             raise EngineUnsupported("an other register sorts after a hypercall register")
         tab = lists.tables(hyp, other, safe if self.whole_list else frozenset())
         self.le = tab.epoch
+        self.tab = tab
+        if self.tolerant:
+            # qemu-tolerant: a zero-valued feature register the destination lacks is
+            # dropped too; a source row's drops depend on its values, so its table
+            # row is computed per (list epoch, zero registers) key (_tolerant_keys)
+            index = {rid: k for k, rid in enumerate(tab.universe)}
+            regs_saved = [p for p, rid in enumerate(la.reg_ids)
+                          if rid in index and p not in hid_pos]
+            self.tol_bit = np.array([index[la.reg_ids[p]] for p in regs_saved], np.int64)
+            self.tol_lf = np.array([layout.regs[p].listed_from for p in regs_saved], np.int64)
+            members = np.zeros((len(regs_saved), self.K), bool)
+            for k, pos in enumerate(la.slot_pos):
+                for p in pos:
+                    if p in regs_saved:
+                        members[regs_saved.index(p), k] = True
+            self.tol_members = members.astype(np.int64)
+            self.tol_keys: dict[bytes, int] = {}
+            self.tol_rows = np.zeros((0, len(tab.counts)), np.int8)
         # A snapshot writer meets the other registers first (they sort first):
         # one the destination lacks fails the restore, blaming it and every
         # later register the destination lacks (``missing``).
         self.lcode = tab.qemu if self.whole_list else \
             np.where(tab.missing & np.int8(lists.OTHER), tab.missing, np.int8(0)).astype(np.int8)
+        if self.tolerant:
+            self.lcode = self.tol_rows
 
     def release(self) -> None:
         """Free the scratch buffers (a cached model keeps only its small arrays)."""
@@ -511,10 +533,43 @@ class Model:
                 hit = bits & self.strict_members[g] & listed
                 top[..., g] = np.where(hit, la.intro, _NONE).max(-1)
         U = rel >= self.unsupported_from
+        le = np.tile(self.le[rel], C) if not self.tolerant else self._tolerant_keys(rel, V)
         return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
                                        np.ascontiguousarray(B.reshape(C * R, -1))),
                      T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
-                     np.tile(self.le[rel], C), top.reshape(C * R, G))
+                     le, top.reshape(C * R, G))
+
+    def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """Rows of :attr:`lcode` for ``qemu-tolerant`` sources: one per list epoch
+        and set of zero-valued feature registers (their drops), added as met."""
+        from hcsim.evaluation import lists
+        C, R = V.shape[0], len(rel)
+        tab = self.tab
+        nonzero = (unpack(V, self.K).astype(np.int64) @ self.tol_members.T) > 0   # [C, R, P]
+        listed = self.tol_lf[None, None, :] <= rel[None, :, None]
+        zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
+        U = len(tab.universe)
+        keys = np.empty(C * R, np.int64)
+        new_src, new_drop, new_keys = [], [], []
+        for i, (c, r) in enumerate(np.ndindex(C, R)):
+            e = int(self.le[rel[r]])
+            bits = self.tol_bit[zero[c, r]]
+            key = e.to_bytes(4, "little") + bits.astype(np.int32).tobytes()
+            k = self.tol_keys.get(key)
+            if k is None:
+                k = self.tol_keys[key] = len(self.tol_keys)
+                drop = np.zeros(max(U, 1), bool)
+                drop[bits] = True
+                new_src.append(tab.members[e])
+                new_drop.append(drop)
+                new_keys.append(k)
+            keys[i] = k
+        if new_keys:
+            packed = lists._pack(np.array(new_drop))
+            rows = lists.qemu_codes(tab, np.array(new_src), packed)
+            self.tol_rows = np.concatenate([self.tol_rows, rows])
+            self.lcode = self.tol_rows
+        return keys
 
 
 

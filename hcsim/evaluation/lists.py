@@ -41,12 +41,47 @@ _BLOCK_PAIRS = 1 << 18
 
 @dataclass(frozen=True)
 class ListTables:
-    """List epochs of the releases and the rule tables over epoch pairs."""
+    """List epochs of the releases and the rule tables over epoch pairs.
+
+    Also the packed lists themselves (``members``: bit ``k`` of epoch ``e``
+    is ``universe[k]``) and the masks :func:`qemu_codes` needs, so that a
+    source whose own drops differ (``qemu-tolerant``: zero-valued feature
+    registers) can be evaluated against every destination epoch.
+    """
 
     epoch: np.ndarray      # [n] list epoch of each release
     qemu: np.ndarray       # [E, E] int8 blame code of QEMU's count check and walk
     missing: np.ndarray    # [E, E] int8 blame code of the ids the destination lacks
     counts: np.ndarray     # [E] saved registers (the whole list)
+    universe: tuple[int, ...] = ()
+    members: np.ndarray | None = None   # [E, nw] packed lists
+    hyp: np.ndarray | None = None       # [nw] hypercall ids
+    oth: np.ndarray | None = None       # [nw] other ids
+    below: np.ndarray | None = None     # [E, nw] ids below each epoch's last id
+    safe: np.ndarray | None = None      # [nw] ids dropped when the destination lacks them
+
+
+def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray) -> np.ndarray:
+    """``[S, E]`` QEMU blame codes of sources ``src`` (packed ``[S, nw]`` lists)
+    that also drop the ids ``drops`` (packed ``[S, nw]``) the destination lacks,
+    against every destination epoch."""
+    M, counts, HYP, OTH = tab.members, tab.counts, tab.hyp, tab.oth
+    out = np.zeros((len(src), len(M)), np.int8)
+    rows = max(1, _BLOCK_PAIRS // max(1, len(M)))
+    for a in range(0, len(src), rows):
+        s = src[a:a + rows, None, :]
+        safe = (drops[a:a + rows] | tab.safe)[:, None, :]
+        lack = s & ~M[None]
+        lack_safe = lack & safe
+        lack_ns = lack & ~safe
+        n_in = _popcount(s) - _popcount(lack_safe)
+        count_fail = n_in > counts[None, :]
+        early = lack_ns & tab.below[None]
+        out[a:a + rows] = np.where(
+            count_fail,
+            (lack_ns & HYP).any(-1) * HYPERCALL + (lack_ns & OTH).any(-1) * OTHER,
+            (early & HYP).any(-1) * HYPERCALL + (early & OTH).any(-1) * OTHER)
+    return out
 
 
 def _pack(rows: np.ndarray) -> np.ndarray:
@@ -111,7 +146,7 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
         qemu[a:a + rows] = code
         missing[a:a + rows] = ((lack & HYP).any(-1) * HYPERCALL
                                + (lack & OTH).any(-1) * OTHER)
-    return ListTables(epoch, qemu, missing, counts)
+    return ListTables(epoch, qemu, missing, counts, tuple(universe), M, HYP, OTH, below, SAFE)
 
 
 def blame_of(ids: Sequence[int], is_hypercall) -> int:

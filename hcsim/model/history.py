@@ -532,6 +532,8 @@ def _other(ck: _Checker, doc: dict, names: tuple[str, ...], origin: str
         raise ck.fail("reglists must be a path (relative to the history file)")
     from hcsim.model.reglists import load_reglists
     path = Path(origin).parent / ref
+    if not path.is_file() and data_path(ref).is_file():
+        path = data_path(ref)       # a copy of a bundled history, e.g. an edited linux
     try:
         rl = _REGLISTS.get(path.resolve())
         if rl is None:

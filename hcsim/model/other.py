@@ -7,7 +7,8 @@ rest, the *other* registers (DEMUX 0x11, SYSREG 0x13, ...), drift with the
 release, the host CPU and the vCPU's features.  A history gets them from one
 of two sources:
 
-* ``reglists = "FILE"`` (top level, a path relative to the history file): a
+* ``reglists = "FILE"`` (top level, a path relative to the history file, else
+  a data file hcsim ships, so an edited copy of the Linux history works): a
   register-list data file read by :func:`hcsim.model.reglists.load_reglists`
   (the Linux history points at ``linux-reglists.toml``: probed lists from
   ``data/kernel-probe/`` and cited changes in between).  Its releases must
