@@ -11,8 +11,10 @@ of two sources:
   a data file hcsim ships, so an edited copy of the Linux history works): a
   register-list data file read by :func:`hcsim.model.reglists.load_reglists`
   (the Linux history points at ``linux-reglists.toml``: probed lists from
-  ``data/kernel-probe/`` and cited changes in between).  Its releases must
-  include every release of the history.
+  ``data/kernel-probe/`` and cited changes in between).  A release of the
+  history that the file does not know (a hypothetical next release, as
+  ``hcsim what-if`` adds) lists what the latest earlier release it knows
+  lists: no cited change; one before every known release is bad input.
 * ``[[other]]`` entries, ``{ id = "0x...", introduced = "R", removed = "R" }``
   (``removed`` optional: listed until the last release): a register listed
   from ``introduced`` up to, not including, ``removed``.  An id may have
@@ -79,6 +81,7 @@ class OtherRegisters:
     hosts: tuple[str, ...] = ()
     spans: tuple[tuple[int, int, int], ...] = ()
     reglists: RegLists | None = field(default=None, compare=False, repr=False)
+    lookup: tuple[str, ...] = ()          # reglists release of each history release
     _by_release: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
     _tables: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
@@ -112,7 +115,7 @@ class OtherRegisters:
         if self.reglists is None:
             return self._by_release[release]
         try:
-            return self.reglists.other(self.names[release], host, features)
+            return self.reglists.other(self.lookup[release], host, features)
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
@@ -131,7 +134,22 @@ class OtherRegisters:
         spans = tuple((rid, max(0, a - start), b - start) for rid, a, b in self.spans
                       if b > start)
         return OtherRegisters(self.source, self.names[start:], self.feature_sets,
-                              self.hosts, spans, self.reglists)
+                              self.hosts, spans, self.reglists, self.lookup[start:])
+
+    def until(self, end: int) -> OtherRegisters:
+        """The same lists for the releases up to index ``end``."""
+        spans = tuple((rid, a, min(b, end + 1)) for rid, a, b in self.spans if a <= end)
+        return OtherRegisters(self.source, self.names[:end + 1], self.feature_sets,
+                              self.hosts, spans, self.reglists, self.lookup[:end + 1])
+
+    def insert(self, at: int, name: str) -> OtherRegisters:
+        """A release ``name`` inserted at index ``at`` (``at >= 1``), listing what
+        the release before it lists (no cited change)."""
+        spans = tuple((rid, a + (a >= at), b + (b >= at)) for rid, a, b in self.spans)
+        lookup = (*self.lookup[:at], self.lookup[at - 1], *self.lookup[at:]) \
+            if self.lookup else ()
+        return OtherRegisters(self.source, (*self.names[:at], name, *self.names[at:]),
+                              self.feature_sets, self.hosts, spans, self.reglists, lookup)
 
     def describe(self) -> str:
         return self.source
@@ -139,12 +157,17 @@ class OtherRegisters:
 
 def from_reglists(rl: RegLists, names: tuple[str, ...], origin: str) -> OtherRegisters:
     """Other registers of a history from a register-list data file."""
-    missing = [r for r in names if r not in rl.releases]
-    if missing:
-        raise InputError(f"{origin}: reglists {rl.path.name}: no list for release "
-                         f"{missing[0]!r}")
+    lookup: list[str] = []
+    for r in names:
+        if r in rl.releases:
+            lookup.append(r)
+        elif lookup:
+            lookup.append(lookup[-1])       # no cited change: as the release before
+        else:
+            raise InputError(f"{origin}: reglists {rl.path.name}: no list for release "
+                             f"{r!r} (nor for any release before it)")
     return OtherRegisters(f"{rl.path.name}", names, tuple(rl.feature_sets), tuple(rl.hosts),
-                          (), rl)
+                          (), rl, tuple(lookup))
 
 
 def from_entries(entries: list, names: tuple[str, ...], fail) -> OtherRegisters:
