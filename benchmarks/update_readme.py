@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from hcsim.frontends import cli  # noqa: E402
 
 BLOCKS = {"scorecard": ["compare", "--history", "linux", "--vmm", "qemu"],
+          "scorecard-compat": ["compare", "--history", "linux", "--vmm", "qemu-compat"],
           "scorecard-max": ["compare", "--history", "linux", "--vmm", "qemu",
                             "--host", "max", "--strategy", "upstream"]}
 

@@ -32,8 +32,10 @@ Examples
 >>> list(card["strategy"])
 ['upstream', 'raz-wi']
 >>> m = hcsim.migrate(h, "upstream", "qemu", "v6.15", "v6.14")
->>> m.outcome, str(m.cause)
-('refused', 'count 8 > 7 (cpreg_vmstate_array_len)')
+>>> m.outcome, m.blame, m.cause.kind, m.cause.name
+('refused', 'hypercall', 'count', 'KVM_REG_ARM_VENDOR_HYP_BMAP_2')
+>>> hcsim.migrate(h, "upstream", "qemu", "v6.12", "v6.13").blame   # TCR2_EL1 went
+'other'
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from hcsim.errors import InputError
 from hcsim.evaluation import backends, measures
 from hcsim.evaluation import spec as _spec
 from hcsim.evaluation.measures import Cost, Score, shares, silent_loss
-from hcsim.evaluation.outcomes import DIRECTIONS, OUTCOMES, Migration, Outcomes
+from hcsim.evaluation.outcomes import BLAMES, DIRECTIONS, LETTERS, OUTCOMES, Migration, Outcomes
 from hcsim.evaluation.trace import format_calls, last_error
 from hcsim.model import config as _config
 from hcsim.model import regs, smccc, synthetic
@@ -168,7 +170,8 @@ def scorecard(history: History, vmm: str | Vmm, strategies: Sequence[str | Strat
             for s in (strategies if strategies is not None else STRATEGIES)]
     card = pd.DataFrame(rows)
     if len(card):
-        card["bytes_per_vcpu"] = card["bytes_per_vcpu"].astype("Int64")
+        for col in ("bytes_per_vcpu", "list_bytes_per_vcpu"):
+            card[col] = card[col].astype("Int64")
     return card
 
 
@@ -247,7 +250,8 @@ def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm,
 
     Examples
     --------
-    >>> b = baseline(load("linux"), "upstream", "qemu-tolerant", "v6.1,v6.12,v6.15")
+    >>> b = baseline(load("linux", registers="hypercall"), "upstream", "qemu-tolerant",
+    ...              "v6.1,v6.12,v6.15")
     >>> b.safe
     True
     """
@@ -365,7 +369,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hcsim' has no attribute {name!r}")
 
 
-__all__ = ["DIRECTIONS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "History",
+__all__ = ["BLAMES", "DIRECTIONS", "LETTERS", "OUTCOMES", "STRATEGIES", "VMMS", "Cause", "Cost", "History",
            "HostSpec", "InputError", "Migration", "Outcomes", "Score", "Setting", "baseline",
            "chain", "cost", "evaluate", "fleet", "format_calls", "generate", "inventory",
            "last_error", "load", "loads", "migrate", "parse_strategy", "parse_vmm", "registers",

@@ -19,6 +19,15 @@ def four() -> history.History:
 
 @pytest.fixture(scope="session")
 def linux() -> history.History:
+    """The Linux history in the hypercall view: other registers taken as
+    identical on both sides (the thread's question alone; the tests of the
+    whole register list are in test_whole_list.py and use ``linux_whole``)."""
+    return history.load("linux").with_registers("hypercall")
+
+
+@pytest.fixture(scope="session")
+def linux_whole() -> history.History:
+    """The Linux history as loaded: the whole register list (DESIGN.md 9)."""
     return history.load("linux")
 
 

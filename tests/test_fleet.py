@@ -468,7 +468,8 @@ def test_rollback_defaults_from_release_order(linux, tmp_path):
 # -- command line --------------------------------------------------------------------------
 
 def fleet_args(*extra):
-    return ["fleet", "--history", "linux", "--inventory", str(EXAMPLE / "inventory.toml"),
+    return ["fleet", "--history", "linux", "--registers", "hypercall",
+            "--inventory", str(EXAMPLE / "inventory.toml"),
             "--plan", str(EXAMPLE / "plan.toml"), "--guests", "1500", *extra]
 
 
@@ -505,7 +506,7 @@ def test_cli_fleet_bad_options(tmp_path, extra, fragment):
 def test_cli_fleet_bad_files_write_nothing(tmp_path):
     bad = write(tmp_path, "inv.csv", "group,hosts,kernel\nweb,10,v9.9\n")
     outputs = [tmp_path / "s.csv", tmp_path / "t.csv", tmp_path / "f.png"]
-    code, out, err = run(["fleet", "--history", "linux", "--inventory", str(bad),
+    code, out, err = run(["fleet", "--history", "linux", "--registers", "hypercall", "--inventory", str(bad),
                           "--plan", str(EXAMPLE / "plan.toml"), "--output", str(outputs[0]),
                           "--timeline", str(outputs[1]), "--figure", str(outputs[2])])
     assert_one_line_error(code, out, err, "line 2: group 'web': kernel: unknown kernel 'v9.9'")
@@ -515,7 +516,7 @@ def test_cli_fleet_bad_files_write_nothing(tmp_path):
 def test_cli_fleet_needs_a_vmm_for_every_group(tmp_path):
     inv = write(tmp_path, "inv.csv", "group,hosts,kernel\nweb,10,v6.1\n")
     plan = write(tmp_path, "plan.toml", GOOD_PLAN)
-    code, out, err = run(["fleet", "--history", "linux", "--inventory", str(inv),
+    code, out, err = run(["fleet", "--history", "linux", "--registers", "hypercall", "--inventory", str(inv),
                           "--plan", str(plan)])
     assert_one_line_error(code, out, err, "group 'web' has no vmm (give vmm = ... or --vmm)")
 
@@ -537,7 +538,7 @@ def test_bench_fleet_quick_runs_both_configurations():
 def test_readme_example_output_is_current():
     readme = (EXAMPLE / "README.md").read_text()
     block = readme.split("```\nfleet:", 1)[1].split("```", 1)[0]
-    code, out, _ = run(["fleet", "--history", "linux", "--inventory",
+    code, out, _ = run(["fleet", "--history", "linux", "--registers", "hypercall", "--inventory",
                         str(EXAMPLE / "inventory.toml"), "--plan", str(EXAMPLE / "plan.toml"),
                         "--guests", "100000", "--vmm", "qemu", "--vmm", "qemu-tolerant"])
     assert code == 0 and out.startswith("fleet:" + block)

@@ -46,6 +46,7 @@ def test_linux_lost_and_refusal_details(upstream_qemu_csv):
     assert upstream_qemu_csv[("v5.12", "v5.11")]["lost"] == "TRNG_V1_0"
     assert "PSCI_VERSION" in upstream_qemu_csv[("v6.13", "v6.12")]["detail"]
     assert "count" in upstream_qemu_csv[("v6.15", "v6.14")]["detail"]
+    assert upstream_qemu_csv[("v6.15", "v6.14")]["blame"] == "hypercall"
 
 
 def test_linux_qemu_tolerant_accepts_v6_15_to_v6_14(capsys):
@@ -73,7 +74,8 @@ def test_cost_csv_columns_and_unsupported_rows_empty(capsys):
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0
     assert list(rows[0]) == ["release", "registers", "bytes_per_vcpu", "bytes_per_vm",
-                             "ioctls", "floor_bytes"]
+                             "ioctls", "floor_bytes", "list_registers", "list_bytes_per_vcpu",
+                             "list_ioctls"]
     late = rows[-1]
     assert late["registers"] == "" and late["bytes_per_vcpu"] == ""
     assert late["floor_bytes"] == "1"                 # 6 services -> 1 byte
@@ -88,6 +90,9 @@ def test_cost_upstream_counts_firmware_and_bitmaps(linux, capsys):
     assert rows["v6.15"]["bytes_per_vm"] == str(8 * 16 * 2)
     assert rows["v6.15"]["ioctls"] == str(2 * 8 * 2)
     assert rows["v4.16"]["registers"] == "0"
+    # the whole list beside it (DESIGN.md 9): v6.15 lists 174 other registers
+    assert rows["v6.15"]["list_registers"] == str(8 + 174)
+    assert rows["v6.15"]["list_ioctls"] == str(2 * 182 * 2)
 
 
 def test_feature_only_cost_excludes_firmware(linux):

@@ -14,6 +14,7 @@ from hcsim.analyses import sweep
 from hcsim.errors import InputError
 from hcsim.frontends.cli import main
 from hcsim.model import strategies, synthetic
+from hcsim.model import vmm as vmm_mod
 
 #: Tiny sweep (the engine is the default; the scalar spec must agree with it).
 TINY = dict(histories=5, releases=5, rate=0.8, burst=0.3, opt_in=0.3, firmware=0.3,
@@ -55,9 +56,13 @@ def test_generator_parameters_are_columns(serial):
 
 def test_shares_are_distributions(serial):
     for direction in ("fwd", "bwd"):
-        cols = [c for c in serial.columns if c.startswith(direction + "_")]
+        cols = [c for c in serial.columns if c.startswith(direction + "_")
+                and not c.startswith(direction + "_refused_")]
         assert len(cols) == 6
         assert np.allclose(serial[cols].sum(axis=1), 1.0)
+        # refusals by blame (strategy, drift, both) add up to the refused share
+        split = serial[[f"{direction}_refused_{k}" for k in ("strategy", "drift", "both")]]
+        assert np.allclose(split.sum(axis=1), serial[f"{direction}_refused"])
     assert serial["silent_loss"].between(0, 1).all()
 
 
@@ -107,9 +112,10 @@ def test_rows_match_hcsim_compare_on_the_regenerated_history(tmp_path, capsys):
 
 def test_defaults_cover_every_strategy_and_vmm():
     df = sweep.run(1, releases=2, rate=0.5, jobs=1)
-    assert list(df["strategy"].astype(str)[::6]) == [
+    vmms = len(vmm_mod.REGISTRY)             # qemu-compat included
+    assert list(df["strategy"].astype(str)[::vmms]) == [
         strategies.parse(s).spec for s in strategies.DEFAULTS]
-    assert df["vmm"].nunique() == 6 and len(df) == len(strategies.DEFAULTS) * 6
+    assert df["vmm"].nunique() == vmms and len(df) == len(strategies.DEFAULTS) * vmms
 
 
 def test_engine_sweep_equals_scalar_sweep(serial):

@@ -43,7 +43,8 @@ def test_what_if_equals_matrix_on_the_edited_file(linux, after, service, table, 
     strategy, policy = parse_strategy("upstream"), parse_vmm(vmm)
     edited, rows = whatif.what_if(linux, "v7.4-rc", strategy, [policy], after,
                                   (whatif.NewService.parse(service),))
-    ref = history_mod.loads(edited_text(after, "v7.4-rc", table), origin="edited")
+    ref = history_mod.loads(edited_text(after, "v7.4-rc", table),
+                            origin="edited").with_registers(linux.registers)
     assert ref.releases == edited.releases
     n = len(ref.releases)
     grid = {(m.src, m.dst): m for m in
@@ -123,9 +124,9 @@ def test_text_fits_an_email():
     assert max(map(len, out.splitlines())) <= 72
 
 
-def test_api_equals_the_csv(linux):
+def test_api_equals_the_csv(linux_whole):
     import hcsim
-    frame = hcsim.what_if(linux, "v7.4-rc", ["NEW:vendor-hyp"], vmms=["qemu"])
+    frame = hcsim.what_if(linux_whole, "v7.4-rc", ["NEW:vendor-hyp"], vmms=["qemu"])
     code, out, _ = run(["what-if", "--history", "linux", "--add-release", "v7.4-rc",
                         "--service", "NEW:vendor-hyp", "--vmm", "qemu", "--format", "csv"])
     assert code == 0

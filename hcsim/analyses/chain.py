@@ -211,7 +211,7 @@ def migrate_chain(history: History, strategy: Strategy, vmm: Vmm,
     >>> import hcsim
     >>> from hcsim.model.config import Setting
     >>> from hcsim.analyses.chain import migrate_chain
-    >>> h = hcsim.load("linux")
+    >>> h = hcsim.load("linux").with_registers("hypercall")   # the bitmaps alone
     >>> opt_in = Setting(on=frozenset({"DISCOVER_IMPL_VER"}),
     ...                  firmware=(("PSCI_VERSION", 0x10001),))
     >>> c = migrate_chain(h, hcsim.parse_strategy("raz-wi"), hcsim.parse_vmm("qemu"),

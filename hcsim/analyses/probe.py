@@ -12,8 +12,17 @@ scan and the NULL-address calls.
 Records about things the model does not have (``start``, ``cmdline``,
 ``caps``, ``api_version``, ``open_kvm``, ``preferred_target``,
 ``reg_list_probe``, ``reg_list_chunk``, ``fw_first_index``, ``memslot``,
-``done``) are skipped and not counted.  Of ``reg_list`` only the counts of
-classes 0x14 and 0x16 are compared (system registers are not modelled).
+``done``) are skipped and not counted.  Of ``reg_list`` the counts of
+classes 0x14 and 0x16 are compared; when the history has other-register
+data (``reglists``, DESIGN.md section 9) the replay runs in the ``all``
+view and also compares the count of every other class (0x11 DEMUX, 0x13
+SYSREG, ...), the total (the modelled classes plus the record's own CORE
+and SVE counts, which the model does not have), and the listed ids: the
+``reg_list_chunk`` records after a ``reg_list`` record give the kernel's
+whole list, and every id of it outside CORE and SVE must be the model's
+list for that kernel, host and vCPU features.  The vCPU features come from
+the ``vcpu_init`` record's ``features0`` (bit 3, ``KVM_ARM_VCPU_PMU_V3``:
+``pmu``; other feature bits are named ``feature<N>``).
 
 Which vCPU makes a call.  The records name the vCPU only when it is created
 or initialised, so the replay follows the probe's call sequence
@@ -59,7 +68,14 @@ from hcsim.errors import InputError
 from hcsim.model import history as history_mod
 from hcsim.model.history import History
 from hcsim.model.kvm import VCPU, VM, Kernel, KvmError
-from hcsim.model.regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, coproc_of, short_name
+from hcsim.model.regs import (
+    KVM_REG_ARM64_SVE,
+    KVM_REG_ARM_CORE,
+    KVM_REG_ARM_FW,
+    KVM_REG_ARM_FW_FEAT_BMAP,
+    coproc_of,
+    short_name,
+)
 from hcsim.model.strategies import parse as parse_strategy
 
 #: Record types that say nothing the model can answer: skipped, not counted.
@@ -100,6 +116,13 @@ FIELDS = {
 
 #: Classes whose registers the model knows (``reg_list`` counts compared).
 MODELLED_CLASSES = (KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP)
+
+#: Classes QEMU leaves out of its cpreg list, which the model does not have.
+UNMODELLED_CLASSES = (KVM_REG_ARM_CORE, KVM_REG_ARM64_SVE)
+
+#: ``KVM_ARM_VCPU_INIT`` feature bits (``features[0]``) that choose other
+#: registers; PSCI 0.2 (bit 2) is ``psci_0_2``.
+FEATURE_BITS = {3: "pmu"}
 
 _CPU_SUFFIX = re.compile(r"\.cpu-([A-Za-z0-9_.-]+?)\.jsonl$")
 _VCPU_IN_TEST = re.compile(r"vcpu(\d+)")
@@ -270,8 +293,10 @@ def _call(fn, *args, **kwargs) -> tuple[str, object]:
 
 
 class _Replayer:
-    def __init__(self, kernel: Kernel):
+    def __init__(self, kernel: Kernel, chunks: dict[int, list[int]] | None = None):
         self.kernel = kernel
+        self.whole = kernel.history.whole
+        self.chunks = chunks or {}        # reg_list line -> the kernel's whole list
         self.vms: dict[str, VM] = {}
         self.last_created: dict[str, VCPU] = {}
         self.defaults: dict[tuple[str, int], int] = {}   # the probe's defaults
@@ -323,7 +348,12 @@ class _Replayer:
     def _vcpu_init(self, line, rec):
         cpu = self.vcpu(rec, line)
         psci = bool(rec["psci_0_2"])
-        got, _ = _call(cpu.init, psci_0_2=psci)
+        features = None
+        if self.whole and "features0" in rec:
+            bits = _num(rec, "features0", line)
+            features = frozenset(FEATURE_BITS.get(b, f"feature{b}")
+                                 for b in range(64) if bits >> b & 1 and b != 2)
+        got, _ = _call(cpu.init, psci_0_2=psci, features=features)
         what = "with" if psci else "without"
         return (f"vcpu_init {rec['vm']} {cpu.index} ({what} PSCI 0.2)",
                 _compare(rec, got))
@@ -345,12 +375,35 @@ class _Replayer:
         problems = _compare(rec, got)
         if ids is not None and rec["ret"] == 0:
             counts = {f"0x{c:04x}": 0 for c in MODELLED_CLASSES}
+            if self.whole:     # every class but CORE and SVE is modelled
+                unmodelled = {f"0x{c:04x}" for c in UNMODELLED_CLASSES}
+                counts.update({k: 0 for k in rec["by_coproc"] if k not in unmodelled})
             for rid in ids:
-                counts[f"0x{coproc_of(rid):04x}"] += 1
-            for key, n in counts.items():
+                key = f"0x{coproc_of(rid):04x}"
+                counts[key] = counts.get(key, 0) + 1
+            for key, n in sorted(counts.items()):
                 want = rec["by_coproc"].get(key, 0)
                 if want != n:
                     problems.append(f"class {key}: expected {want} registers, read {n}")
+            if self.whole and "total" in rec:
+                total = len(ids) + sum(rec["by_coproc"].get(f"0x{c:04x}", 0)
+                                       for c in UNMODELLED_CLASSES)
+                if total != rec["total"]:
+                    problems.append(f"total: expected {rec['total']} registers, read {total}")
+            listed = self.chunks.get(line)
+            if self.whole and listed is not None:
+                real = {r for r in listed if coproc_of(r) not in UNMODELLED_CLASSES}
+                model = set(ids)
+                missing = sorted(real - model)
+                extra = sorted(model - real)
+                if missing:
+                    problems.append(f"{len(missing)} listed ids not modelled: "
+                                    + ", ".join(short_name(r) for r in missing[:5])
+                                    + (" ..." if len(missing) > 5 else ""))
+                if extra:
+                    problems.append(f"{len(extra)} modelled ids not listed: "
+                                    + ", ".join(short_name(r) for r in extra[:5])
+                                    + (" ..." if len(extra) > 5 else ""))
         return f"reg_list {rec['vm']}", problems
 
     def _fw_reg_ids(self, line, rec):
@@ -358,6 +411,7 @@ class _Replayer:
         got, ids = _call(cpu.get_reg_list)
         if ids is None:
             return f"fw_reg_ids {rec['vm']}", [f"expected a register list, read {got}"]
+        ids = [r for r in ids if coproc_of(r) in MODELLED_CLASSES]
         want = [int(i, 16) for i in rec["ids"]]
         problems = [f"expected {short_name(r)} listed, read not listed"
                     for r in want if r not in ids]
@@ -459,6 +513,24 @@ class _Replayer:
         return f"badaddr {short_name(rid)} (NULL address)", problems
 
 
+def _chunks(records: list[tuple[int, dict]]) -> dict[int, list[int]]:
+    """The ids of the ``reg_list_chunk`` records after each ``reg_list`` record
+    (by its line), when they add up to its ``total``."""
+    out: dict[int, list[int]] = {}
+    open_at: dict[str, int] = {}
+    for line, rec in records:
+        if rec["t"] == "reg_list" and rec.get("ret") == 0:
+            open_at[rec["vm"]] = line
+            out[line] = []
+        elif rec["t"] == "reg_list_chunk" and rec.get("vm") in open_at:
+            try:
+                out[open_at[rec["vm"]]].extend(int(x, 16) for x in rec["ids"])
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"line {line}: bad reg_list_chunk record") from None
+    totals = {line: rec.get("total") for line, rec in records if line in out}
+    return {line: ids for line, ids in out.items() if ids and len(ids) == totals[line]}
+
+
 def _compare(rec: dict, got: str) -> list[str]:
     want = _outcome(rec["ret"], rec.get("errno", ""))
     return [] if want == got else [f"expected {want}, read {got}"]
@@ -484,9 +556,11 @@ def replay(path: str | Path, history: History, kernel: str | None = None,
     if cpu not in history.hosts():
         raise InputError(f"unknown CPU model {cpu!r} (history {history.name!r} "
                          f"knows: {', '.join(history.hosts())})")
+    if history.has_other:
+        history = history.with_registers("all")
     model = Kernel(history, kernel, parse_strategy("upstream"), host=cpu)
     result = Replay(str(path), history.name, kernel, cpu)
-    replayer = _Replayer(model)
+    replayer = _Replayer(model, _chunks(records))
     for line, rec in records:
         if rec["t"] in SKIPPED:
             result.skipped += 1

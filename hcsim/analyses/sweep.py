@@ -90,6 +90,7 @@ class Task:
     vmms: tuple[str, ...]
     configs: tuple[str, ...]
     engine: str
+    registers: str | None = None
 
 
 def backend(engine: str) -> str:
@@ -109,6 +110,8 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
     measures_cols: dict[str, list] = {}
     for seed in task.seeds:
         history = task.params.history(seed)
+        if task.registers is not None:
+            history = history.with_registers(task.registers)
         configs = [config_mod.parse(c, history) for c in task.configs]
         for si, strategy in enumerate(chosen):
             for vi, vmm in enumerate(vmms):
@@ -304,7 +307,8 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
         vmms: Sequence[str] | None = None, configs: Sequence[str] = ("default",),
         params: synthetic.Params | None = None, jobs: int | None = None,
         batch: int | None = None, scheduler: Any = None, engine: str = "auto",
-        progress: bool | None = None, **generator: Any) -> pd.DataFrame:
+        progress: bool | None = None, registers: str | None = None,
+        **generator: Any) -> pd.DataFrame:
     """Score ``histories`` synthetic histories; one row per combination.
 
     Parameters
@@ -325,6 +329,9 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
         with a logged warning), ``strict`` (the engine or an error) or
         ``scalar`` (the spec; slow).
     progress : tqdm bar on stderr; default: only when stderr is a terminal.
+    registers : ``all`` or ``hypercall`` (DESIGN.md section 9): the register
+        view of histories with other-register drift (``--drift``; default
+        ``all``).
 
     Examples
     --------
@@ -355,6 +362,8 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
                                                                         limits.JOBS)
     if batch is not None:
         batch = _positive("batch", batch, 1, limits.BATCH)
+    if registers is not None and registers not in ("all", "hypercall"):
+        raise InputError(f"unknown register view {registers!r} (known: all, hypercall)")
     if progress is None:
         progress = sys.stderr.isatty()
 
@@ -364,7 +373,7 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
         size = batch or min(MAX_AUTO_BATCH, max(1, math.ceil(histories / (4 * workers))))
         seeds = range(first, first + histories)
         tasks = [Task(k, tuple(seeds[i:i + size]), params, specs, names, config_specs,
-                      engine) for k, i in enumerate(range(0, histories, size))]
+                      engine, registers) for k, i in enumerate(range(0, histories, size))]
         if executor is not None:
             results = executor.map(tasks)
         elif jobs == 1 or len(tasks) == 1:

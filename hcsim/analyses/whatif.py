@@ -103,7 +103,8 @@ def until(history: History, release: str) -> History:
         registers_from=min(history.registers_from, end),
         services=tuple(s for s in history.services if s.introduced <= end),
         firmware=firmware, stable=tuple(st for st in history.stable if st.base <= end),
-        fw_enoent_from=min(history.fw_enoent_from, end))
+        fw_enoent_from=min(history.fw_enoent_from, end),
+        other=None if history.other is None else history.other.until(end))
 
 
 def add_release(history: History, name: str, after: str | None = None,
@@ -136,7 +137,9 @@ def add_release(history: History, name: str, after: str | None = None,
         releases=releases,
         registers_from=shift(history.registers_from),
         services=(*kept[:cut], *new, *kept[cut:]), firmware=firmware, stable=stable,
-        fw_enoent_from=shift(history.fw_enoent_from))
+        fw_enoent_from=shift(history.fw_enoent_from),
+        # the other registers of the new release: as the release before it
+        other=None if history.other is None else history.other.insert(at + 1, name))
     return edited
 
 

@@ -170,6 +170,19 @@ class _LayoutArrays:
         if len(slots) != count:
             raise EngineUnsupported("a bit slot of the layout controls two services")
         self.any_strict = bool((lf_strict != _NEVER).any())
+        # Strict registers grouped by the release that lists them, with the
+        # services that have a slot in each group (the whole-list rule).
+        strict_groups: dict[int, list[int]] = {}
+        self.slot_pos = [sorted({p for p, _ in pairs}) for pairs in layout.bits]
+        for k, pairs in enumerate(layout.bits):
+            for p, _ in pairs:
+                if strict[p]:
+                    strict_groups.setdefault(lf[p], []).append(k)
+        self.strict_lf = np.array(sorted(strict_groups), dtype=np.int64)
+        smembers = np.zeros((len(strict_groups), K), bool)
+        for g, value in enumerate(sorted(strict_groups)):
+            smembers[g, strict_groups[value]] = True
+        self.strict_members = smembers
         self.sup = self._table(self.intro)
         self.listed_all = self._table(lf_all)
         self.listed_any = self._table(lf_any)
@@ -262,6 +275,10 @@ class _LayoutArrays:
         cuts += [start for f in h.firmware for start, _ in f.values]
         fe = self.fw_epoch
         cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
+        other = h.other_table()
+        if other is not None:   # where the other registers change (DESIGN.md section 9)
+            cuts += [r for r in range(1, n) if other[r] is not other[r - 1]
+                     and other[r] != other[r - 1]]
         cuts = np.unique(np.array(cuts, dtype=np.int64))
         return cuts[(cuts >= 0) & (cuts < n)]
 
@@ -288,11 +305,15 @@ class _Side:
     T: np.ndarray | None   # sources: refusal threshold (destination older -> refused)
     fwe: np.ndarray        # firmware epoch
     U: np.ndarray          # unsupported on this side
+    le: np.ndarray | None = None     # list epoch (the whole-list rule)
+    top: np.ndarray | None = None    # sources: [rows, G] newest set service per strict group
 
     def take(self, rows: np.ndarray) -> _Side:
         """The rows ``rows`` of this side."""
         return _Side(self.rel[rows], tuple(w[rows] for w in self.words),
-                     None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows])
+                     None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows],
+                     None if self.le is None else self.le[rows],
+                     None if self.top is None else self.top[rows])
 
 
 class Model:
@@ -312,8 +333,6 @@ class Model:
         for method in ("save", "restore", "configure"):
             if getattr(type(vmm), method) is not getattr(Vmm, method):
                 raise EngineUnsupported(f"VMM {vmm.name} overrides {method}: no rule to read")
-        if rule.tolerated:
-            raise EngineUnsupported(f"VMM {vmm.name} tolerates missing ids")
         self.whole_list = rule.write_back == "whole-list"
         if self.whole_list and not rule.count_check:
             raise EngineUnsupported(f"VMM {vmm.name} writes back its whole list "
@@ -322,9 +341,10 @@ class Model:
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
         regs, fw = facts(vmm, la.reg_ids), facts(vmm, [f.id for f in la.fw])
-        if 0 < regs.saves.sum() < len(regs.saves):
+        hidden = np.array([rid in rule.hidden for rid in la.reg_ids], bool)
+        if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
-        self.saves_features = bool(regs.saves.all()) and len(regs.saves) > 0
+        self.saves_features = bool((regs.saves | hidden).all()) and regs.saves.any()
         if not fw.saves.all():
             raise EngineUnsupported(f"{vmm.name} does not save every firmware register")
         # Unsupported from the first release listing a register the VMM cannot handle.
@@ -332,7 +352,84 @@ class Model:
         self.unsupported_from = min(bad) if bad else _NEVER
         self.inval_feature = strategy.invalidates(feature=True)
         self.inval_fw = strategy.invalidates(feature=False)
+        if (self.whole_list and not self.saves_features and len(la.reg_ids)
+                and (self.inval_feature or self.inval_fw)):
+            # the destination's own writes clear feature registers nothing rewrites
+            raise EngineUnsupported(f"{vmm.name} writes back a list without the feature "
+                                    "registers under invalidate-on-write")
         self._scratch: dict[int, np.ndarray] = {}
+        self._list_rule(history, strategy, vmm)
+
+    def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
+        """The whole-list rule (DESIGN.md section 9, :mod:`hcsim.evaluation.lists`).
+
+        Used when the history's other registers are in the model, or the VMM
+        hides ids or tolerates missing ones (``qemu-compat``): the list part
+        of a restore (QEMU's count check and walk; a snapshot writer's
+        ``-ENOENT`` on an other register) comes from tables over list-epoch
+        pairs; the value part (firmware values, unknown bits of registers
+        the destination lists) from the thresholds as before.  Services of
+        hidden feature registers are neither configured nor restored: the
+        destination keeps its reset value.
+        """
+        la, rule = self.arrays, vmm.rule
+        hidden, safe = rule.hidden, rule.tolerated
+        self.hid = np.zeros(self.nw, np.uint64)
+        self.lcode = None
+        self.strict_lf = la.strict_lf
+        self.strict_members = la.strict_members
+        if not (history.whole or hidden or safe):
+            return
+        if hidden & {f.id for f in la.fw}:
+            raise EngineUnsupported(f"{vmm.name} hides a firmware register")
+        from hcsim.evaluation import lists
+        layout = strategy.layout(history)
+        hyp, other = lists.saved_lists(history, layout, vmm.saves, hidden)
+        if other and not facts(vmm, sorted({i for ids in set(other) for i in ids})).handles.all():
+            raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
+        hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden}
+        if hid_pos and (self.inval_feature or self.inval_fw):
+            # invalidate-on-write clears a hidden register that nothing rewrites
+            raise EngineUnsupported("a hidden feature register under invalidate-on-write")
+        if hid_pos:
+            hid = np.zeros(self.K, bool)
+            for k, pos in enumerate(la.slot_pos):
+                inside = [p in hid_pos for p in pos]
+                if any(inside) and not all(inside):
+                    raise EngineUnsupported("a service spans hidden and saved registers")
+                hid[k] = bool(pos) and all(inside)
+            self.hid = pack(hid, self.nw)
+            self.strict_members = la.strict_members & ~hid[None, :]
+        first_hyp = min((ids[0] for ids in hyp if ids), default=None)
+        if first_hyp is not None and any(ids and ids[-1] > first_hyp for ids in set(other)):
+            raise EngineUnsupported("an other register sorts after a hypercall register")
+        tab = lists.tables(hyp, other, safe if self.whole_list else frozenset())
+        self.le = tab.epoch
+        self.tab = tab
+        if self.tolerant:
+            # qemu-tolerant: a zero-valued feature register the destination lacks is
+            # dropped too; a source row's drops depend on its values, so its table
+            # row is computed per (list epoch, zero registers) key (_tolerant_keys)
+            index = {rid: k for k, rid in enumerate(tab.universe)}
+            regs_saved = [p for p, rid in enumerate(la.reg_ids)
+                          if rid in index and p not in hid_pos]
+            self.tol_bit = np.array([index[la.reg_ids[p]] for p in regs_saved], np.int64)
+            self.tol_lf = np.array([layout.regs[p].listed_from for p in regs_saved], np.int64)
+            members = np.zeros((len(regs_saved), self.K), bool)
+            for k, pos in enumerate(la.slot_pos):
+                for p in pos:
+                    if p in regs_saved:
+                        members[regs_saved.index(p), k] = True
+            self.tol_members = members.astype(np.int64)
+            self.tol_keys: dict[bytes, int] = {}
+            self.tol_rows = np.zeros((0, len(tab.counts)), np.int8)
+        # A snapshot writer meets the other registers first (they sort first):
+        # one the destination lacks fails the restore, blaming it and every
+        # later register the destination lacks (``missing``).
+        self.lcode = tab.qemu if self.whole_list else \
+            np.where(tab.missing & np.int8(lists.OTHER), tab.missing, np.int8(0)).astype(np.int8)
+        if self.tolerant:
+            self.lcode = self.tol_rows
 
     def release(self) -> None:
         """Free the scratch buffers (a cached model keeps only its small arrays)."""
@@ -372,6 +469,8 @@ class Model:
         LANY = la.listed_any[rel][None]
         if not self.saves_features:                             # crosvm cannot configure
             off, on = np.zeros_like(off), np.zeros_like(on)
+        elif self.hid.any():                                    # hidden registers: not written
+            off, on = off & ~self.hid, on & ~self.hid
         V = sup & ((la.on | on) & ~off)[:, None, :]             # [C, R, nw]
         pre = (rel < la.rf)[None, :, None]
         B = np.where(pre, sup, sup & (~la.cov | (LA & V)))
@@ -388,6 +487,10 @@ class Model:
             A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
         else:
             A = np.broadcast_to(F, V.shape)
+        if self.saves_features and self.hid.any():
+            A = (A & ~self.hid) | (F & self.hid)
+        if self.lcode is not None and self.whole_list:
+            return self._list_sources(rel, C, R, A, B, V)
         T = self._max_at_or_below(np.unique(la.fw_intro), rel)
         if la.fw_threshold is not None:
             T = np.maximum(T, la.fw_threshold[la.fw_epoch[rel]])
@@ -407,7 +510,68 @@ class Model:
         U = rel >= self.unsupported_from
         return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
                                        np.ascontiguousarray(B.reshape(C * R, -1))),
-                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C))
+                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
+                     None if self.lcode is None else np.tile(self.le[rel], C))
+
+    def _list_sources(self, rel, C, R, A, B, V) -> _Side:
+        """Source rows under a whole-list writer's list rule: ``T`` holds only
+        the firmware-value threshold; ``top[:, g]`` the newest service with a
+        set bit in the strict registers listed from ``strict_lf[g]`` (writing
+        such a register fails on a destination that lists it, ``L <= d``,
+        but predates the service, ``d < top``)."""
+        la = self.arrays
+        if la.fw_threshold is not None:
+            T = np.broadcast_to(la.fw_threshold[la.fw_epoch[rel]], (C, R)).copy()
+        else:
+            T = np.full((C, R), _NONE, np.int64)
+        G = len(self.strict_lf)
+        top = np.full((C, R, G), _NONE, np.int64)
+        if G and self.saves_features and self.K:
+            bits = unpack(V, self.K)                            # [C, R, K]
+            for g in range(G):
+                listed = (self.strict_lf[g] <= rel)[None, :, None]
+                hit = bits & self.strict_members[g] & listed
+                top[..., g] = np.where(hit, la.intro, _NONE).max(-1)
+        U = rel >= self.unsupported_from
+        le = np.tile(self.le[rel], C) if not self.tolerant else self._tolerant_keys(rel, V)
+        return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
+                                       np.ascontiguousarray(B.reshape(C * R, -1))),
+                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
+                     le, top.reshape(C * R, G))
+
+    def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """Rows of :attr:`lcode` for ``qemu-tolerant`` sources: one per list epoch
+        and set of zero-valued feature registers (their drops), added as met."""
+        from hcsim.evaluation import lists
+        C, R = V.shape[0], len(rel)
+        tab = self.tab
+        nonzero = (unpack(V, self.K).astype(np.int64) @ self.tol_members.T) > 0   # [C, R, P]
+        listed = self.tol_lf[None, None, :] <= rel[None, :, None]
+        zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
+        U = len(tab.universe)
+        keys = np.empty(C * R, np.int64)
+        new_src, new_drop, new_keys = [], [], []
+        for i, (c, r) in enumerate(np.ndindex(C, R)):
+            e = int(self.le[rel[r]])
+            bits = self.tol_bit[zero[c, r]]
+            key = e.to_bytes(4, "little") + bits.astype(np.int32).tobytes()
+            k = self.tol_keys.get(key)
+            if k is None:
+                k = self.tol_keys[key] = len(self.tol_keys)
+                drop = np.zeros(max(U, 1), bool)
+                drop[bits] = True
+                new_src.append(tab.members[e])
+                new_drop.append(drop)
+                new_keys.append(k)
+            keys[i] = k
+        if new_keys:
+            packed = lists._pack(np.array(new_drop))
+            rows = lists.qemu_codes(tab, np.array(new_src), packed)
+            self.tol_rows = np.concatenate([self.tol_rows, rows])
+            self.lcode = self.tol_rows
+        return keys
+
+
 
     def destinations(self, rel: np.ndarray) -> _Side:
         la = self.arrays
@@ -416,13 +580,16 @@ class Model:
         pre = (rel < la.rf)[:, None]
         D1 = np.where(pre, sup, sup & ~la.cov)
         D2 = np.where(pre, np.uint64(0), sup & LA)
-        return _Side(rel, (D1, D2), None, la.fw_epoch[rel], rel >= self.unsupported_from)
+        return _Side(rel, (D1, D2), None, la.fw_epoch[rel], rel >= self.unsupported_from,
+                     None if self.lcode is None else self.le[rel])
 
     # -- the kernel: every source row against every destination ---------------------
-    def pairs(self, src: _Side, dst: _Side, sets: bool = False
-              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def pairs(self, src: _Side, dst: _Side, sets: bool = False, blame: bool = False
+              ) -> tuple:
         """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``.
 
+        With ``blame``, a fourth array: the blame code of every refused pair
+        (:data:`hcsim.evaluation.outcomes.BLAMES`; 0 elsewhere).
         The codes live in scratch memory: use them before the next call.
         """
         A, B = src.words
@@ -448,13 +615,29 @@ class Model:
         fw_bad = self.arrays.fw_bad
         if self.arrays.fw_threshold is None:
             refused |= fw_bad[:, dst.fwe][src.fwe]
+        listed = None
+        if self.lcode is not None:
+            if src.top is not None:             # unknown bits of registers both list
+                d = dst.rel[None, :]
+                for g in range(src.top.shape[1]):
+                    refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
+            listed = np.take(self.lcode[src.le], dst.le, axis=1)
+        blames = None
+        if blame:
+            blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
+            if listed is not None:      # the list checks (or other registers) come first
+                blames = np.where(listed != 0, listed, blames)
+        if listed is not None:
+            refused |= listed != 0
         np.putmask(code, refused, np.int8(REFUSED))
         if src.U.any():
             code[src.U] = UNSUPPORTED
         if dst.U.any():
             code[:, dst.U] = UNSUPPORTED
+        if blames is not None:
+            blames[code != REFUSED] = 0
         if not sets:
-            return code, None, None
+            return (code, None, None, blames) if blame else (code, None, None)
         if self.nw == 1:
             after = after[..., None]
             Bc = Bc[..., None]
@@ -463,7 +646,7 @@ class Model:
         loud = code >= REFUSED
         gained[loud] = 0
         lost_w[loud] = 0
-        return code, gained, lost_w
+        return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
 
     def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
         """``[2, C, nw]`` words: services each configuration turns off, and on.
@@ -507,7 +690,9 @@ class Model:
                 return np.concatenate([get(p).reshape(C, len(p.rel) // C, *get(p).shape[1:])
                                        for p in parts], axis=1).reshape(C * n, *get(parts[0]).shape[1:])
             rows = _Side(cat(lambda p: p.rel), (cat(lambda p: p.words[0]), cat(lambda p: p.words[1])),
-                         cat(lambda p: p.T), cat(lambda p: p.fwe), cat(lambda p: p.U))
+                         cat(lambda p: p.T), cat(lambda p: p.fwe), cat(lambda p: p.U),
+                         None if parts[0].le is None else cat(lambda p: p.le),
+                         None if parts[0].top is None else cat(lambda p: p.top))
         # At most a quarter of the sources per chunk: the square block of a
         # chunk's own releases is the costly part of counting (see counts).
         per = max(1, min(chunk_pairs // max(1, n * C), max(16, n // 4)))
@@ -587,10 +772,11 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
     cfgs = _configs(configs)
     m = model(history, strategy, vmm)
     try:
-        code, gained, lost = _evaluate(m, cfgs, chunk_pairs, compress, sets)
+        code, gained, lost, blames = _evaluate(m, cfgs, chunk_pairs, compress, sets)
     finally:
         m.release()
-    return Outcomes(history, strategy, vmm, cfgs, code, gained, lost, "engine")
+    return Outcomes(history, strategy, vmm, cfgs, code, gained, lost, "engine",
+                    blames=blames)
 
 
 def _evaluate(m: Model, cfgs: tuple, chunk_pairs: int, compress: bool, sets: bool = True
@@ -600,25 +786,28 @@ def _evaluate(m: Model, cfgs: tuple, chunk_pairs: int, compress: bool, sets: boo
     if compress:
         starts, ep = _epoch_of(m)
         src = m.sources(starts, off)
-        code, g, lo = m.pairs(src, m.destinations(starts), sets=sets)
+        code, g, lo, bl = m.pairs(src, m.destinations(starts), sets=sets, blame=True)
         E = len(starts)
         ix = (slice(None), ep[:, None], ep[None, :])
         code = code.reshape(C, E, E)[ix]
+        bl = bl.reshape(C, E, E)[ix]
         if not sets:
-            return code, None, None
+            return code, None, None, bl
         g, lo = (x.reshape(C, E, E, nw)[ix] for x in (g, lo))
-        return code, g, lo
+        return code, g, lo, bl
     outcome = np.empty((C, n, n), np.int8)
     gained = np.empty((C, n, n, nw), np.uint64)
     lost = np.empty((C, n, n, nw), np.uint64)
+    blames = np.empty((C, n, n), np.int8)
     dst = m.destinations(np.arange(n))
     for rel, src in m.row_chunks(off, chunk_pairs):
-        code, g, lo = m.pairs(src, dst, sets=True)
+        code, g, lo, bl = m.pairs(src, dst, sets=True, blame=True)
         rows = slice(int(rel[0]), int(rel[-1]) + 1)
         outcome[:, rows] = code.reshape(C, len(rel), n)
         gained[:, rows] = g.reshape(C, len(rel), n, nw)
         lost[:, rows] = lo.reshape(C, len(rel), n, nw)
-    return outcome, gained, lost
+        blames[:, rows] = bl.reshape(C, len(rel), n)
+    return outcome, gained, lost, blames
 
 
 def counts(history: History, strategy: Strategy, vmm: Vmm,

@@ -13,18 +13,27 @@ from __future__ import annotations
 
 import functools
 import weakref
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from math import ceil
 
 import numpy as np
 
-from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX, SILENT, Outcomes, pack
+from hcsim.evaluation.outcomes import (
+    CODES,
+    DIRECTIONS,
+    OUTCOMES,
+    REFUSED,
+    SHARE_PREFIX,
+    SILENT,
+    Outcomes,
+    pack,
+)
 from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
 from hcsim.model.kvm import Kernel
 from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
-from hcsim.model.vmm import Vmm, facts
+from hcsim.model.vmm import Vmm, facts, is_hypercall
 
 
 @functools.lru_cache(maxsize=256)
@@ -109,7 +118,16 @@ def loss_by_use(outcomes: Outcomes, since: int = 0) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Cost:
-    """Cost of a same-release save/restore at one release."""
+    """Cost of a same-release save/restore at one release.
+
+    ``registers``, ``bytes_per_vcpu``, ``bytes_per_vm`` and ``ioctls`` are
+    the hypercall registers (firmware and feature) the VMM saves; the
+    ``list_*`` fields the whole list it saves (DESIGN.md section 9: other
+    registers too, in the ``all`` view of a history that has them, else the
+    same as the hypercall columns): registers, bytes per vCPU, and
+    ``KVM_{GET,SET}_ONE_REG`` calls per migration (one of each per register
+    and vCPU).
+    """
 
     release: str
     registers: int | None
@@ -117,6 +135,9 @@ class Cost:
     bytes_per_vm: int | None
     ioctls: int | None
     floor_bytes: int
+    list_registers: int | None = None
+    list_bytes_per_vcpu: int | None = None
+    list_ioctls: int | None = None
 
 
 #: Per layout and (release, host): a fresh vCPU's register list and guest view.
@@ -152,10 +173,12 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     answers = facts(vmm, ids)
     if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
-    saved = answers.saves if not feature_only else \
-        answers.saves & np.array([is_feature(rid) for rid in ids], bool)
+    hyp = np.array([is_feature(rid) if feature_only else is_hypercall(rid) for rid in ids], bool)
+    saved = answers.saves & hyp
     per_vcpu, count = int(answers.sizes[saved].sum()), int(saved.sum())
-    return Cost(name, count, per_vcpu, per_vcpu * vcpus, 2 * count * vcpus, floor)
+    whole, whole_bytes = int(answers.saves.sum()), int(answers.sizes[answers.saves].sum())
+    return Cost(name, count, per_vcpu, per_vcpu * vcpus, 2 * count * vcpus, floor,
+                whole, whole_bytes, 2 * whole * vcpus)
 
 
 def cost(history: History, strategy: Strategy, vmm: Vmm,
@@ -192,16 +215,46 @@ class Score:
     pickup: float
     exhaustion: str
     userspace_patch: bool
+    refused_by: dict | None = None     # {direction: {strategy, drift, both}} shares
+    list_bytes_per_vcpu: int | None = None
 
     def flat(self) -> dict:
-        """The row as ``hcsim compare`` prints it: ``fwd_<outcome>``, ``bwd_<outcome>``..."""
-        row: dict = {"strategy": self.strategy}
+        """The row as ``hcsim compare`` prints it: ``fwd_<outcome>``, ``bwd_<outcome>``...,
+        then ``list_bytes_per_vcpu`` and the refusals by blame
+        (``fwd_refused_strategy``, ``fwd_refused_drift``, ``fwd_refused_both``, bwd
+        likewise: :data:`REFUSAL_SPLIT`)."""
+        row = {"strategy": self.strategy}
         for direction in DIRECTIONS:
             for o, v in getattr(self, direction).items():
                 row[f"{SHARE_PREFIX[direction]}_{o}"] = v
-        for f in fields(self)[3:]:
-            row[f.name] = getattr(self, f.name)
+        row.update({k: v for k, v in asdict(self).items()
+                    if k not in ("strategy", "refused_by", *DIRECTIONS)})
+        for direction in DIRECTIONS:
+            for col, v in (self.refused_by or {}).get(direction, {}).items():
+                row[f"{SHARE_PREFIX[direction]}_refused_{col}"] = v
         return row
+
+
+#: Scorecard columns of refusals by blame: ``strategy`` (the hypercall
+#: registers, firmware or feature, trip the check: what a strategy and its
+#: firmware control), ``drift`` (other registers only: system-register drift
+#: the strategy does not control), ``both``.
+REFUSAL_SPLIT = {1: "strategy", 2: "drift", 3: "both"}
+
+
+def refusals_by_blame(outcomes: Outcomes, since: int = 0) -> dict[str, dict[str, float]]:
+    """Share of each direction's pairs refused, by blame (:data:`REFUSAL_SPLIT`)."""
+    codes, blames = outcomes.codes, outcomes.blame_codes()
+    n = codes.shape[1]
+    out = {}
+    for direction in DIRECTIONS:
+        pick = pair_mask(n, direction, since).ravel()
+        c = codes.reshape(len(codes), n * n)[:, pick]
+        b = blames.reshape(len(codes), n * n)[:, pick]
+        total = c.size or 1
+        out[direction] = {col: int(((c == REFUSED) & (b == k)).sum()) / total
+                          for k, col in REFUSAL_SPLIT.items()}
+    return out
 
 
 def _shares(row: np.ndarray) -> dict[str, float]:
@@ -219,4 +272,5 @@ def score(outcomes: Outcomes, since: int = 0) -> Score:
     forward = _shares(fwd)
     return Score(strategy.spec, forward, _shares(bwd), silent, last.bytes_per_vcpu,
                  new_vm_pickup(history, strategy), exhaustion(history, strategy),
-                 forward["preserved"] < 1.0)
+                 forward["preserved"] < 1.0, refusals_by_blame(outcomes, since),
+                 last.list_bytes_per_vcpu)

@@ -37,6 +37,11 @@ DIRECTIONS = ("forward", "backward")
 #: Column prefixes of the scorecard's outcome shares (``fwd_preserved``...).
 SHARE_PREFIX = {"forward": "fwd", "backward": "bwd"}
 
+#: Blame of a refusal by code (DESIGN.md section 9; ``""``: not refused):
+#: the hypercall registers (firmware, feature), other registers, or both.
+BLAMES = ("", "hypercall", "other", "both")
+BLAME_CODES = {name: code for code, name in enumerate(BLAMES)}
+
 #: The two ways of evaluating (:func:`hcsim.evaluation.backends.evaluate`).
 BACKENDS = ("engine", "spec")
 
@@ -84,6 +89,11 @@ class Migration:
         """The cause as text (``""`` when there is none), as outputs show it."""
         return "" if self.cause is None else str(self.cause)
 
+    @property
+    def blame(self) -> str:
+        """``hypercall``, ``other`` or ``both`` for a refusal, else ``""``."""
+        return self.cause.blame if self.outcome == "refused" and self.cause else ""
+
 
 def classify(before: frozenset[str], after: frozenset[str]) -> str:
     """Outcome class of a guest view change."""
@@ -117,6 +127,18 @@ class Outcomes:
     reason: str = ""
     vcpus: int = 1
     causes: dict[tuple[int, int, int], Cause] | None = None
+    blames: np.ndarray | None = None     # [c, s, d] codes of BLAMES (engine)
+
+    def blame_codes(self) -> np.ndarray:
+        """``[c, s, d]`` blame codes (:data:`BLAMES`): 0 unless refused."""
+        if self.blames is not None:
+            return self.blames
+        out = np.zeros(self.codes.shape, np.int8)
+        for (c, s, d), cause in (self.causes or {}).items():
+            if self.codes[c, s, d] == REFUSED:
+                out[c, s, d] = BLAME_CODES[cause.blame]
+        self.blames = out
+        return out
 
     @property
     def services(self) -> tuple[str, ...]:

@@ -181,6 +181,8 @@ def add_baseline(p: argparse.ArgumentParser) -> None:
     where.add_argument("--releases", metavar="LIST",
                        help="kernels, comma-separated, each KERNEL[@CPU] "
                             "(e.g. v6.1,v6.6,6.12.117+deb13-arm64@max)")
+    from hcsim.frontends.commands import add_view
+    add_view(p)
     p.add_argument("--opt-in", action="store_true",
                    help="also turn on opt-in services (default off) every host can show")
     p.add_argument("--format", default="text", metavar="F",
@@ -201,6 +203,8 @@ def run_baseline(args) -> int:
     tables.check_format(args.format)
     files.check_output(args.output)
     history = history_mod.load(args.history)
+    from hcsim.frontends.commands import apply_view
+    history = apply_view(history, args)
     strategy = strategies_mod.parse(args.strategy)
     vmm = vmm_mod.parse(args.vmm)
     result = compute(history, strategy, vmm, hosts_from_args(args, history), args.opt_in)

@@ -19,9 +19,10 @@ from hcsim.model import strategies
 from hcsim.model import vmm as vmm_mod
 
 LEGEND = "P preserved  G gained  L lost  M mixed  R refused  U unsupported"
-MATRIX_COLUMNS = ("src", "dst", "outcome", "gained", "lost", "detail")
+MATRIX_COLUMNS = ("src", "dst", "outcome", "gained", "lost", "detail", "blame")
 COST_COLUMNS = ("release", "registers", "bytes_per_vcpu", "bytes_per_vm",
-                "ioctls", "floor_bytes")
+                "ioctls", "floor_bytes", "list_registers", "list_bytes_per_vcpu",
+                "list_ioctls")
 #: ``--engine`` values and the backend of :func:`hcsim.evaluation.backends.evaluate`.
 ENGINES = {"auto": "auto", "strict": "engine", "scalar": "spec"}
 
@@ -44,10 +45,32 @@ def add_common(p: argparse.ArgumentParser, strategy: bool = True,
     p.add_argument("--host", metavar="P",
                    help="host CPU profile (default: the history's `host`; "
                         "linux: neoverse-n1; max is QEMU -cpu max)")
+    add_view(p)
     p.add_argument("--format", default="text", metavar="F",
                    help="text (72 columns), csv, json, markdown")
     p.add_argument("--output", metavar="FILE",
                    help="write here (atomically) instead of stdout")
+
+
+def add_view(p: argparse.ArgumentParser) -> None:
+    """``--registers`` and ``--features`` (DESIGN.md section 9)."""
+    p.add_argument("--registers", choices=("all", "hypercall"), default=None,
+                   help="all: the whole register list (the default where the history "
+                        "has register lists, e.g. linux); hypercall: other registers "
+                        "taken as identical on both sides (the thread's question alone)")
+    p.add_argument("--features", metavar="F", default=None,
+                   help="vCPU features the register lists are taken for: none (default) "
+                        "or pmu (KVM_ARM_VCPU_PMU_V3)")
+
+
+def apply_view(history, args):
+    """The history in the view and vCPU feature set the options ask for."""
+    from hcsim.model.other import parse_features
+    if getattr(args, "registers", None) is not None:
+        history = history.with_registers(args.registers)
+    if getattr(args, "features", None) is not None:
+        history = history.with_features(parse_features(args.features))
+    return history
 
 
 def at_least(minimum: int):
@@ -93,6 +116,7 @@ def _setup(args):
         history = history.since(args.since)
     if args.host is not None:
         history = history.with_host(args.host)
+    history = apply_view(history, args)
     return history, vmm_mod.parse(args.vmm)
 
 
@@ -124,7 +148,9 @@ def add_vmms(p):
 def run_vmms(args) -> int:
     tables.check_format(args.format)
     check_output(args.output)
-    rows = [{"name": name, "parameters": "", "summary": cls.summary}
+    rows = [{"name": name, "summary": cls.summary,
+             "parameters": ",".join(f"{k}=" + ";".join(vmm_mod.id_name(i) for i in v)
+                                    for k, v in getattr(cls, "params", {}).items())}
             for name, cls in vmm_mod.REGISTRY.items()]
     emit(_listing(rows, args.format), args.output)
     return 0
@@ -180,7 +206,7 @@ def matrix_rows(outcomes: Outcomes) -> tuple[tuple[str, ...], list[dict]]:
         for m in outcomes.migrations(n):
             rows.append({"config": n, "src": rels[m.src], "dst": rels[m.dst],
                          "outcome": m.outcome, "gained": m.gained, "lost": m.lost,
-                         "detail": m.detail})
+                         "detail": m.detail, "blame": m.blame})
     return cols, rows
 
 
@@ -244,6 +270,8 @@ def summary_lines(outcomes: Outcomes, n: int = 0) -> list[str]:
             m = outcomes.migration(s, d, n)
             what = m.detail or "; ".join(
                 [f"+{g}" for g in sorted(m.gained)] + [f"-{x}" for x in sorted(m.lost)])
+            if m.blame:
+                what = f"[{m.blame}] {what}"
             lines.append(f"  {rels[m.src]:>7} -> {rels[m.dst]:<7} {m.outcome:<9} {what}"[:72])
         if len(steps) > 24:
             lines.append(f"  ... {len(steps) - 24} more (use --format csv)")
@@ -273,10 +301,12 @@ def run_cost(args) -> int:
     else:
         head = (f"{strategy.spec} under {vmm.name}, history {history.name}, "
                 f"{args.vcpus} vCPU(s)\n")
-        cols = [("release", -8), ("regs", 5), ("B/vCPU", 8), ("B/VM", 10),
-                ("ioctls", 8), ("floor B", 8)]
+        cols = [("release", -8), ("regs", 5), ("B/vCPU", 7), ("B/VM", 8),
+                ("ioctls", 7), ("floor B", 7), ("list", 5), ("B/vCPU", 7), ("ioctls", 7)]
         text = head + tables.fixed(cols, [[tables.cell(r[c]) or "-" for c in COST_COLUMNS]
                                           for r in rows])
+        text += ("regs..ioctls: the hypercall registers (firmware, feature); list..:\n"
+                 "the whole list the VMM saves (other registers too, DESIGN.md 9)\n")
     emit(text, args.output)
     return 0
 
@@ -318,6 +348,7 @@ def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
              f"{'strategy':<20} {'P':>3} {'G':>3} {'L':>3} {'R':>3}  "
              f"{'P':>3} {'G':>3} {'L':>3} {'R':>3}   loss  vCPU  VMs"]
     notes = []
+    blame_rows: list[str] = []
     for s in scores:
         name = s.strategy
         if len(name) > 20:
@@ -335,6 +366,12 @@ def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
                  for o in ("mixed", "unsupported") if 0 < d[o] < 1]
         if s.exhaustion:
             extra.append(f"new register at {s.exhaustion}")
+        split = s.refused_by or {}
+        if history.whole and split:
+            blame_rows.append(f"  {s.strategy[:20]:<20} fwd " + "/".join(
+                f"{100 * split['forward'][k]:.0f}" for k in ("strategy", "drift", "both"))
+                + "  bwd " + "/".join(f"{100 * split['backward'][k]:.0f}"
+                                      for k in ("strategy", "drift", "both")))
         if extra:
             notes.append(f"  {s.strategy}: " + ", ".join(extra))
     lines += ["",
@@ -342,6 +379,12 @@ def render_scorecard(history, vmm: str, scores, fmt: str) -> str:
               "release pairs (forward: source older).  silent loss: lost or",
               "mixed, all pairs.  B/vCPU: wire bytes at the last release.",
               "new VMs: share of services a default VM gets at the last release."]
+    if blame_rows:
+        lines += ["", "refused, % of pairs, by strategy/drift/both:"] + blame_rows + [
+                  "strategy: the hypercall registers (firmware, feature) trip",
+                  "QEMU's check or SET_ONE_REG; drift: other registers the",
+                  "strategy does not control; both: both kinds.  Whole register",
+                  "list; --registers hypercall leaves the drift out."]
     if notes:
         lines += ["", "notes:"] + notes
     return "\n".join(lines) + "\n"

@@ -24,6 +24,8 @@ def add_fleet(p: argparse.ArgumentParser) -> None:
                    help="history TOML path or bundled name (linux)")
     p.add_argument("--inventory", required=True, metavar="FILE",
                    help="hosts: TOML or CSV (format: hcsim.analyses.inventory)")
+    from hcsim.frontends.commands import add_view
+    add_view(p)
     p.add_argument("--plan", required=True, metavar="FILE", help="rollout plan (TOML)")
     p.add_argument("--strategy", action="append", metavar="S",
                    help="NAME[:k=v,...]; repeat; default: upstream")
@@ -81,6 +83,8 @@ def run_fleet(args) -> int:
     if args.figure and Path(args.figure).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise InputError(f"{args.figure}: the figure must be a .png, .svg or .pdf file")
     history = history_mod.load(args.history)
+    from hcsim.frontends.commands import apply_view
+    history = apply_view(history, args)
     inv = load_inventory(args.inventory, history)
     plan = load_plan(args.plan, history, inv)
     specs = args.strategy or ["upstream"]

@@ -8,7 +8,7 @@ from hcsim import limits
 from hcsim.errors import InputError
 from hcsim.files import check_output, emit
 from hcsim.model.history import check_name, dumps
-from hcsim.model.synthetic import Params, check_seed, params
+from hcsim.model.synthetic import DRIFT_PRESETS, Params, check_seed, params
 
 
 def number(text: str) -> float:
@@ -83,13 +83,32 @@ def add_params(p: argparse.ArgumentParser) -> None:
                    f"(default {d.registers_from:g})")
     p.add_argument("--firmware", type=number, default=None, metavar="P",
                    help="add PSCI_VERSION; P = per-release probability of a version bump")
+    p.add_argument("--drift", default=None, metavar="NAME",
+                   help="other-register drift preset: linux (rates fitted to the real "
+                        "register lists) or none (the default: no other registers)")
+    for name, what in (("base", "other registers at the first release"),
+                       ("add", "per-release probability of adding a batch"),
+                       ("add-size", "mean size of an added batch"),
+                       ("remove", "per-release probability of removing a batch"),
+                       ("remove-size", "mean size of a removed batch")):
+        p.add_argument(f"--drift-{name}", type=integer if name == "base" else number,
+                       default=None, metavar="X", help=f"drift: {what} (overrides --drift)")
 
 
 def params_from_args(args: argparse.Namespace) -> Params:
     """:class:`Params` from the options of :func:`add_params`."""
+    preset = getattr(args, "drift", None) or "none"
+    if preset not in DRIFT_PRESETS:
+        raise InputError(f"--drift: unknown preset {preset!r} "
+                         f"(known: {', '.join(DRIFT_PRESETS)})")
+    drift = dict(DRIFT_PRESETS[preset])
+    for key in drift:
+        value = getattr(args, key, None)
+        if value is not None:
+            drift[key] = value
     return params(args.releases, args.rate, args.burst, args.burst_size, args.spaces,
                   args.functions, args.opt_in, args.registers_from, args.firmware,
-                  getattr(args, "name", None))
+                  getattr(args, "name", None), **drift)
 
 
 def add_generate(p: argparse.ArgumentParser) -> None:

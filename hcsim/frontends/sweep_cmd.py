@@ -46,6 +46,9 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                             "network or localhost, see README 'Distributed safety')")
     where.add_argument("--dask", action="store_true",
                        help="run on a dask LocalCluster of --jobs workers")
+    p.add_argument("--registers", choices=("all", "hypercall"), default=None,
+                   help="all (default): other-register drift (--drift) counts; "
+                        "hypercall: other registers taken as identical on both sides")
     p.add_argument("--engine", default="auto", choices=tuple(ENGINES),
                    help="auto (the engine where it applies, else the spec, with a "
                         "warning), strict (the engine or an error), scalar (the spec, slow)")
@@ -69,7 +72,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     scheduler = LOCAL if args.dask else args.scheduler
     df = run(args.histories, args.seed, args.strategy, args.vmm, args.config or ["default"],
              params=generate_cmd.params_from_args(args), jobs=args.jobs, batch=args.batch,
-             scheduler=scheduler, engine=args.engine)
+             scheduler=scheduler, engine=args.engine, registers=args.registers)
     if args.output is None:
         df.to_csv(sys.stdout, index=False)
     else:

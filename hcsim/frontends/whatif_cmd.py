@@ -19,6 +19,8 @@ SEVERITY = ("refused", "lost", "mixed", "unsupported", "gained", "preserved")
 def add_what_if(p):
     p.add_argument("--history", required=True, metavar="H",
                    help="history TOML path or bundled name (linux)")
+    from hcsim.frontends.commands import add_view
+    add_view(p)
     p.add_argument("--until", metavar="R",
                    help="drop the releases after R first (the tree before the patch)")
     p.add_argument("--add-release", required=True, metavar="NAME",
@@ -43,6 +45,8 @@ def run_what_if(args) -> int:
     tables.check_format(args.format)
     check_output(args.output)
     history = history_mod.load(args.history)
+    from hcsim.frontends.commands import apply_view
+    history = apply_view(history, args)
     if args.until is not None:         # --until "" is an unknown release, not "none"
         history = whatif.until(history, args.until)
     if args.host is not None:

@@ -38,6 +38,13 @@ Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
   that release; Debian's 6.1.0-56 has the v6.15 WORKAROUND_3 level change).
   Stable kernels are not part of the release order; they are hosts a VM can
   be created on (``probe-replay --release 5.10.0-32-arm64``).
+* ``reglists = "FILE"`` and ``[[other]]``: the *other* registers each
+  release lists (DESIGN.md section 9, :mod:`hcsim.model.other`).  A history
+  without them has none, and behaves exactly as before.  ``History.registers``
+  is the view (``all``: the whole list; ``hypercall``: other registers taken
+  as identical on both sides) and ``History.features`` the vCPU feature set
+  the lists are taken for (default: none, ``KVM_ARM_VCPU_PMU_V3`` is
+  ``pmu``).
 """
 
 from __future__ import annotations
@@ -49,11 +56,16 @@ from typing import Any
 
 from hcsim import files, limits
 from hcsim.errors import InputError
+from hcsim.model import other as other_mod
+from hcsim.model.other import NO_FEATURES, VIEWS, OtherRegisters, feature_text
 from hcsim.model.regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode
 from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
 
 #: Bundled histories, by the name the command line accepts.
 BUNDLED = {"linux": "linux-upstream.toml"}
+
+#: The register view of a history that has other-register data.
+DEFAULT_VIEW = "all"
 
 #: Name of the profile that an entry's own ``reset``/``accepts`` describe
 #: (QEMU ``-cpu max``, as probed).
@@ -169,6 +181,54 @@ class History:
     source: str = ""
     host: str = DEFAULT_HOST
     fw_enoent_from: int = 0
+    other: OtherRegisters | None = None
+    registers: str = DEFAULT_VIEW
+    features: frozenset[str] = NO_FEATURES
+
+    @property
+    def has_other(self) -> bool:
+        """Does the history say which other registers each release lists?"""
+        return self.other is not None
+
+    @property
+    def whole(self) -> bool:
+        """Are other registers part of the model (view ``all`` with data)?"""
+        return self.other is not None and self.registers == "all"
+
+    def other_at(self, release: int, host: str | None = None,
+                 features: frozenset[str] | None = None) -> tuple[int, ...]:
+        """Sorted other ids a kernel of ``release`` lists (none in the hypercall view)."""
+        if not self.whole:
+            return ()
+        return self.other.at(release, host or self.host,
+                             self.features if features is None else frozenset(features))
+
+    def other_table(self) -> tuple[tuple[int, ...], ...] | None:
+        """:meth:`other_at` of every release, or None in the hypercall view."""
+        if not self.whole:
+            return None
+        return self.other.table(self.host, self.features)
+
+    def with_registers(self, view: str) -> History:
+        """The same history in view ``all`` or ``hypercall``."""
+        if view not in VIEWS:
+            raise InputError(f"unknown register view {view!r} (known: {', '.join(VIEWS)})")
+        return replace(self, registers=view)
+
+    def with_features(self, features) -> History:
+        """The same history for vCPUs with ``features`` (a set of names).
+
+        :class:`InputError` if the history has no lists for that feature set
+        (a history without other-register data knows only ``{}``).
+        """
+        features = frozenset(features)
+        if self.other is None:
+            if features:
+                raise InputError(f"history {self.name!r} has no register lists "
+                                 f"(no reglists): no vCPU features {feature_text(features)}")
+        else:
+            self.other.check_features(features)
+        return replace(self, features=features)
 
     def index(self, release: str) -> int:
         """Index of a release name; :class:`InputError` if unknown."""
@@ -236,7 +296,8 @@ class History:
                        releases=self.releases[start:],
                        registers_from=shift(self.registers_from), services=services,
                        firmware=tuple(firmware), stable=stable,
-                       fw_enoent_from=shift(self.fw_enoent_from))
+                       fw_enoent_from=shift(self.fw_enoent_from),
+                       other=None if self.other is None else self.other.since(start))
 
     def with_host(self, host: str) -> History:
         """The same history evaluated on host CPU profile ``host``.
@@ -258,7 +319,7 @@ class History:
 # Loading and validation
 
 _TOP_KEYS = {"name", "releases", "registers_from", "service", "firmware",
-             "stable", "source", "host", "fw_enoent_from"}
+             "stable", "source", "host", "fw_enoent_from", "reglists", "other"}
 _SERVICE_KEYS = {"name", "space", "functions", "introduced", "default",
                  "register", "bit", "source", "use", "use_source"}
 #: When a guest calls a service (``[[service]] use``): ``boot`` only (its
@@ -385,12 +446,24 @@ def resolve(spec: str | Path) -> Path:
     return Path(spec)
 
 
-def load(spec: str | Path) -> History:
-    """Load and validate a history file or bundled name (``linux``)."""
+def load(spec: str | Path, registers: str | None = None,
+         features=None) -> History:
+    """Load and validate a history file or bundled name (``linux``).
+
+    ``registers``: the view, ``all`` (the default where the history has
+    other-register data) or ``hypercall`` (:meth:`History.with_registers`);
+    ``features``: the vCPU feature set, e.g. ``{"pmu"}``
+    (:meth:`History.with_features`).
+    """
     if isinstance(spec, str) and not spec:
         raise InputError("history: empty path")
     path = resolve(spec)
-    return from_dict(read_toml(path, "history"), origin=str(path))
+    history = from_dict(read_toml(path, "history"), origin=str(path))
+    if registers is not None:
+        history = history.with_registers(registers)
+    if features is not None:
+        history = history.with_features(features)
+    return history
 
 
 def read_toml(path: Path, what: str) -> dict:
@@ -458,10 +531,43 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     known_hosts = {DEFAULT_HOST} | {h for f in firmware for h in f.profiles()}
     if host not in known_hosts:
         raise ck.fail(f"host {host!r} is not a profile of any [[firmware]] entry")
+    other = _other(ck, doc, tuple(rels), origin)
     # Order of introduction: by release, then file order (DESIGN.md 8).
     services = tuple(sorted(services, key=lambda s: s.introduced))
     return History(name, tuple(rels), registers_from, services, firmware,
-                   stable, source, host, fw_enoent_from)
+                   stable, source, host, fw_enoent_from, other,
+                   "all" if other is not None and DEFAULT_VIEW == "all" else DEFAULT_VIEW)
+
+
+def _other(ck: _Checker, doc: dict, names: tuple[str, ...], origin: str
+           ) -> OtherRegisters | None:
+    """``reglists`` / ``[[other]]`` (at most one of them), or None."""
+    if "reglists" in doc and "other" in doc:
+        raise ck.fail("give reglists or [[other]], not both")
+    if "other" in doc:
+        ck.entry = ""
+        return other_mod.from_entries(doc["other"], names, ck.fail)
+    if "reglists" not in doc:
+        return None
+    ref = doc["reglists"]
+    if not isinstance(ref, str) or not ref:
+        raise ck.fail("reglists must be a path (relative to the history file)")
+    from hcsim.model.reglists import load_reglists
+    path = Path(origin).parent / ref
+    if not path.is_file() and data_path(ref).is_file():
+        path = data_path(ref)       # a copy of a bundled history, e.g. an edited linux
+    try:
+        rl = _REGLISTS.get(path.resolve())
+        if rl is None:
+            rl = _REGLISTS[path.resolve()] = load_reglists(path)
+    except ValueError as exc:
+        raise ck.fail(f"reglists: {exc}") from None
+    return other_mod.from_reglists(rl, names, origin)
+
+
+#: Register-list files read so far, by resolved path (they are large and
+#: immutable; every load of the Linux history shares one).
+_REGLISTS: dict = {}
 
 
 def _first_duplicate(items: list) -> Any:
@@ -715,4 +821,10 @@ def dumps(h: History) -> str:
                 lines.append(f'  {{ release = {_q(h.releases[start])}, '
                              f'reset = "0x{v.reset:x}", accepts = [{acc}]{stores} }},')
             lines.append("]")
+    if h.other is not None and h.other.reglists is None:
+        for rid, first, end in h.other.spans:
+            lines += ["", "[[other]]", f'id = "0x{rid:016x}"',
+                      f"introduced = {_q(h.releases[first])}"]
+            if end < len(h.releases):
+                lines.append(f"removed = {_q(h.releases[end])}")
     return "\n".join(lines) + "\n"

@@ -56,6 +56,16 @@ Choices where DESIGN.md is silent, taken from the kernel:
 * ``invalidate-on-write`` clears the bitmaps on the first successful write
   after VM creation, if the VM has not run (after a run the bitmaps are
   frozen and a same-value write changes nothing).
+* Other registers (DESIGN.md section 9, :mod:`hcsim.model.other`): in the
+  ``all`` view of a history with other-register data, ``KVM_GET_REG_LIST``
+  also lists the other ids the release lists for the vCPU's features
+  (``VCPU.init(features=...)``, default the history's), in ascending id
+  order with the rest.  Their values are opaque and the same on every kernel
+  (:data:`hcsim.model.other.OPAQUE_VALUE`): a GET of a listed one reads it,
+  a SET of a listed one succeeds (whatever the value: the register's own
+  checks are not modelled), and a GET or SET of an other id the vCPU does
+  not list gives ``-ENOENT`` (the system-register code looks the id up
+  first, so a NULL address does not matter).
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from __future__ import annotations
 import errno as _errno
 
 from hcsim.model.history import History
+from hcsim.model.other import OPAQUE_VALUE
 from hcsim.model.regs import KVM_REG_ARM_FW, KVM_REG_ARM_FW_FEAT_BMAP, decode
 from hcsim.model.strategies import Strategy
 
@@ -104,6 +115,7 @@ class Kernel:
         self.firmware = {f.id: f for f, _ in fw}
         self.firmware_release = {f.id: at for f, at in fw}
         self.reg_ids = sorted([*self.firmware, *self.feature_pos])
+        self._lists: dict[frozenset[str], tuple[list[int], frozenset[int]]] = {}
         # Classes the kernel routes to its firmware-register code, which
         # copies a SET's value in before looking the id up: class 0x14 once
         # it has a firmware register (PSCI_VERSION, v4.17), class 0x16 from
@@ -128,6 +140,15 @@ class Kernel:
         err = (_errno.EINVAL if self.fw_einval and decode(rid).coproc == KVM_REG_ARM_FW
                else _errno.ENOENT)
         return KvmError(err, self.reg_name(rid) + what)
+
+    def reg_list(self, features: frozenset[str]) -> tuple[list[int], frozenset[int]]:
+        """(whole sorted list, other ids) of a vCPU with ``features``."""
+        hit = self._lists.get(features)
+        if hit is None:
+            other = self.history.other_at(self.release, self.host, features)
+            ids = sorted([*self.reg_ids, *other]) if other else list(self.reg_ids)
+            hit = self._lists[features] = (ids, frozenset(other))
+        return hit
 
     def create_vm(self) -> VM:
         """``KVM_CREATE_VM``."""
@@ -195,15 +216,24 @@ class VCPU:
         self.index = index
         self.initialised = False
         self.psci_0_2 = True
+        self.features: frozenset[str] = vm.kernel.history.features
         self.fw_stored: dict[int, int] = {}   # per-vCPU ``stores`` bits
 
     # -- lifecycle ---------------------------------------------------------
-    def init(self, psci_0_2: bool = True) -> VCPU:
-        """``KVM_ARM_VCPU_INIT``, with or without ``KVM_ARM_VCPU_PSCI_0_2``."""
-        if self.initialised and psci_0_2 != self.psci_0_2:
+    def init(self, psci_0_2: bool = True, features=None) -> VCPU:
+        """``KVM_ARM_VCPU_INIT``, with or without ``KVM_ARM_VCPU_PSCI_0_2``.
+
+        ``features``: the other vCPU features (``{"pmu"}``); default the
+        history's.  They only choose which other registers are listed.
+        """
+        features = self.vm.kernel.history.features if features is None else frozenset(features)
+        if self.initialised and (psci_0_2 != self.psci_0_2 or features != self.features):
             raise KvmError(_errno.EINVAL, "vCPU features cannot change on re-init")
+        if features != self.vm.kernel.history.features:
+            self.vm.kernel.history.with_features(features)   # InputError if no lists
         self.initialised = True
         self.psci_0_2 = psci_0_2
+        self.features = features
         self.fw_stored.clear()   # kvm_reset_vcpu sets the WORKAROUND_2 flag again
         return self
 
@@ -216,14 +246,22 @@ class VCPU:
 
     # -- registers ---------------------------------------------------------
     def get_reg_list(self) -> list[int]:
-        """``KVM_GET_REG_LIST``, restricted to classes 0x14 and 0x16, ascending."""
+        """``KVM_GET_REG_LIST`` without CORE and SVE, ascending: classes 0x14
+        and 0x16, plus the other registers in the ``all`` view."""
         self._check_init()
-        return list(self.vm.kernel.reg_ids)
+        return list(self.vm.kernel.reg_list(self.features)[0])
+
+    def _other(self, rid: int) -> bool:
+        return rid in self.vm.kernel.reg_list(self.features)[1]
 
     def get_one_reg(self, rid: int, bad_address: bool = False) -> int:
         """``KVM_GET_ONE_REG``."""
         self._check_init()
         kernel = self.vm.kernel
+        if self._other(rid):
+            if bad_address:
+                raise KvmError(_errno.EFAULT, kernel.reg_name(rid))
+            return OPAQUE_VALUE
         if rid in kernel.feature_pos:
             value = self.vm.features[kernel.feature_pos[rid]]
         elif rid in kernel.firmware:
@@ -238,6 +276,10 @@ class VCPU:
         """``KVM_SET_ONE_REG``."""
         self._check_init()
         kernel = self.vm.kernel
+        if self._other(rid):
+            if bad_address:
+                raise KvmError(_errno.EFAULT, kernel.reg_name(rid))
+            return
         d = decode(rid)
         expected = {KVM_REG_ARM_FW: 64,
                     KVM_REG_ARM_FW_FEAT_BMAP: kernel.strategy.width}.get(d.coproc)

@@ -112,6 +112,9 @@ def reg_name(rid: int, bitmaps: bool = True) -> str:
     if rid in KERNEL_NAMES and (bitmaps or not is_feature(rid)):
         return KERNEL_NAMES[rid]
     d = decode(rid)
+    if d.coproc in (KVM_REG_ARM_DEMUX, KVM_REG_ARM64_SYSREG):
+        from hcsim.model.reglists import sysreg_name  # other registers: TCR2_EL1
+        return sysreg_name(rid)
     cls = COPROC_NAMES.get(d.coproc, f"0x{d.coproc:x}")
     return f"{cls}({d.index}, U{d.width})"
 

@@ -32,13 +32,27 @@ The model
   did with 1.1 and v6.13 with 1.3), so VMs created there cannot move back.
   ``firmware=None`` (default): no firmware register.
 
+* **Other-register drift** (DESIGN.md section 9; optional, off by
+  default): the history lists ``drift_base`` other registers (system
+  registers with distinct made-up encodings) at ``r0``; at each later
+  release, with probability ``drift_add`` a batch of ``1 + Geometric`` new
+  ones (mean ``drift_add_size``) is added, and with probability
+  ``drift_remove`` a batch (mean ``drift_remove_size``) of the listed ones
+  is removed, chosen uniformly; a removed register does not come back.  The
+  history then has ``[[other]]`` entries (:mod:`hcsim.model.other`).  With
+  ``drift_add = drift_remove = 0`` (the default) the history has no other
+  registers at all: today's hypercall-only model, and the same history as
+  before drift existed.  :data:`LINUX_DRIFT` holds the rates fitted to the
+  real lists (``data/linux-reglists.toml``; fit below).
+
 Service names are ``{SPACE}_{NNNN}``, e.g. ``VENDOR_HYP_0007``: the space in
 upper case and the service's global order of introduction (from 1, at least
 four digits), so names are unique and say where a service lives.
 
 Randomness: one :func:`numpy.random.default_rng` ``(seed)``, every draw made
 up front in a fixed order (arrival counts, bursts, then per-service and
-per-release uniforms whose sizes depend only on the counts).  So with the
+per-release uniforms whose sizes depend only on the counts; the drift draws
+come last, so they never change the services).  So with the
 same seed, ``releases``, ``rate``, ``burst`` and ``burst_size``, changing
 ``spaces``, ``functions``, ``opt_in``, ``firmware`` or ``registers_from``
 changes only what that parameter governs (common random numbers), which keeps
@@ -70,6 +84,28 @@ MAX_RELEASES = 1_000_000
 
 #: Default space mix: vendor-hyp is where Linux added most services.
 DEFAULT_SPACES = (0.25, 0.25, 0.5)
+
+#: Other-register drift fitted to Linux (``data/linux-reglists.toml``, vCPU
+#: without a PMU, host neoverse-n1; any host gives the same lists): over the
+#: 48 release steps v4.16 -> v7.3, other registers were *added* at 6 steps
+#: (v5.3 +1 PMCR_EL0, v5.10 +1 ID_AA64ZFR0_EL1, v5.18 +1 OSLSR_EL1, v6.3 +11
+#: CCSIDR demux, v6.4 +3 physical timer, v6.5 +3 TCR2/PIRE0/PIR: 20 ids) and
+#: *removed* at 3 (v5.2 -1 ID_AA64ZFR0_EL1, v5.11 -74 PMU registers, v6.13
+#: -3 TCR2/PIRE0/PIR: 78 ids); v4.16 lists 232.  Maximum-likelihood
+#: estimates of the batch model: P(add) = 6/48 = 0.125, mean add size
+#: 20/6 = 3.33; P(remove) = 3/48 = 0.0625, mean remove size 78/3 = 26.
+#: (With a PMU vCPU: P(add) = 7/48, mean 3.0; P(remove) = 2/48, mean 2: the
+#: 74 PMU registers stay.)
+LINUX_DRIFT = {"drift_base": 232, "drift_add": 0.125, "drift_add_size": 20 / 6,
+               "drift_remove": 0.0625, "drift_remove_size": 26.0}
+NO_DRIFT = {"drift_base": 232, "drift_add": 0.0, "drift_add_size": 1.0,
+            "drift_remove": 0.0, "drift_remove_size": 1.0}
+#: Named drift presets (``--drift NAME``).
+DRIFT_PRESETS = {"linux": LINUX_DRIFT, "none": NO_DRIFT}
+#: System-register indices synthetic other registers are drawn from
+#: (op0 = 2 or 3: the KVM_REG_ARM64_SYSREG encodings, 32768 of them).
+_SYSREG_BASE = 0x6030000000130000
+_SYSREG_INDICES = 0x8000
 
 
 def _number(name: str, value, low: float, high: float | None = None,
@@ -129,6 +165,16 @@ class Params:
     registers_from: int | float = 0.5
     firmware: float | None = None
     name: str | None = field(default=None, compare=False)
+    drift_base: int = 232
+    drift_add: float = 0.0
+    drift_add_size: float = 1.0
+    drift_remove: float = 0.0
+    drift_remove_size: float = 1.0
+
+    @property
+    def drifts(self) -> bool:
+        """Does the history get other registers (a drift rate above 0)?"""
+        return self.drift_add > 0 or self.drift_remove > 0
 
     @property
     def registers_from_index(self) -> int:
@@ -140,7 +186,10 @@ class Params:
 
     def columns(self) -> dict[str, float | int]:
         """The parameters as flat table columns (``registers_from`` as an index)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("spaces", "name")}
+        out = {k: v for k, v in asdict(self).items()
+               if k not in ("spaces", "name") and not k.startswith("drift")}
+        if self.drifts:     # the columns of today's sweeps stay as they were
+            out.update({k: v for k, v in asdict(self).items() if k.startswith("drift")})
         out["registers_from"] = self.registers_from_index
         out["firmware"] = math.nan if self.firmware is None else self.firmware
         for space, p in zip(SPACE_NAMES, self.spaces):
@@ -156,6 +205,11 @@ class Params:
                  f"--opt-in {self.opt_in:g} --registers-from {self.registers_from!r}"]
         if self.firmware is not None:
             parts.append(f"--firmware {self.firmware:g}")
+        if self.drifts:
+            parts.append(f"--drift-base {self.drift_base} --drift-add {self.drift_add:g} "
+                         f"--drift-add-size {self.drift_add_size:g} "
+                         f"--drift-remove {self.drift_remove:g} "
+                         f"--drift-remove-size {self.drift_remove_size:g}")
         return " ".join(parts)
 
     def history(self, seed: int) -> History:
@@ -166,8 +220,15 @@ class Params:
 def params(releases: int = 50, rate: float = 0.25, burst: float = 0.05,
            burst_size: float = 2.0, spaces=None, functions: float = 1.5,
            opt_in: float = 0.1, registers_from: int | float = 0.5,
-           firmware: float | None = None, name: str | None = None) -> Params:
+           firmware: float | None = None, name: str | None = None,
+           drift_base: int = 232, drift_add: float = 0.0, drift_add_size: float = 1.0,
+           drift_remove: float = 0.0, drift_remove_size: float = 1.0) -> Params:
     """Check generator parameters and return them as :class:`Params`."""
+    drift_base = _number("drift_base", drift_base, 0, _SYSREG_INDICES // 2, integer=True)
+    drift_add = _number("drift_add", drift_add, 0.0, 1.0)
+    drift_remove = _number("drift_remove", drift_remove, 0.0, 1.0)
+    drift_add_size = _number("drift_add_size", drift_add_size, 1.0, 1000.0)
+    drift_remove_size = _number("drift_remove_size", drift_remove_size, 1.0, 1000.0)
     releases = _number("releases", releases, 1, MAX_RELEASES, integer=True)
     rate = _number("rate", rate, 0.0)
     burst = _number("burst", burst, 0.0, 1.0)
@@ -188,13 +249,15 @@ def params(releases: int = 50, rate: float = 0.25, burst: float = 0.05,
     if name is not None and (not isinstance(name, str) or not name):
         raise InputError(f"name must be a non-empty string, got {name!r}")
     return Params(releases, rate, burst, burst_size, _spaces(spaces), functions,
-                  opt_in, registers_from, firmware, name)
+                  opt_in, registers_from, firmware, name, drift_base, drift_add,
+                  drift_add_size, drift_remove, drift_remove_size)
 
 
 def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float = 0.05,
              burst_size: float = 2.0, spaces=None, functions: float = 1.5,
              opt_in: float = 0.1, registers_from: int | float = 0.5,
-             firmware: float | None = None, name: str | None = None) -> History:
+             firmware: float | None = None, name: str | None = None,
+             **drift) -> History:
     """A synthetic history, the same for the same arguments.
 
     Parameters
@@ -212,6 +275,8 @@ def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float
     firmware : per-release probability of a ``PSCI_VERSION`` bump, or None
         for no firmware register.
     name : history name (default ``synthetic-{seed}``).
+    drift : ``drift_base``, ``drift_add``, ``drift_add_size``, ``drift_remove``,
+        ``drift_remove_size`` (other-register drift; e.g. ``**LINUX_DRIFT``).
 
     Examples
     --------
@@ -220,7 +285,7 @@ def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float
     (('r0', 'r1', 'r2'), True)
     """
     return params(releases, rate, burst, burst_size, spaces, functions, opt_in,
-                  registers_from, firmware, name).history(seed)
+                  registers_from, firmware, name, **drift).history(seed)
 
 
 def check_seed(seed) -> int:
@@ -284,7 +349,50 @@ def _draw(p: Params, seed: int) -> History:
            "source": p.command(seed), "service": services}
     if p.firmware is not None:
         doc["firmware"] = [_psci(releases, u_firmware < p.firmware)]
+    if p.drifts:
+        doc["other"] = _drift(p, rng, releases)
     return from_dict(doc, origin=doc["name"])
+
+
+def _sizes(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
+    """``n`` batch sizes ``1 + Geometric`` with mean ``mean``."""
+    if mean <= 1.0:
+        return np.ones(n, np.int64)
+    return rng.geometric(1.0 / mean, n).astype(np.int64)
+
+
+def _drift(p: Params, rng: np.random.Generator, releases: list[str]) -> list[dict]:
+    """``[[other]]`` entries: the base registers and the drawn drift."""
+    n = len(releases)
+    adds = (rng.random(n) < p.drift_add) & (np.arange(n) > 0)
+    add_sizes = _sizes(rng, p.drift_add_size, n)
+    removes = (rng.random(n) < p.drift_remove) & (np.arange(n) > 0)
+    remove_sizes = _sizes(rng, p.drift_remove_size, n)
+    total = min(_SYSREG_INDICES, p.drift_base + int(add_sizes[adds].sum()))
+    ids = (_SYSREG_BASE + 0x8000 + rng.choice(_SYSREG_INDICES, total, replace=False)).tolist()
+    first = {rid: 0 for rid in ids[:p.drift_base]}
+    end: dict[int, int] = {}
+    listed = list(ids[:p.drift_base])
+    nxt = p.drift_base
+    for rel in range(1, n):
+        if removes[rel] and listed:
+            k = min(len(listed), int(remove_sizes[rel]))
+            gone = set(rng.choice(len(listed), k, replace=False).tolist())
+            for j in sorted(gone):
+                end[listed[j]] = rel
+            listed = [rid for j, rid in enumerate(listed) if j not in gone]
+        if adds[rel]:
+            for rid in ids[nxt:nxt + int(add_sizes[rel])]:
+                first[rid] = rel
+                listed.append(rid)
+            nxt = min(total, nxt + int(add_sizes[rel]))
+    out = []
+    for rid in sorted(first):
+        entry = {"id": f"0x{rid:016x}", "introduced": releases[first[rid]]}
+        if rid in end:
+            entry["removed"] = releases[end[rid]]
+        out.append(entry)
+    return out
 
 
 def _psci(releases: list[str], bumps: np.ndarray) -> dict:

@@ -14,14 +14,39 @@ reads and the vectorised engine reads too; a failed restore raises
   id sorting before its last id fails; after every id, dropped), overlays the
   matched values and writes back its whole list in ascending order
   (``write_list_to_kvmstate``); any ``SET_ONE_REG`` error fails.
-* ``qemu-tolerant``: as ``qemu``, but an incoming feature register the
-  destination lacks, whose value is 0, is dropped before the count check
-  (QEMU's ``VENDOR_HYP_BMAP_2`` fix, generalised to every feature register).
+* ``qemu-tolerant`` (*hypothetical*: a review suggestion on the QEMU list,
+  never implemented): as ``qemu``, but an incoming feature register the
+  destination lacks, whose value is 0, is dropped before the count check.
+* ``qemu-compat``: QEMU with Eric Auger's posted series (RFC 2025-09, v4
+  2026-01-26, "failed to load cpu:cpreg_vmstate_array_len"; FACTS.md
+  section 4; posted, not known to be merged): ``x-mig-hidden-regs`` ids are
+  removed from the cpreg list (neither saved nor restored, whatever their
+  value, so not configured either: :attr:`RestoreRule.hidden`); incoming
+  ids in ``x-mig-safe-missing-regs`` that the destination lacks are ignored,
+  in the count check too (:attr:`RestoreRule.tolerated`).  Parameters
+  ``hidden=ID;ID`` and ``safe-missing=ID;ID`` (hex ids or kernel names),
+  default the series' compat for the virt machine: ``VENDOR_HYP_BMAP_2``
+  hidden; ``TCR2_EL1``, ``PIRE0_EL1``, ``PIR_EL1`` safe-missing.
 * ``zero-unknown`` (Oliver's wish): as ``qemu``, and every destination feature
   register absent from the stream is written 0.
 * ``firecracker``, ``cloud-hypervisor``, ``crosvm``: write only the registers
-  of their snapshot, in snapshot order; any error aborts; crosvm never saves
-  feature registers (class 0x16).
+  of their snapshot, in snapshot order; any error aborts; crosvm saves only
+  class 0x14 (never the bitmaps, nor any other register).
+
+The rules run over the whole list ``KVM_GET_REG_LIST`` returns (DESIGN.md
+section 9): in the ``all`` view of a history with other-register data that
+includes the system registers, so QEMU's count check and walk meet their
+drift, and a snapshot writer gets ``-ENOENT`` writing one the destination
+lacks.  Every refusal's :class:`Cause` carries a *blame*: the kinds of the
+registers the failing check trips on, ``hypercall`` (firmware or feature
+registers), ``other`` or ``both``.  The count check trips on every incoming
+id the destination lacks; the walk on every unknown id sorting before the
+destination's last; the writes on the register whose ``SET_ONE_REG`` fails
+first (the spec stops there: QEMU writes the rest of its list before it
+reports, which changes nothing for the outcome, and only hypercall registers
+can fail its writes; a snapshot writer aborts), and for a snapshot writer
+also on every later snapshot register the destination does not list (its
+write would fail too).  The cause names the first of them.
 
 Configuring a VM (turning services off) is done by the VMM on the source
 before saving: it writes every feature register it handles with the wanted
@@ -41,7 +66,7 @@ import numpy as np
 
 from hcsim.errors import InputError
 from hcsim.model.kvm import VCPU, KvmError
-from hcsim.model.regs import is_feature, width_of
+from hcsim.model.regs import KVM_REG_ARM_FW, coproc_of, is_feature, width_of
 
 #: One vCPU's saved registers: (id, value) in the order the VMM saved them.
 Stream = list[list[tuple[int, int]]]
@@ -66,7 +91,10 @@ class Cause:
       ``side`` (``"source"`` or ``"destination"``): the pair is unsupported.
 
     ``name`` is the register's name as the reporting kernel spells it
-    (:meth:`hcsim.model.kvm.Kernel.reg_name`).
+    (:meth:`hcsim.model.kvm.Kernel.reg_name`); for ``count`` the first
+    incoming register the destination lacks.  ``blame`` (``count``,
+    ``unknown``, ``errno``): ``hypercall``, ``other`` or ``both``, the kinds
+    of every register the failing check trips on (module docstring).
     """
 
     kind: str
@@ -77,6 +105,7 @@ class Cause:
     ours: int = 0
     vmm: str = ""
     side: str = ""
+    blame: str = ""
 
     def __post_init__(self):
         if self.kind not in CAUSES:
@@ -84,7 +113,10 @@ class Cause:
 
     def __str__(self) -> str:
         if self.kind == "count":
-            return f"count {self.sent} > {self.ours} (cpreg_vmstate_array_len)"
+            # "count N > M" is hcsim's paraphrase of QEMU's "Invalid value N
+            # expecting positive value <= M"; the words in parentheses are QEMU's
+            text = f"count {self.sent} > {self.ours} (QEMU: failed to load cpu:cpreg_vmstate_array_len)"
+            return text + (f"; {self.name} not on the destination" if self.name else "")
         if self.kind == "unknown":
             return f"unknown {self.name} in stream"
         if self.kind == "errno":
@@ -111,6 +143,25 @@ def _every(rid: int) -> bool:
 
 def _not_feature(rid: int) -> bool:
     return not is_feature(rid)
+
+
+def _firmware_only(rid: int) -> bool:
+    return coproc_of(rid) == KVM_REG_ARM_FW
+
+
+#: Blame of a refusal (:attr:`Cause.blame`).
+BLAMES = ("hypercall", "other", "both")
+
+
+def is_hypercall(rid: int) -> bool:
+    """A firmware (class 0x14) or feature (class 0x16) register."""
+    return coproc_of(rid) == KVM_REG_ARM_FW or is_feature(rid)
+
+
+def blame_of(ids) -> str:
+    """``hypercall``, ``other`` or ``both``: the kinds of the registers ``ids``."""
+    kinds = {is_hypercall(r) for r in ids}
+    return "both" if len(kinds) == 2 else "hypercall" if True in kinds else "other"
 
 
 #: How a VMM writes the destination.
@@ -140,7 +191,10 @@ class RestoreRule:
       destination's last id refuses; one after it is dropped when
       ``tail_drop``, else refuses too;
     * ``zero_absent_features``: feature registers absent from the stream
-      are written 0 (``zero-unknown``).
+      are written 0 (``zero-unknown``);
+
+    and ``hidden``: ids left out of the list altogether, neither saved nor
+    restored nor configured (``x-mig-hidden-regs``; whole-list writers).
     """
 
     saves: Callable[[int], bool] = _every
@@ -150,13 +204,14 @@ class RestoreRule:
     zero_absent_features: bool = False
     drop_zero_unknown_features: bool = False
     tolerated: frozenset[int] = field(default_factory=frozenset)
+    hidden: frozenset[int] = field(default_factory=frozenset)
 
     def __post_init__(self):
         if self.write_back not in WRITE_BACKS:
             raise ValueError(f"unknown write_back {self.write_back!r} "
                              f"(known: {', '.join(WRITE_BACKS)})")
         walk = (self.count_check, self.tail_drop, self.zero_absent_features,
-                self.drop_zero_unknown_features, bool(self.tolerated))
+                self.drop_zero_unknown_features, bool(self.tolerated), bool(self.hidden))
         if self.write_back == "snapshot" and any(walk):
             raise ValueError("a snapshot writer has no count check, walk, zeroing or drops")
 
@@ -180,7 +235,7 @@ class Vmm:
 
     def saves(self, rid: int) -> bool:
         """Does the VMM save (and so restore) this register?"""
-        return self.rule.saves(rid)
+        return self.rule.saves(rid) and rid not in self.rule.hidden
 
     def handles(self, rid: int) -> bool:
         """Can the VMM live with a kernel that lists this register?"""
@@ -199,22 +254,25 @@ class Vmm:
         """Write the stream on the destination as :attr:`rule` says; :class:`Refused` if it fails."""
         rule = self.rule
         for cpu, incoming in zip(vcpus, stream):
+            name = cpu.vm.kernel.reg_name
             if rule.write_back == "snapshot":
-                for rid, value in incoming:
-                    _set(cpu, rid, value)
+                _write_snapshot(cpu, incoming)  # the first error aborts
                 continue
             ours = [rid for rid in cpu.get_reg_list() if self.saves(rid)]
             values = {rid: cpu.get_one_reg(rid) for rid in ours}
             incoming = [(rid, v) for rid, v in sorted(incoming)
                         if rid in values or not rule.drops(rid, v)]
+            lacking = [rid for rid, _ in incoming if rid not in values]
             if rule.count_check and len(incoming) > len(ours):
-                raise Refused(Cause("count", sent=len(incoming), ours=len(ours)))
+                raise Refused(Cause("count", lacking[0], name(lacking[0]), sent=len(incoming),
+                                    ours=len(ours), blame=blame_of(lacking)))
             last = ours[-1] if ours else -1
+            early = [rid for rid in lacking if rid < last or not rule.tail_drop]
+            if early:
+                raise Refused(Cause("unknown", early[0], name(early[0]), blame=blame_of(early)))
             for rid, value in incoming:
                 if rid in values:
                     values[rid] = value
-                elif rid < last or not rule.tail_drop:
-                    raise Refused(Cause("unknown", rid, cpu.vm.kernel.reg_name(rid)))
             if rule.zero_absent_features:
                 sent = {rid for rid, _ in incoming}
                 for rid in ours:
@@ -246,7 +304,21 @@ def _set(cpu: VCPU, rid: int, value: int) -> None:
     try:
         cpu.set_one_reg(rid, value)
     except KvmError as exc:
-        raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=exc.name)) from None
+        raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=exc.name,
+                            blame=blame_of([rid]))) from None
+
+
+def _write_snapshot(cpu: VCPU, regs: list[tuple[int, int]]) -> None:
+    """``SET_ONE_REG`` every snapshot register in order; the first error
+    aborts, blaming it and every later register the destination does not list."""
+    for k, (rid, value) in enumerate(regs):
+        try:
+            cpu.set_one_reg(rid, value)
+        except KvmError as exc:
+            listed = set(cpu.vm.kernel.reg_list(cpu.features)[0])
+            later = [r for r, _ in regs[k + 1:] if r not in listed]
+            raise Refused(Cause("errno", rid, cpu.vm.kernel.reg_name(rid), errno=exc.name,
+                                blame=blame_of([rid, *later]))) from None
 
 
 class Qemu(Vmm):
@@ -257,9 +329,35 @@ class Qemu(Vmm):
 
 class QemuTolerant(Vmm):
     name = "qemu-tolerant"
-    summary = "qemu, dropping unknown feature registers whose value is 0"
+    summary = ("hypothetical (a review suggestion, never implemented): qemu, "
+               "dropping unknown feature registers whose value is 0")
     rule = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True,
                        drop_zero_unknown_features=True)
+
+
+#: ``qemu-compat`` defaults: the series' compat for the virt machine.
+VENDOR_HYP_BMAP_2 = 0x6030000000160003
+TCR2_EL1, PIRE0_EL1, PIR_EL1 = 0x603000000013C103, 0x603000000013C512, 0x603000000013C513
+COMPAT_HIDDEN = (VENDOR_HYP_BMAP_2,)
+COMPAT_SAFE_MISSING = (TCR2_EL1, PIRE0_EL1, PIR_EL1)
+
+
+class QemuCompat(Vmm):
+    name = "qemu-compat"
+    summary = ("qemu + Eric Auger's posted series (2026): x-mig-hidden-regs, "
+               "x-mig-safe-missing-regs")
+    params = {"hidden": COMPAT_HIDDEN, "safe-missing": COMPAT_SAFE_MISSING}
+
+    def __init__(self, hidden=COMPAT_HIDDEN, safe_missing=COMPAT_SAFE_MISSING):
+        self.rule = RestoreRule(write_back="whole-list", count_check=True, tail_drop=True,
+                                tolerated=frozenset(safe_missing), hidden=frozenset(hidden))
+
+    @property
+    def spec(self) -> str:
+        def ids(values):
+            return ";".join(id_name(i) for i in sorted(values))
+        return (f"{self.name}:hidden={ids(self.rule.hidden)},"
+                f"safe-missing={ids(self.rule.tolerated)}")
 
 
 class ZeroUnknown(Vmm):
@@ -289,7 +387,7 @@ class CloudHypervisor(Vmm):
 class Crosvm(Vmm):
     name = "crosvm"
     summary = "class 0x14 only, never the bitmaps (16 B/reg)"
-    rule = RestoreRule(saves=_not_feature)
+    rule = RestoreRule(saves=_firmware_only)
 
 
 class Facts(NamedTuple):
@@ -335,12 +433,66 @@ def facts(vmm: Vmm, ids: Sequence[int]) -> Facts:
 
 REGISTRY: dict[str, type[Vmm]] = {
     cls.name: cls for cls in
-    (Qemu, QemuTolerant, Firecracker, CloudHypervisor, Crosvm, ZeroUnknown)
+    (Qemu, QemuTolerant, QemuCompat, Firecracker, CloudHypervisor, Crosvm, ZeroUnknown)
 }
 
 
+def id_name(rid: int) -> str:
+    """A register id as the parameters spell it: its kernel name."""
+    from hcsim.model.regs import reg_name
+    return reg_name(rid).removeprefix("KVM_REG_ARM_")
+
+
+def _names() -> dict[str, int]:
+    from hcsim.model.reglists import _FW_NAMES, _NAMES, sysreg_name
+    out = {name: rid for rid, name in _FW_NAMES.items()}
+    for (op0, op1, crn, crm, op2) in _NAMES:
+        rid = 0x6030000000130000 | op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
+        out[sysreg_name(rid)] = rid
+    return out
+
+
+def parse_ids(text: str, what: str) -> frozenset[int]:
+    """``ID;ID;...``: hex ids (``0x603000000013c103``) or kernel names
+    (``TCR2_EL1``, ``VENDOR_HYP_BMAP_2``); empty for none.  :class:`InputError`
+    (one line) on anything else."""
+    out = set()
+    for item in (t.strip() for t in text.split(";")):
+        if not item:
+            continue
+        if item.lower().startswith("0x"):
+            try:
+                rid = int(item, 16)
+            except ValueError:
+                rid = -1
+            if not 0 <= rid < 1 << 64 or rid >> 56 != 0x60:
+                raise InputError(f"{what}: {item!r} is not a KVM_REG_ARM64 register id")
+        else:
+            rid = _names().get(item.removeprefix("KVM_REG_ARM_"))
+            if rid is None:
+                raise InputError(f"{what}: unknown register {item!r} "
+                                 "(a 0x id or a kernel name such as TCR2_EL1)")
+        out.add(rid)
+    return frozenset(out)
+
+
 def parse(name: str) -> Vmm:
-    """A VMM policy by name."""
-    if name not in REGISTRY:
-        raise InputError(f"unknown VMM {name!r} (known: {', '.join(REGISTRY)})")
-    return REGISTRY[name]()
+    """A VMM policy by name, ``NAME[:k=v,...]`` (``qemu-compat:hidden=ID;ID``)."""
+    base, _, params = name.partition(":")
+    if base not in REGISTRY:
+        raise InputError(f"unknown VMM {base!r} (known: {', '.join(REGISTRY)})")
+    cls = REGISTRY[base]
+    if not params:
+        return cls()
+    known = getattr(cls, "params", {})
+    if not known:
+        raise InputError(f"VMM {base!r} takes no parameters, got {params!r}")
+    kwargs = {}
+    for item in params.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in known:
+            raise InputError(f"VMM {base!r}: unknown parameter {item!r} "
+                             f"(known: {', '.join(known)})")
+        kwargs[key.replace("-", "_")] = parse_ids(value, f"VMM {base!r} {key}")
+    return cls(**kwargs)
