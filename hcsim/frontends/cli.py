@@ -39,6 +39,7 @@ COMMANDS = {
     "baseline": ("hcsim.frontends.baseline_cmd", "one VM configuration every host of a fleet can keep"),
     "fleet": ("hcsim.frontends.fleet_cmd", "simulate kernel rollouts and guest evacuations over a fleet"),
     "what-if": ("hcsim.frontends.whatif_cmd", "migrations a hypothetical release changes (patch review)"),
+    "compat": ("hcsim.frontends.compat_cmd", "QEMU machine-type compat lists for a range of kernels"),
     "bench": ("hcsim.frontends.bench", "scalar spec vs vectorised engine: pairs/s, speedup, memory"),
 }
 
