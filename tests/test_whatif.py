@@ -60,6 +60,7 @@ def test_what_if_equals_matrix_on_the_edited_file(linux, after, service, table, 
         assert r["lost"] == ";".join(sorted(grid[now].lost))
         assert r["gained"] == ";".join(sorted(grid[now].gained))
         assert r["detail"] == grid[now].detail
+        assert r["blame"] == (grid[now].cause.blame if grid[now].cause else "")
         assert r["changed"] == ((grid[was].outcome, grid[was].gained, grid[was].lost)
                                 != (grid[now].outcome, grid[now].gained, grid[now].lost))
 
@@ -77,6 +78,7 @@ def test_the_v6_15_patch_as_a_reviewer_could_have_run_it():
     assert ("qemu", "out", "v6.14") in changed
     assert changed["qemu", "out", "v6.14"]["after"] == "refused"
     assert "cpreg_vmstate_array_len" in changed["qemu", "out", "v6.14"]["detail"]
+    assert changed["qemu", "out", "v6.14"]["blame"] == "hypercall"
     assert changed["firecracker", "out", "v6.14"]["detail"].startswith("ENOENT")
     assert not [k for k in changed if k[0] == "crosvm" or k[1] == "into"]
 

@@ -28,7 +28,7 @@ from hcsim.model.vmm import Vmm
 
 #: Columns of :func:`what_if`'s table (and of ``hcsim what-if --format csv``).
 COLUMNS = ("vmm", "direction", "partner", "before", "after", "changed",
-           "gained", "lost", "detail")
+           "gained", "lost", "detail", "blame")
 
 
 SERVICE_SYNTAX = "NAME:SPACE[:off][:functions=N][:register=ID:bit=B]"
@@ -193,5 +193,6 @@ def what_if(history: History, name: str, strategy: Strategy, vmms: list[Vmm],
                     "changed": (was.outcome, was.gained, was.lost)
                                != (now.outcome, now.gained, now.lost),
                     "gained": ";".join(sorted(now.gained)),
-                    "lost": ";".join(sorted(now.lost)), "detail": now.detail})
+                    "lost": ";".join(sorted(now.lost)), "detail": now.detail,
+                    "blame": now.cause.blame if now.cause is not None else ""})
     return edited, rows

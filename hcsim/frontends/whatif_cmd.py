@@ -114,6 +114,8 @@ def render_text(name: str, edited, release: str, spec: str, services, rows) -> s
             [f"+{g}" for g in filter(None, r["gained"].split(";"))]
             + [f"-{x}" for x in filter(None, r["lost"].split(";"))])
         lines.append(f"  {r['vmm']:<16} {pair:<22} {r['before']} -> {r['after']}"[:72])
+        if r["blame"]:
+            why = f"blame {r['blame']}: {why}"
         if why:
             lines.append(f"      {why}"[:72])
     if len(changed) > SHOWN:
