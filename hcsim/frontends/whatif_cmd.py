@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from hcsim.analyses import whatif
 from hcsim.errors import InputError
 from hcsim.files import check_output, emit
@@ -117,7 +119,8 @@ def render_text(name: str, edited, release: str, spec: str, services, rows) -> s
         if r["blame"]:
             why = f"blame {r['blame']}: {why}"
         if why:
-            lines.append(f"      {why}"[:72])
+            lines += textwrap.wrap(why, 72, initial_indent=" " * 6,
+                                   subsequent_indent=" " * 8, break_on_hyphens=False)
     if len(changed) > SHOWN:
         lines.append(f"  ... {len(changed) - SHOWN} more (use --format csv)")
     lines += ["", "P/G/L/M/R/U: preserved, gained, lost, mixed, refused, unsupported"]
