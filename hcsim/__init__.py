@@ -11,7 +11,8 @@ The public API, what the notebooks use:
 * :func:`migrate` one guest, optionally with its ioctl trace;
 * :func:`baseline`, :func:`chain`, :func:`fleet` (with :func:`inventory`
   or :func:`scenario`) and :func:`sweep`: the analyses;
-* :func:`what_if`: the migrations a proposed patch changes;
+* :func:`what_if`: the migrations a proposed patch changes, and
+  :func:`compat`: QEMU machine-type compat lists for a range of kernels;
 * :func:`registers` a fresh vCPU lists, :func:`generate` a synthetic
   history, :func:`loads` one from TOML text;
 * the kernel's vocabulary: :mod:`hcsim.regs` (register ids, classes,
@@ -325,13 +326,14 @@ def sweep(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None 
 
 def what_if(history: History, release: str, services: Sequence[str],
             strategy: str | Strategy = "upstream", vmms: Sequence[str | Vmm] | None = None,
-            after: str | None = None) -> pd.DataFrame:
+            after: str | None = None, until: str | None = None) -> pd.DataFrame:
     """Migrations into and out of a hypothetical release against its predecessor.
 
     Parameters
     ----------
     history : History
-        The tree before the patch (:func:`hcsim.analyses.whatif.until` cuts one).
+        The history; ``until`` first drops the releases after that one
+        (the tree a reviewer had before the patch).
     release : str
         Name of the hypothetical release, inserted after ``after`` (default:
         the last release).
@@ -352,9 +354,35 @@ def what_if(history: History, release: str, services: Sequence[str],
     from hcsim.analyses import whatif as _whatif
 
     new = tuple(_whatif.NewService.parse(s) for s in services)
+    if until is not None:
+        history = _whatif.until(history, until)
     _, rows = _whatif.what_if(history, release, _strategy(strategy),
                               [_vmm(v) for v in (vmms or VMMS)], after, new)
     return pd.DataFrame(rows, columns=list(_whatif.COLUMNS))
+
+
+def compat(history: History, releases: str, strategy: str | Strategy = "upstream"):
+    """QEMU compat lists for a range of host kernels (``hcsim compat``).
+
+    Parameters
+    ----------
+    history : History
+        In the view and vCPU feature set to use (:func:`load` ``registers=``,
+        ``features=``; ``History.with_host``).
+    releases : str
+        ``R1,R2,...`` or ranges ``A..B``.
+    strategy : str or Strategy
+        Default ``upstream``.
+
+    Returns
+    -------
+    hcsim.analyses.compat.Compat
+        ``safe_missing`` and ``hidden`` ids, ``marks`` (why an id may carry
+        guest state), ``remaining`` (pairs still refused, with their causes).
+    """
+    from hcsim.analyses import compat as _compat
+
+    return _compat.find(history, _strategy(strategy), _compat.parse_releases(history, releases))
 
 
 #: Analyses the reports use, imported on first use (they load pandas).
@@ -374,4 +402,4 @@ __all__ = ["BLAMES", "DIRECTIONS", "LETTERS", "OUTCOMES", "STRATEGIES", "VMMS", 
            "chain", "cost", "evaluate", "fleet", "format_calls", "generate", "inventory",
            "last_error", "load", "loads", "migrate", "parse_strategy", "parse_vmm", "registers",
            "regs", "scenario", "scorecard", "shares", "silent_loss", "smccc", "sweep",
-           "synthetic", "what_if"]
+           "synthetic", "what_if", "compat"]
