@@ -621,7 +621,7 @@ class Model:
                 d = dst.rel[None, :]
                 for g in range(src.top.shape[1]):
                     refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
-            listed = np.take(self.lcode[src.le], dst.le, axis=1)
+            listed = self._listed(src, dst)
         blames = None
         if blame:
             blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
@@ -647,6 +647,18 @@ class Model:
         gained[loud] = 0
         lost_w[loud] = 0
         return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
+
+    def _listed(self, src: _Side, dst: _Side) -> np.ndarray:
+        """The list rule's blame code of every (source row, destination) pair.
+
+        Against every release (the dense kernel), rows of a ``[rows, n]``
+        table expanded once per model (row copies); else a gather."""
+        if len(dst.rel) == self.n and self.n > 64:
+            full = getattr(self, "_lfull", None)
+            if full is None or full.shape[0] != len(self.lcode):
+                full = self._lfull = np.ascontiguousarray(self.lcode[:, self.le])
+            return full[src.le]
+        return np.take(self.lcode[src.le], dst.le, axis=1)
 
     def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
         """``[2, C, nw]`` words: services each configuration turns off, and on.
