@@ -403,7 +403,12 @@ class Model:
         first_hyp = min((ids[0] for ids in hyp if ids), default=None)
         if first_hyp is not None and any(ids and ids[-1] > first_hyp for ids in set(other)):
             raise EngineUnsupported("an other register sorts after a hypercall register")
-        tab = lists.tables(hyp, other, safe if self.whole_list else frozenset())
+        drops = safe if self.whole_list else frozenset()
+        cache = history.other._tables if history.other is not None else {}
+        key = ("rule", tuple(hyp), tuple(other), drops)
+        tab = cache.get(key)            # shared by the strategies and VMMs that save alike
+        if tab is None:
+            tab = cache[key] = lists.tables(hyp, other, drops)
         self.le = tab.epoch
         self.tab = tab
         if self.tolerant:
