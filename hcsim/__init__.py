@@ -237,7 +237,7 @@ def registers(history: History, strategy: str | Strategy, release: int | str
     >>> [(regs.short_name(r), v) for r, v in listed.items()][-1]
     ('VENDOR_HYP_BMAP_2', 0)
     """
-    return dict(measures.fresh(history, _strategy(strategy), _release(history, release))[1])
+    return measures.registers(history, _strategy(strategy), _release(history, release))
 
 
 def baseline(history: History, strategy: str | Strategy, vmm: str | Vmm,

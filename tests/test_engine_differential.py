@@ -62,6 +62,8 @@ SPACES = ("std", "std-hyp", "vendor-hyp")
 #: indices no other space pins (3 is VENDOR_HYP_BMAP_2's).
 PINS = {"std": (0,), "std-hyp": (1, 4), "vendor-hyp": (2, 3, 5)}
 FW_VALUES = ("0x1", "0x2", "0x10000", "0x10001", "0x10003")
+#: A host CPU profile with its own firmware values (as ``neoverse-n1`` in Linux).
+HOST = "n1"
 
 
 def examples(n: int) -> settings:
@@ -70,7 +72,7 @@ def examples(n: int) -> settings:
 
 
 @st.composite
-def histories(draw, max_releases: int = 5, bulk: bool = True) -> History:
+def histories(draw, max_releases: int = 5, bulk: bool = True, hosts: bool = True) -> History:
     """Valid histories exercising every rule the engine must reproduce.
 
     Up to ``max_releases`` releases, ``registers_from`` anywhere; a handful
@@ -78,7 +80,8 @@ def histories(draw, max_releases: int = 5, bulk: bool = True) -> History:
     registers), opt-in ones, pinned upstream registers and bits; sometimes a
     bulk of 65-140 services in one space (a second upstream register,
     overflow past every reserved range); 0-3 firmware registers, ``store``
-    or ``check``, with value changes at later releases.
+    or ``check``, with value changes at later releases; sometimes values for
+    a host CPU profile (``hosts``, also in changes) and migrations on it.
     """
     n = draw(st.integers(1, max_releases))
     rels = [f"r{k}" for k in range(n)]
@@ -115,13 +118,25 @@ def histories(draw, max_releases: int = 5, bulk: bool = True) -> History:
                  "introduced": rels[first], "accepts": accepts,
                  "reset": draw(st.sampled_from(accepts)),
                  "on_write": draw(st.sampled_from(["store", "check"])), "changes": []}
+        if hosts and draw(st.booleans()):
+            entry["hosts"] = {HOST: values(draw)}
         for later in sorted(set(draw(st.lists(st.integers(first + 1, n - 1), max_size=2)))
                             if first + 1 < n else ()):
-            acc = draw(st.lists(st.sampled_from(FW_VALUES), min_size=1, max_size=3, unique=True))
-            entry["changes"].append({"release": rels[later], "accepts": acc,
-                                     "reset": draw(st.sampled_from(acc))})
+            change = {"release": rels[later], **values(draw)}
+            if hosts and draw(st.integers(0, 2)) == 0:
+                change["hosts"] = draw(st.sampled_from([{}, {HOST: values(draw)}]))
+            entry["changes"].append(change)
         doc["firmware"].append(entry)
+    if any(HOST in f.get("hosts", {}) or any(HOST in c.get("hosts", {}) for c in f["changes"])
+           for f in doc["firmware"]):
+        doc["host"] = draw(st.sampled_from([HOST, "max"]))
     return from_dict(doc, origin="hypothesis")
+
+
+def values(draw) -> dict:
+    """A firmware register's values: what it accepts and resets to."""
+    accepts = draw(st.lists(st.sampled_from(FW_VALUES), min_size=1, max_size=3, unique=True))
+    return {"accepts": accepts, "reset": draw(st.sampled_from(accepts))}
 
 
 def configurations(draw, h: History) -> list:

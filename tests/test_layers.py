@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hcsim"
-#: Bottom to top; hcsim.errors and hcsim.files sit below every layer.
+#: Bottom to top; hcsim.errors, hcsim.limits and hcsim.files sit below every
+#: layer; hcsim.__main__ (``python -m hcsim``) above them all.
 LAYERS = ("model", "evaluation", "analyses", "frontends")
 
 
@@ -39,12 +40,13 @@ def test_a_layer_imports_nothing_above_it(layer):
 
 
 def test_the_shared_modules_import_no_layer():
-    for name in ("errors.py", "files.py"):
+    for name in ("errors.py", "limits.py", "files.py"):
         assert {m for m in imported(PACKAGE / name) if layer_of(m) is not None} == set(), name
 
 
 def test_every_module_sits_in_a_layer():
-    loose = {p.name for p in PACKAGE.glob("*.py")} - {"__init__.py", "errors.py", "files.py"}
+    loose = {p.name for p in PACKAGE.glob("*.py")} - {"__init__.py", "__main__.py", "errors.py",
+                                                       "limits.py", "files.py"}
     assert not loose, f"modules outside the layers: {sorted(loose)}"
 
 

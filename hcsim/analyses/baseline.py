@@ -177,6 +177,8 @@ def parse_hosts(text: str, history: History) -> list[HostSpec]:
         kernel, sep, cpu = item.partition(CPU_SEP)
         if not kernel:
             raise InputError(f"--releases {text!r}: empty kernel name")
+        if sep and not cpu:
+            raise InputError(f"--releases {text!r}: empty CPU profile after {CPU_SEP!r}")
         specs.append(host_spec(history, kernel, cpu if sep else None, f"--releases {text!r}"))
     return specs
 

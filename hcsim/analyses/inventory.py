@@ -70,8 +70,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hcsim import files, limits
 from hcsim.errors import InputError
-from hcsim.model.history import History, Where, read_toml
+from hcsim.model.history import History, Where, check_name, read_toml
 from hcsim.model.vmm import REGISTRY as VMMS
 
 #: Placement rules of :mod:`hcsim.analyses.fleet`.
@@ -155,16 +156,19 @@ class _Where(Where):
     def string(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not value:
             raise self.fail(f"{key} must be a non-empty string, got {value!r}")
+        check_name(value, self.fail)
         return value
 
-    def integer(self, value: Any, key: str, minimum: int) -> int:
-        if isinstance(value, str):
+    def integer(self, value: Any, key: str, minimum: int, maximum: int) -> int:
+        if isinstance(value, str) and len(value) <= 32:
             try:
                 value = int(value)
             except ValueError:
                 pass
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise self.fail(f"{key} must be an integer >= {minimum}, got {value!r}")
+        if value > maximum:
+            raise self.fail(f"{key} {value:,} is past the cap of {maximum:,}")
         return value
 
     def kernel(self, history: History, value: Any, key: str) -> str:
@@ -199,8 +203,9 @@ def load_inventory(path: str | Path, history: History) -> Inventory:
         if not isinstance(tables, list):
             raise where.fail("group must be an array of tables ([[group]])")
         name = doc.get("name", path.stem)
-        if not isinstance(name, str):
-            raise where.fail("name must be a string")
+        if not isinstance(name, str) or not name:
+            raise where.fail(f"name must be a non-empty string, got {name!r}")
+        check_name(name, where.fail)
         rows = [(f"group #{n + 1}", t) for n, t in enumerate(tables)]
     elif suffix == ".csv":
         name, rows = path.stem, _csv_rows(path)
@@ -210,22 +215,16 @@ def load_inventory(path: str | Path, history: History) -> Inventory:
 
 
 def _csv_rows(path: Path) -> list[tuple[str, dict]]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such inventory file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an inventory file") from None
-    except PermissionError:
-        raise InputError(f"{path}: cannot read inventory file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 CSV file") from None
+    text = files.read_text(path, "inventory")
     lines = [(n + 1, line) for n, line in enumerate(text.splitlines())
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise InputError(f"{path}: empty inventory (expected a header line "
                          f"{','.join(_CSV_COLUMNS)})")
-    records = list(csv.reader([line for _, line in lines]))
+    try:
+        records = list(csv.reader([line for _, line in lines], strict=True))
+    except csv.Error as exc:
+        raise InputError(f"{path}: malformed CSV ({exc})") from None
     header = [c.strip() for c in records[0]]
     unknown = [c for c in header if c not in _CSV_COLUMNS]
     if unknown:
@@ -253,7 +252,10 @@ def _inventory(origin: str, name: str, rows: list[tuple[str, Any]],
     where = _Where(origin)
     if not rows:
         raise where.fail("no groups")
+    if len(rows) > limits.GROUPS:
+        raise where.fail(f"{len(rows):,} groups; at most {limits.GROUPS:,}")
     groups: list[Group] = []
+    total = 0
     known_cpus = history.hosts()
     for label, t in rows:
         where.entry = label
@@ -262,12 +264,17 @@ def _inventory(origin: str, name: str, rows: list[tuple[str, Any]],
         where.entry = f"{label}: group {gname!r}" if label.startswith("line") else f"group {gname!r}"
         if any(g.name == gname for g in groups):
             raise where.fail("duplicate group name")
-        hosts = where.integer(t["hosts"], "hosts", 1)
+        hosts = where.integer(t["hosts"], "hosts", 1, limits.HOSTS_PER_GROUP)
+        total += hosts
+        if total > limits.HOSTS:
+            raise where.fail(f"the inventory has more than {limits.HOSTS:,} hosts")
         kernel = where.kernel(history, t["kernel"], "kernel")
         cpu = where.string(t.get("cpu", history.host), "cpu")
         if cpu not in known_cpus:
             raise where.fail(f"unknown host CPU profile {cpu!r} (known: {', '.join(known_cpus)})")
         vmm = t.get("vmm")
+        if vmm is not None and not isinstance(vmm, str):
+            raise where.fail(f"vmm must be a string, got {vmm!r}")
         if vmm is not None and vmm not in VMMS:
             raise where.fail(f"unknown VMM {vmm!r} (known: {', '.join(VMMS)})")
         groups.append(Group(gname, hosts, kernel, cpu, vmm))
@@ -283,18 +290,21 @@ def load_plan(path: str | Path, history: History, inventory: Inventory) -> Plan:
     where = _Where(str(path))
     where.keys(doc, _PLAN_KEYS, {"start", "end", "rollout"})
     name = doc.get("name", path.stem)
-    if not isinstance(name, str):
-        raise where.fail("name must be a string")
+    if not isinstance(name, str) or not name:
+        raise where.fail(f"name must be a non-empty string, got {name!r}")
+    check_name(name, where.fail)
     start, end = where.date(doc["start"], "start"), where.date(doc["end"], "end")
     if end < start:
         raise where.fail(f"end {end} is before start {start}")
     placement = doc.get("placement", PLACEMENTS[0])
-    if placement not in PLACEMENTS:
+    if not isinstance(placement, str) or placement not in PLACEMENTS:
         raise where.fail(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
     guests = _guests(where, doc.get("guests", {}))
     tables = doc["rollout"]
     if not isinstance(tables, list) or not tables:
         raise where.fail("rollout must be a non-empty array of tables ([[rollout]])")
+    if len(tables) > limits.ROLLOUTS:
+        raise where.fail(f"{len(tables):,} rollouts; at most {limits.ROLLOUTS:,}")
     groups = {g.name for g in inventory.groups}
     rollouts = []
     for n, t in enumerate(tables):
@@ -308,17 +318,25 @@ def load_plan(path: str | Path, history: History, inventory: Inventory) -> Plan:
         if not isinstance(chosen, list) or not chosen:
             raise where.fail("groups must be a non-empty list of group names")
         for g in chosen:
+            if not isinstance(g, str):
+                raise where.fail(f"groups must be a list of group names, got {g!r}")
             if g not in groups:
                 raise where.fail(f"unknown group {g!r} (inventory {inventory.name!r})")
         first = where.date(t["start"], "start")
-        waves = where.integer(t.get("waves", 1), "waves", 1)
-        every = where.integer(t.get("every", 7), "every", 1)
+        waves = where.integer(t.get("waves", 1), "waves", 1, limits.WAVES)
+        every = where.integer(t.get("every", 7), "every", 1, limits.EVERY)
+        if len(set(chosen)) != len(chosen):
+            raise where.fail("groups names a group twice")
         older = (frm is not None and history.kernel(to)[0] < history.kernel(frm)[0])
         rollback = t.get("rollback", older)
         if not isinstance(rollback, bool):
             raise where.fail(f"rollback must be true or false, got {rollback!r}")
         r = Rollout(label, to, frm, tuple(chosen), first, waves, every, rollback)
-        for k, day in enumerate(r.dates()):
+        try:
+            days = r.dates()
+        except OverflowError:
+            raise where.fail(f"waves run past the year 9999 (start {first})") from None
+        for k, day in enumerate(days):
             if not start <= day <= end:
                 raise where.fail(f"wave {k + 1} on {day} is outside {start}..{end}")
         rollouts.append(r)
@@ -329,14 +347,16 @@ def _guests(where: _Where, t: Any) -> GuestSpec:
     where.entry = "guests"
     where.keys(t, _GUEST_KEYS, set())
     default = GuestSpec()
-    count = where.integer(t.get("count", default.count), "count", 0)
+    count = where.integer(t.get("count", default.count), "count", 0, limits.GUESTS)
     vcpus = t.get("vcpus", list(default.vcpus))
     if not isinstance(vcpus, list) or not vcpus:
         raise where.fail("vcpus must be a non-empty list of integers")
-    vcpus = tuple(where.integer(v, "vcpus", 1) for v in vcpus)
+    if len(vcpus) > limits.VCPUS:
+        raise where.fail(f"vcpus lists {len(vcpus):,} sizes; at most {limits.VCPUS}")
+    vcpus = tuple(where.integer(v, "vcpus", 1, limits.VCPUS) for v in vcpus)
     initial = t.get("initial", default.initial)
     if isinstance(initial, bool) or not isinstance(initial, (int, float)) \
-            or not 0 <= initial <= 1:
+            or not 0 <= initial <= 1:       # NaN fails the comparison too
         raise where.fail(f"initial must be a number in 0..1, got {initial!r}")
     where.entry = ""
     return GuestSpec(count, vcpus, float(initial))

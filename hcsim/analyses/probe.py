@@ -63,6 +63,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hcsim import files, limits
 from hcsim.errors import InputError
 from hcsim.model import history as history_mod
 from hcsim.model.history import History
@@ -96,6 +97,21 @@ REPLAYED = {
                        "extra_bits_rejected", "reject_errnos"),
     "badaddr": ("vm", "id", "get_ret", "set_ret"),
     "run": ("vm", "label", "ret"),
+}
+
+#: The type of every field a replayed record may have (checked when read, so
+#: that a bad value is one line naming the file, the line and the field).
+#: ``u64``: an integer or a hex string in 0..2**64-1; ``int``: a JSON integer
+#: (a return value: -2**31..2**31-1); ``flag``: 0/1 or true/false.
+FIELDS = {
+    "t": "str", "vm": "str", "test": "str", "label": "str", "phase": "str",
+    "errno": "str", "readback_errno": "str", "get_errno": "str", "set_errno": "str",
+    "reject_errnos": "str",
+    "idx": "index", "ret": "int", "get_ret": "int", "set_ret": "int", "count": "index",
+    "psci_0_2": "flag", "immediate_exit": "flag",
+    "id": "u64", "val": "u64", "readback": "u64", "default": "u64",
+    "extra_bits_accepted": "u64", "extra_bits_rejected": "u64",
+    "ids": "u64list", "by_coproc": "counts",
 }
 
 #: Classes whose registers the model knows (``reg_list`` counts compared).
@@ -166,21 +182,16 @@ class Replay:
 def read_records(path: str | Path) -> list[tuple[int, dict]]:
     """``(line number, record)`` of a probe file; :class:`InputError` if it is not one."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such probe file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a probe file") from None
-    except (PermissionError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read probe file ({exc.__class__.__name__})") from None
+    text = files.read_text(path, "probe")
     records = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
+            rec = files.loads_json(line, f"{path}: line {n}")
+        except InputError as exc:
+            if ": not JSON (" not in str(exc):
+                raise           # too deep, not Unicode: the precise reason
             raise InputError(f"{path}: line {n}: not a JSON object "
                              "(a probe file has one JSON record per line)") from None
         if not isinstance(rec, dict) or not isinstance(rec.get("t"), str):
@@ -191,11 +202,66 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
         if missing:
             raise InputError(f"{path}: line {n}: {rec['t']} record without "
                              f"{missing[0]!r}")
+        if rec["t"] in REPLAYED:
+            rec = _typed(rec, f"{path}: line {n}")
+        elif rec["t"] == "start" and not isinstance(rec.get("release", ""), str):
+            raise InputError(f"{path}: line {n}: start: release must be a string, "
+                             f"got {rec['release']!r}")
         records.append((n, rec))
     if not records or records[0][1]["t"] != "start":
         raise InputError(f"{path}: not a probe file (it must begin with a "
                          "\"start\" record)")
     return records
+
+
+def _u64(value, where: str, key: str) -> int:
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and 0 < len(value) <= 18:
+        try:
+            number = int(value, 16)
+        except ValueError:
+            pass
+    if number is None or not 0 <= number <= limits.U64_MAX:
+        raise InputError(f"{where}: {key} must be a 64-bit number (an integer or hex "
+                         f"string), got {value!r}")
+    return number
+
+
+def _typed(rec: dict, where: str) -> dict:
+    """``rec`` with every known field checked and numbers converted (module FIELDS)."""
+    out = dict(rec)
+    where = f"{where}: {rec['t']}"
+    for key, value in rec.items():
+        kind = FIELDS.get(key)
+        if kind is None:
+            continue
+        bad = False
+        if kind == "str":
+            bad = not isinstance(value, str)
+        elif kind in ("int", "index"):
+            low, high = ((-(1 << 31), (1 << 31) - 1) if kind == "int"
+                         else (0, (1 << 32) - 1))
+            bad = (isinstance(value, bool) or not isinstance(value, int)
+                   or not low <= value <= high)
+        elif kind == "flag":
+            bad = value not in (0, 1) or not isinstance(value, (int, bool))
+        elif kind == "u64":
+            out[key] = f"0x{_u64(value, where, key):x}"
+        elif kind == "u64list":
+            if not isinstance(value, list):
+                bad = True
+            else:
+                out[key] = [f"0x{_u64(v, where, key):x}" for v in value]
+        elif kind == "counts":
+            bad = (not isinstance(value, dict)
+                   or any(isinstance(v, bool) or not isinstance(v, int) or v < 0
+                          for v in value.values()))
+        if bad:
+            raise InputError(f"{where}: field {key!r} has the wrong type or range: "
+                             f"{value!r} (expected {kind})")
+    return out
 
 
 def cpu_of(path: str | Path) -> str:
@@ -500,7 +566,10 @@ def replay(path: str | Path, history: History, kernel: str | None = None,
             result.skipped += 1
             continue
         result.total += 1
-        mismatch = replayer.replay(line, rec)
+        try:
+            mismatch = replayer.replay(line, rec)
+        except InputError as exc:      # a record the replay cannot follow
+            raise InputError(f"{path}: {exc}") from None
         if mismatch is not None:
             result.mismatches.append(mismatch)
     return result

@@ -41,6 +41,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -50,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hcsim import files
+from hcsim import files, limits
 from hcsim.errors import InputError
 from hcsim.evaluation.backends import evaluate, note
 from hcsim.evaluation.measures import score
@@ -140,8 +142,34 @@ def _serial(tasks: list[Task]) -> Iterator[tuple[int, dict]]:
         yield t.index, _run_batch(t)
 
 
+def worker_init(parent: int | None = None) -> None:
+    """Set up a worker process: die with the parent, default SIGTERM.
+
+    A forked worker inherits the parent's Python SIGTERM handler, which
+    raises :class:`hcsim.files.Terminated`: the executor would send it back
+    as a task's result and the worker would live on.  Workers take SIGTERM's
+    default action instead, and on Linux ask the kernel to send them SIGTERM
+    when the parent dies (``PR_SET_PDEATHSIG``), so that even a parent ended
+    by SIGKILL leaves no worker behind.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)             # the parent died before prctl: give up now
+
+
 def _pool(tasks: list[Task], jobs: int) -> Iterator[tuple[int, dict]]:
-    pool = ProcessPoolExecutor(max_workers=jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=worker_init,
+                               initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_run_batch, t): t.index for t in tasks}
         for f in as_completed(futures):
@@ -154,7 +182,10 @@ def _pool(tasks: list[Task], jobs: int) -> Iterator[tuple[int, dict]]:
             process.terminate()
         raise
     finally:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=True, cancel_futures=True)
+        for process in processes:       # reaped: no zombie, no orphan
+            process.join(timeout=5)
 
 
 class _Dask:
@@ -246,10 +277,30 @@ def _first_repeat(items: Sequence[str]) -> str:
     return next(x for x in items if x in seen or seen.add(x))
 
 
-def _positive(name: str, value: Any, minimum: int) -> int:
+def _positive(name: str, value: Any, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value > maximum:
+        raise InputError(f"{name} {value:,} is past the cap of {maximum:,} (hcsim.limits)")
     return int(value)
+
+
+_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?")
+
+
+def check_scheduler(address: Any) -> Any:
+    """A dask scheduler address: ``tls://HOST:PORT``, ``tcp://HOST:PORT`` or ``HOST:PORT``.
+
+    Anything else (a typing error, a path, an option) is refused before
+    dask sees it.  A ``Client``/cluster object or :data:`LOCAL` passes as is.
+    """
+    if not isinstance(address, str) or address == LOCAL:
+        return address
+    m = _ADDRESS.fullmatch(address)
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise InputError(f"scheduler {address!r} is not an address (tls://HOST:PORT, "
+                         "tcp://HOST:PORT or HOST:PORT)")
+    return address
 
 
 def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = None,
@@ -291,17 +342,26 @@ def run(histories: int = 100, seed: int = 0, strategies: Sequence[str] | None = 
     """
     import pandas as pd
 
-    histories = _positive("histories", histories, 1)
+    histories = _positive("histories", histories, 1, limits.HISTORIES)
     first = synthetic.check_seed(seed)
+    if first + histories - 1 > limits.SEED_MAX:
+        raise InputError(f"seeds {first}..{first + histories - 1} run past 2**63-1")
+    scheduler = check_scheduler(scheduler)
     if params is None:
         params = synthetic.params(**generator)
     elif generator:
         raise InputError("give either params or generator keywords, not both")
     specs, names, config_specs = check_specs(strategies, vmms, configs)
+    rows = histories * len(specs) * len(names) * len(config_specs)
+    if rows > limits.SWEEP_ROWS:
+        raise InputError(f"{histories:,} histories x {len(specs)} strategies x {len(names)} "
+                         f"VMMs x {len(config_specs)} configs = {rows:,} rows; at most "
+                         f"{limits.SWEEP_ROWS:,} (choose --strategy/--vmm, or fewer histories)")
     backend(engine)
-    jobs = cores() if jobs is None else _positive("jobs", jobs, 1)
+    jobs = min(cores(), limits.JOBS) if jobs is None else _positive("jobs", jobs, 1,
+                                                                        limits.JOBS)
     if batch is not None:
-        batch = _positive("batch", batch, 1)
+        batch = _positive("batch", batch, 1, limits.BATCH)
     if registers is not None and registers not in ("all", "hypercall"):
         raise InputError(f"unknown register view {registers!r} (known: all, hypercall)")
     if progress is None:

@@ -66,7 +66,9 @@ class NewService:
             if item == "off":
                 fields[key] = False
             elif eq and key in ("functions", "bit"):
-                if not value.isdigit():
+                # ASCII digits only ('²'.isdigit() is true), and no more than
+                # fit in 64 bits: the history check gives the real range.
+                if not (value.isascii() and value.isdigit() and len(value) <= 20):
                     raise InputError(f"--service {text!r}: {key} must be an integer")
                 fields[key] = int(value)
             elif eq and key == "register":

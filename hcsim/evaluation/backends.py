@@ -44,9 +44,10 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
     cfgs = tuple(configs) if configs else (frozenset(),)
     reason = ""
     if backend != "spec":
-        ok, reason = engine.supports(history, strategy, vmm, cfgs, vcpus)
-        if ok:
-            return engine.evaluate(history, strategy, vmm, cfgs, sets=sets)
+        try:
+            return engine.evaluate(history, strategy, vmm, cfgs, sets=sets, vcpus=vcpus)
+        except EngineUnsupported as exc:      # the engine checks before it computes
+            reason = str(exc)
         if backend == "engine":
             raise EngineUnsupported(f"the engine cannot evaluate {strategy.spec} under "
                                     f"{vmm.name}: {reason}")

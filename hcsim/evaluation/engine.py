@@ -742,12 +742,16 @@ def supports(history: History, strategy: Strategy, vmm: Vmm,
     firmware entry of the history.
     """
     try:
-        if vcpus != 1:
-            raise EngineUnsupported(f"it evaluates one vCPU, not {vcpus}")
+        _check_vcpus(vcpus)
         model(history, strategy, vmm).settings(_configs(configs))
     except EngineUnsupported as exc:
         return False, str(exc)
     return True, ""
+
+
+def _check_vcpus(vcpus: int) -> None:
+    if vcpus != 1:
+        raise EngineUnsupported(f"it evaluates one vCPU, not {vcpus}")
 
 
 def _configs(configs: Sequence[Config | Setting] | None) -> tuple[Config | Setting, ...]:
@@ -763,7 +767,7 @@ def _epoch_of(m: Model) -> tuple[np.ndarray, np.ndarray]:
 def evaluate(history: History, strategy: Strategy, vmm: Vmm,
              configs: Sequence[Config | Setting] | None = None, *,
              chunk_pairs: int = DEFAULT_CHUNK_PAIRS, compress: bool = True,
-             sets: bool = True) -> Outcomes:
+             sets: bool = True, vcpus: int = 1) -> Outcomes:
     """Outcome, gained and lost set of every (configuration, source, destination).
 
     ``sets=False`` leaves the gained and lost sets out (None): the codes
@@ -771,7 +775,8 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
 
     Memory: the result holds ``C * n * n * (1 + 16 * nw)`` bytes; use
     :func:`counts` for histories too large to hold.  :class:`EngineUnsupported`
-    if the engine does not model the evaluation (:func:`supports`).
+    if the engine does not model the evaluation (:func:`supports`), raised
+    before anything is computed.
 
     Examples
     --------
@@ -780,6 +785,7 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
     >>> r.codes.shape
     (1, 49, 49)
     """
+    _check_vcpus(vcpus)
     cfgs = _configs(configs)
     m = model(history, strategy, vmm)
     try:

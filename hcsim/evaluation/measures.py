@@ -26,6 +26,7 @@ from hcsim.evaluation.outcomes import (
     SHARE_PREFIX,
     SILENT,
     Outcomes,
+    pack,
 )
 from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
@@ -35,9 +36,14 @@ from hcsim.model.vmm import Vmm, facts
 
 
 @functools.lru_cache(maxsize=256)
-def _flat_pairs(n: int, direction: str, since: int) -> np.ndarray:
-    mask = pair_mask(n, direction, since).ravel()
-    out = np.flatnonzero(mask)
+def _directions(n: int, since: int) -> np.ndarray:
+    """``[src, dst]``: 0 forward, 1 backward, 2 neither (the diagonal, or an end
+    before ``since``), times 6 so that adding a code gives a bin of :func:`counts`.
+    Sweeps ask for the same few again and again."""
+    out = np.full((n, n), 2, np.int64)
+    for k, direction in enumerate(DIRECTIONS):
+        out[pair_mask(n, direction, since)] = k
+    out *= len(OUTCOMES)
     out.flags.writeable = False
     return out
 
@@ -63,10 +69,9 @@ def counts(outcomes: Outcomes | np.ndarray, since: int = 0) -> np.ndarray:
     """
     codes = outcomes.codes if isinstance(outcomes, Outcomes) else np.asarray(outcomes)
     grid = codes if codes.ndim == 3 else codes[None]
-    n = grid.shape[1]
-    flat = grid.reshape(len(grid), n * n)
-    return np.stack([tally(flat[:, _flat_pairs(n, direction, since)])
-                     for direction in DIRECTIONS])
+    bins = (grid + _directions(grid.shape[1], since)).ravel()
+    k = len(OUTCOMES)
+    return np.bincount(bins, minlength=3 * k)[:2 * k].reshape(2, k)
 
 
 def shares(outcomes: Outcomes | np.ndarray, direction: str, since: int = 0) -> dict[str, float]:
@@ -86,6 +91,28 @@ def silent_loss(outcomes: Outcomes | np.ndarray, since: int = 0) -> float:
     """
     both = counts(outcomes, since).sum(0)
     return float(sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1))
+
+
+def loss_by_use(outcomes: Outcomes, since: int = 0) -> dict[str, float]:
+    """:func:`silent_loss` split by how bad the loss is to a running guest.
+
+    ``runtime``: the share of pairs (as :func:`silent_loss`) that lose a
+    service the guest calls after boot (``[[service]] use = "runtime"``,
+    the default); ``boot``: the share that lose only boot-time services
+    (discovered and used once at boot, so harmless after it).  The two
+    add up to :func:`silent_loss`.  Needs the outcomes' service sets.
+    """
+    if outcomes.lost is None:
+        raise ValueError("outcomes evaluated without sets (sets=False)")
+    runtime = np.array([s.use == "runtime" for s in outcomes.history.services], bool)
+    mask = pack(runtime[None], outcomes.lost.shape[-1])[0]
+    n = outcomes.n
+    pairs = (pair_mask(n, "forward", since) | pair_mask(n, "backward", since))[None]
+    silent = np.isin(outcomes.codes, [CODES[o] for o in SILENT]) & pairs
+    hits = (outcomes.lost & mask).any(-1)
+    total = int(pairs.sum()) * len(outcomes.codes) or 1
+    return {"runtime": int((silent & hits).sum()) / total,
+            "boot": int((silent & ~hits).sum()) / total}
 
 
 @dataclass(frozen=True)
@@ -112,21 +139,28 @@ class Cost:
     list_ioctls: int | None = None
 
 
-#: Per layout and (release, host): a fresh vCPU's registers and values, its guest view.
+#: Per layout and (release, host): a fresh vCPU's register list and guest view.
+#: The values hold no reference to the layout (a weak key its value refers to
+#: would never be collected).
 _FRESH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fresh(history: History, strategy: Strategy, release: int
-          ) -> tuple[tuple[int, ...], dict[int, int], frozenset[str]]:
-    """A new VM at ``release``: what ``KVM_GET_REG_LIST`` lists, what
-    ``KVM_GET_ONE_REG`` reads for each, and its guest view (once per layout)."""
+          ) -> tuple[tuple[int, ...], frozenset[str]]:
+    """A new VM at ``release`` (booted once per layout): what
+    ``KVM_GET_REG_LIST`` lists, and the guest view."""
     per = _FRESH.setdefault(strategy.layout(history), {})
     key = (release, history.host)
     if key not in per:
         cpu = boot(Kernel(history, release, strategy), 1)[0]
-        ids = tuple(cpu.get_reg_list())
-        per[key] = (ids, {rid: cpu.get_one_reg(rid) for rid in ids}, cpu.vm.guest_view())
+        per[key] = (tuple(cpu.get_reg_list()), cpu.vm.guest_view())
     return per[key]
+
+
+def registers(history: History, strategy: Strategy, release: int) -> dict[int, int]:
+    """What a new VM's vCPU lists and reads at ``release``: ``{id: value}``."""
+    cpu = boot(Kernel(history, release, strategy), 1)[0]
+    return {rid: cpu.get_one_reg(rid) for rid in cpu.get_reg_list()}
 
 
 def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
@@ -160,7 +194,7 @@ def new_vm_pickup(history: History, strategy: Strategy) -> float:
     supported = history.supported(last)
     if not supported:
         return 1.0
-    return len(fresh(history, strategy, last)[2]) / len(supported)
+    return len(fresh(history, strategy, last)[1]) / len(supported)
 
 
 def exhaustion(history: History, strategy: Strategy) -> str:
@@ -214,7 +248,7 @@ def refusals_by_blame(outcomes: Outcomes, since: int = 0) -> dict[str, dict[str,
     n = codes.shape[1]
     out = {}
     for direction in DIRECTIONS:
-        pick = _flat_pairs(n, direction, since)
+        pick = pair_mask(n, direction, since).ravel()
         c = codes.reshape(len(codes), n * n)[:, pick]
         b = blames.reshape(len(codes), n * n)[:, pick]
         total = c.size or 1

@@ -35,11 +35,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from hcsim import limits
 from hcsim.errors import InputError
 from hcsim.evaluation import engine
 from hcsim.evaluation.spec import migrate
-from hcsim.files import emit
-from hcsim.frontends.commands import positive
+from hcsim.files import check_output, emit
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.history import History
@@ -250,11 +250,16 @@ def add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes (100 releases, 20..60 by size, 100 streamed): a smoke test")
-    p.add_argument("--repeat", type=positive, default=3, metavar="N",
-                   help="timed runs per figure; the best is reported (default 3)")
-    p.add_argument("--scalar-pairs", type=positive, default=2000, metavar="N",
-                   help="pairs the scalar spec evaluates (default 2000)")
-    p.add_argument("--seed", type=int, default=0, metavar="K", help="workload seed")
+    p.add_argument("--repeat", type=limits.argtype("repeat", 1, limits.REPEAT), default=3,
+                   metavar="N", help="timed runs per figure; the best is reported "
+                                     f"(default 3; cap {limits.REPEAT:,})")
+    p.add_argument("--scalar-pairs", type=limits.argtype("scalar-pairs", 1,
+                                                         limits.SCALAR_PAIRS),
+                   default=2000, metavar="N",
+                   help=f"pairs the scalar spec evaluates (default 2000; cap "
+                        f"{limits.SCALAR_PAIRS:,})")
+    p.add_argument("--seed", type=limits.argtype("seed", 0, limits.SEED_MAX), default=0,
+                   metavar="K", help="workload seed (0..2**63-1)")
     p.add_argument("--strategy", default="upstream", metavar="S")
     p.add_argument("--vmm", default="qemu", metavar="V")
     p.add_argument("--output", metavar="FILE", help="write here (atomically)")
@@ -265,6 +270,7 @@ def add_bench(p: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    check_output(args.output)           # before minutes of benchmarking
     if args.fleet:
         from hcsim.frontends import fleet_bench
         emit(fleet_bench.run_bench(args), args.output)

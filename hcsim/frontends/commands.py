@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
+from hcsim import limits
+from hcsim.errors import InputError
 from hcsim.evaluation import measures
 from hcsim.evaluation.backends import evaluate, note
 from hcsim.evaluation.outcomes import DIRECTIONS, LETTERS, OUTCOMES, PRESERVED, Outcomes
@@ -84,6 +87,9 @@ def at_least(minimum: int):
 
 
 positive = at_least(1)
+#: ``--vcpus``: 1..KVM_MAX_VCPUS (512 on arm64, :mod:`hcsim.limits`).
+vcpus = limits.argtype("vcpus", 1, limits.VCPUS)
+VCPUS_HELP = f"vCPUs per VM (default 1; 1..{limits.VCPUS}, KVM_MAX_VCPUS on arm64)"
 
 
 def add_engine(p: argparse.ArgumentParser) -> None:
@@ -106,7 +112,7 @@ def _setup(args):
     tables.check_format(args.format)
     check_output(args.output)
     history = history_mod.load(args.history)
-    if args.since:
+    if args.since is not None:
         history = history.since(args.since)
     if args.host is not None:
         history = history.with_host(args.host)
@@ -124,6 +130,7 @@ def add_strategies(p):
 
 def run_strategies(args) -> int:
     tables.check_format(args.format)
+    check_output(args.output)
     rows = []
     for name, cls in strategies.REGISTRY.items():
         params = ",".join(f"{k}={p.default}" for k, p in cls.params.items())
@@ -140,6 +147,7 @@ def add_vmms(p):
 
 def run_vmms(args) -> int:
     tables.check_format(args.format)
+    check_output(args.output)
     rows = [{"name": name, "summary": cls.summary,
              "parameters": ",".join(f"{k}=" + ";".join(vmm_mod.id_name(i) for i in v)
                                     for k, v in getattr(cls, "params", {}).items())}
@@ -170,7 +178,7 @@ def add_matrix(p):
     add_common(p)
     p.add_argument("--config", default="default", metavar="C",
                    help="default | off:NAME+NAME | random:p=P,seed=K[,n=N]")
-    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.add_argument("--vcpus", type=vcpus, default=1, metavar="N", help=VCPUS_HELP)
     add_engine(p)
     p.set_defaults(func=run_matrix)
 
@@ -179,6 +187,11 @@ def run_matrix(args) -> int:
     history, vmm = _setup(args)
     strategy = strategies.parse(args.strategy)
     configs = config_mod.parse(args.config, history)
+    rows = len(history.releases) ** 2 * len(configs)
+    if rows > limits.MATRIX_ROWS:
+        raise InputError(f"matrix: {len(history.releases):,} releases x {len(configs):,} "
+                         f"configuration(s) = {rows:,} rows; at most {limits.MATRIX_ROWS:,} "
+                         "(narrow it with --since, or use compare)")
     outcomes = run_evaluate(args, history, strategy, vmm, configs, args.vcpus)
     emit(render_matrix(outcomes, args.format), args.output)
     return 0
@@ -242,6 +255,12 @@ def summary_lines(outcomes: Outcomes, n: int = 0) -> list[str]:
         sh = measures.shares(codes, direction)
         parts = " ".join(f"{LETTERS[o]} {sh[o]:6.1%}" for o in OUTCOMES)
         lines.append(f"{direction:<8} {parts}")
+    if outcomes.lost is not None and measures.silent_loss(codes):
+        one = replace(outcomes, codes=codes[None], lost=outcomes.lost[n:n + 1])
+        use = measures.loss_by_use(one)
+        lines.append(f"silent loss {use['runtime'] + use['boot']:.1%} of pairs: "
+                     f"{use['runtime']:.1%} lose a runtime service, "
+                     f"{use['boot']:.1%} only boot-time ones")
     rels = outcomes.history.releases
     steps = [(s, d) for s in range(len(rels)) for d in (s - 1, s + 1)
              if 0 <= d < len(rels) and codes[s, d] != PRESERVED]
@@ -263,7 +282,7 @@ def summary_lines(outcomes: Outcomes, n: int = 0) -> list[str]:
 
 def add_cost(p):
     add_common(p)
-    p.add_argument("--vcpus", type=positive, default=1, metavar="N")
+    p.add_argument("--vcpus", type=vcpus, default=1, metavar="N", help=VCPUS_HELP)
     p.set_defaults(func=run_cost)
 
 

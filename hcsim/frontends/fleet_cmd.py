@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hcsim import files
+from hcsim import files, limits
 from hcsim.analyses.fleet.engine import (
     _pools,  # noqa: F401
     simulate,
@@ -13,7 +13,7 @@ from hcsim.analyses.fleet.engine import (
 from hcsim.analyses.fleet.records import CONFIGS, SUMMARY_COLUMNS, FleetResult
 from hcsim.analyses.inventory import load_inventory, load_plan
 from hcsim.errors import InputError
-from hcsim.frontends import commands, tables
+from hcsim.frontends import tables
 from hcsim.model import history as history_mod
 from hcsim.model import strategies as strategies_mod
 from hcsim.model import vmm as vmm_mod
@@ -33,8 +33,10 @@ def add_fleet(p: argparse.ArgumentParser) -> None:
                    help="VMM policy for every host; repeat; default: the inventory's")
     p.add_argument("--config", action="append", metavar="C", choices=CONFIGS,
                    help="default | baseline; repeat; default: both")
-    p.add_argument("--guests", type=commands.at_least(0), metavar="N", help="guests (default: the plan's)")
-    p.add_argument("--seed", type=commands.at_least(0), default=0, metavar="K")
+    p.add_argument("--guests", type=limits.argtype("guests", 0, limits.GUESTS), metavar="N",
+                   help=f"guests (default: the plan's; cap {limits.GUESTS:,})")
+    p.add_argument("--seed", type=limits.argtype("seed", 0, limits.SEED_MAX), default=0,
+                   metavar="K", help="simulation seed (0..2**63-1)")
     p.add_argument("--format", default="text", metavar="F",
                    help="text (72 columns), csv, json, markdown")
     p.add_argument("--output", metavar="FILE", help="write the summary here (atomically)")
@@ -77,8 +79,7 @@ def render(result: FleetResult, fmt: str) -> str:
 
 def run_fleet(args) -> int:
     tables.check_format(args.format)
-    for out in (args.output, args.timeline, args.figure):
-        files.check_output(out)
+    files.check_outputs(args.output, args.timeline, args.figure)
     if args.figure and Path(args.figure).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise InputError(f"{args.figure}: the figure must be a .png, .svg or .pdf file")
     history = history_mod.load(args.history)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from hcsim import limits
 from hcsim.errors import InputError
 from hcsim.files import check_output, emit
-from hcsim.model.history import dumps
+from hcsim.model.history import check_name, dumps
 from hcsim.model.synthetic import DRIFT_PRESETS, Params, check_seed, params
 
 
@@ -24,6 +25,20 @@ def integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise InputError(f"expected an integer, got {text!r}") from None
+
+
+#: argparse type: a seed, 0..2**63-1.
+seed = limits.argtype("seed", 0, limits.SEED_MAX)
+
+
+def name(text: str) -> str:
+    """argparse type: a history name, non-empty, no control characters."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    try:
+        return check_name(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_registers_from(text: str) -> int | float:
@@ -98,8 +113,10 @@ def params_from_args(args: argparse.Namespace) -> Params:
 
 def add_generate(p: argparse.ArgumentParser) -> None:
     add_params(p)
-    p.add_argument("--seed", type=integer, default=0, metavar="K", help="seed (default 0)")
-    p.add_argument("--name", default=None, help="history name (default synthetic-SEED)")
+    p.add_argument("--seed", type=seed, default=0, metavar="K",
+                   help="seed (default 0; 0..2**63-1)")
+    p.add_argument("--name", type=name, default=None,
+                   help="history name (default synthetic-SEED; printable characters)")
     p.add_argument("--output", metavar="FILE",
                    help="write here (atomically) instead of stdout")
     p.set_defaults(func=run_generate)

@@ -24,6 +24,8 @@ def add_probe_replay(p: argparse.ArgumentParser) -> None:
 
 
 def run_probe_replay(args) -> int:
+    if not args.file:
+        raise InputError("probe file: empty path")
     if args.format not in ("text", "json"):
         raise InputError(f"unknown format {args.format!r} (known: text, json)")
     history = history_mod.load(args.history)

@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
+from hcsim import files
 from hcsim.errors import InputError
 from hcsim.files import atomic_file, check_output
 
@@ -83,11 +86,13 @@ def parameters(notebook: str | Path) -> dict[str, dict]:
     import nbformat
     import papermill
 
+    if not str(notebook):
+        raise InputError("notebook: empty path")
     path = Path(notebook)
-    if not path.is_file():
-        raise InputError(f"{notebook}: no such notebook")
+    text = files.read_text(path, "notebook")        # regular, <= 16 MiB
+    files.loads_json(text, str(notebook))           # JSON, not nested too deep
     try:
-        nb = nbformat.read(path, as_version=4)
+        nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types
         raise InputError(f"{notebook}: not a readable notebook ({exc.__class__.__name__})") \
             from None
@@ -119,8 +124,17 @@ def coerce(name: str, text: str, param: dict) -> object:
     return text
 
 
-def _kernel_manager(stderr):
-    """An AsyncKernelManager that starts ipykernel in this Python, stderr to ``stderr``."""
+def _kernel_manager(stderr, state: dict | None = None):
+    """An AsyncKernelManager that starts ipykernel in this Python, stderr to ``stderr``.
+
+    Once the kernel runs, SIGTERM (which nbclient would take over) kills the
+    kernel's process group at once and sets ``state["terminated"]``;
+    :func:`execute` then raises :class:`hcsim.files.Terminated`.  The kernel also ends by
+    itself if this process dies (ipykernel polls ``JPY_PARENT_PID``).
+    """
+    import asyncio
+
+    state = {} if state is None else state
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpec
 
@@ -138,7 +152,28 @@ def _kernel_manager(stderr):
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw.setdefault("stderr", stderr)
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
+            try:        # replaces nbclient's handler (which only shuts the kernel down)
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminate)
+            except (RuntimeError, NotImplementedError, ValueError):
+                pass        # not the main thread: the caller handles signals
+            info = await super()._async_launch_kernel(kernel_cmd, **kw)
+            if state.get("terminated"):     # SIGTERM while the kernel was starting
+                self._terminate()
+            return info
+
+        def _terminate(self) -> None:
+            """Kill the kernel's process group now; nbclient then sees it dead."""
+            import logging
+            import os
+
+            state["terminated"] = True
+            logging.disable(logging.CRITICAL)   # no "kernel died" noise: we are ending
+            pid = getattr(self.provisioner, "pid", None)
+            if pid:
+                try:
+                    os.killpg(pid, signal.SIGKILL)  # started with start_new_session
+                except OSError:
+                    pass
 
     return CurrentPython
 
@@ -158,21 +193,45 @@ def execute(notebook: str | Path, values: dict[str, object]):
     the terminal; its last line is quoted if the kernel itself fails.
     """
     import papermill
-    from papermill.exceptions import PapermillExecutionError
 
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    state: dict = {}
     with tempfile.TemporaryFile("w+") as log:
         try:
-            return papermill.execute_notebook(
+            nb = papermill.execute_notebook(
                 str(notebook), None, parameters=values, kernel_name="python3",
                 progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT,
-                kernel_manager_class=_kernel_manager(log))
-        except PapermillExecutionError as exc:
-            raise NotebookFailed(f"{notebook}: cell {exc.cell_index} failed: "
-                                 f"{exc.ename}: {exc.evalue}".splitlines()[0]) from None
-        except Exception as exc:  # dead kernel, timeout, kernel that cannot start
-            detail = _last_line(log)
-            raise NotebookFailed(f"{notebook}: the kernel failed: {type(exc).__name__}"
-                                 + (f" ({detail})" if detail else "")) from None
+                kernel_manager_class=_kernel_manager(log, state))
+            if state.get("terminated"):
+                raise files.Terminated()
+            return nb
+        except files.Terminated:
+            raise
+        except Exception as exc:
+            if state.get("terminated"):
+                raise files.Terminated() from None
+            _failed(notebook, exc, log)
+        finally:
+            # nbclient's asyncio signal handling leaves SIGTERM at SIG_DFL.
+            if main and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if state.get("terminated"):
+                import logging
+                logging.disable(logging.NOTSET)
+
+
+def _failed(notebook, exc: Exception, log) -> None:
+    """Raise NotebookFailed for an exception of papermill."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        raise NotebookFailed(f"{notebook}: cell {exc.cell_index} failed: "
+                             f"{exc.ename}: {exc.evalue}".splitlines()[0]) from None
+    # dead kernel, timeout, kernel that cannot start
+    detail = _last_line(log)
+    raise NotebookFailed(f"{notebook}: the kernel failed: {type(exc).__name__}"
+                         + (f" ({detail})" if detail else "")) from None
 
 
 def to_html(nb) -> str:

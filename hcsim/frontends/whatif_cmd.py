@@ -47,7 +47,7 @@ def run_what_if(args) -> int:
     history = history_mod.load(args.history)
     from hcsim.frontends.commands import apply_view
     history = apply_view(history, args)
-    if args.until:
+    if args.until is not None:         # --until "" is an unknown release, not "none"
         history = whatif.until(history, args.until)
     if args.host is not None:
         history = history.with_host(args.host)

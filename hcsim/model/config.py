@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hcsim import limits
 from hcsim.errors import InputError
 from hcsim.model.history import History
 
@@ -84,6 +85,9 @@ def parse(spec: str, history: History) -> list[Config]:
                              "integers") from None
         if not 0 <= p <= 1 or n < 1 or seed < 0:
             raise InputError(f"config {spec!r}: need 0 <= p <= 1, n >= 1, seed >= 0")
+        if n > limits.RANDOM_CONFIGS or seed > limits.SEED_MAX:
+            raise InputError(f"config {spec!r}: n is capped at {limits.RANDOM_CONFIGS:,}, "
+                             f"seed at 2**63-1")
         return random_configs(history, p, seed, n)
     raise InputError(f"unknown config {spec!r} (default, off:NAME+NAME, "
                      "random:p=P,seed=K[,n=N])")

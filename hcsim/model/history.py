@@ -50,11 +50,11 @@ Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
 from __future__ import annotations
 
 import importlib.resources
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hcsim import files, limits
 from hcsim.errors import InputError
 from hcsim.model import other as other_mod
 from hcsim.model.other import NO_FEATURES, VIEWS, OtherRegisters, feature_text
@@ -84,6 +84,8 @@ class Service:
     register: int | None = None
     bit: int | None = None
     source: str = ""
+    use: str = "runtime"
+    use_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,12 @@ class History:
 _TOP_KEYS = {"name", "releases", "registers_from", "service", "firmware",
              "stable", "source", "host", "fw_enoent_from", "reglists", "other"}
 _SERVICE_KEYS = {"name", "space", "functions", "introduced", "default",
-                 "register", "bit", "source"}
+                 "register", "bit", "source", "use", "use_source"}
+#: When a guest calls a service (``[[service]] use``): ``boot`` only (its
+#: discovery and use happen once, in ``__init`` code, so losing it after
+#: boot is harmless to a running guest) or at ``runtime`` (the default: a
+#: loss after boot breaks calls the guest still makes).
+USES = ("boot", "runtime")
 _FIRMWARE_KEYS = {"name", "id", "introduced", "reset", "accepts", "on_write",
                   "changes", "no_psci_0_2", "hosts", "source", "stores"}
 _CHANGE_KEYS = {"release", "reset", "accepts", "source", "stores", "hosts"}
@@ -361,6 +368,8 @@ class _Checker(Where):
         value = table.get(key, default)
         if not isinstance(value, str) or (not value and key == "name"):
             raise self.fail(f"{key} must be a non-empty string")
+        if key == "name":
+            check_name(value, self.fail)
         return value
 
     def release(self, table: dict, key: str) -> int:
@@ -370,18 +379,21 @@ class _Checker(Where):
         return self.releases.index(value)
 
     def hexnum(self, value: Any, what: str) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        if isinstance(value, str):
+        """A number in 0..2**64-1, given as an integer or a (hex) string."""
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and len(value) <= 200:     # 0b + 64 digits + _
             try:
                 number = int(value, 0)
             except ValueError:
                 pass
-            else:
-                if number >= 0:
-                    return number
-        raise self.fail(f"{what} must be a non-negative number or hex string, "
-                        f"got {value!r}")
+        if number is None or number < 0:
+            raise self.fail(f"{what} must be a non-negative number or hex string, "
+                            f"got {value!r}")
+        if number > limits.U64_MAX:
+            raise self.fail(f"{what} {value!r} does not fit in 64 bits")
+        return number
 
     def values(self, table: dict, base: FwValues | None) -> FwValues:
         if "reset" in table:
@@ -443,6 +455,8 @@ def load(spec: str | Path, registers: str | None = None,
     ``features``: the vCPU feature set, e.g. ``{"pmu"}``
     (:meth:`History.with_features`).
     """
+    if isinstance(spec, str) and not spec:
+        raise InputError("history: empty path")
     path = resolve(spec)
     history = from_dict(read_toml(path, "history"), origin=str(path))
     if registers is not None:
@@ -453,29 +467,25 @@ def load(spec: str | Path, registers: str | None = None,
 
 
 def read_toml(path: Path, what: str) -> dict:
-    """Parse a TOML file; every way of failing is one InputError naming it."""
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a {what} file") from None
-    except PermissionError:
-        raise InputError(f"{path}: cannot read {what} file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: malformed TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 TOML file") from None
+    """Parse a TOML file; every way of failing is one InputError naming it.
+
+    Bounded and depth-safe (:func:`hcsim.files.load_toml`): regular files of
+    at most 16 MiB, nested at most 32 levels.
+    """
+    return files.load_toml(path, what)
 
 
 def loads(text: str, origin: str = "<string>") -> History:
     """Load a history from TOML text."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{origin}: malformed TOML: {exc}") from None
-    return from_dict(doc, origin=origin)
+    return from_dict(files.loads_toml(text, origin), origin=origin)
+
+
+def check_name(name: str, fail=InputError) -> str:
+    """A name must be printable: no control characters (they break every table)."""
+    bad = next((c for c in name if not c.isprintable()), None)
+    if bad is not None:
+        raise fail(f"name {name!r} contains a control character ({bad!r})")
+    return name
 
 
 def from_dict(doc: dict, origin: str = "<dict>") -> History:
@@ -483,14 +493,24 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     ck = _Checker(origin)
     ck.keys(doc, _TOP_KEYS, {"releases"})
     name = doc.get("name", Path(origin).stem)
-    if not isinstance(name, str):
-        raise ck.fail("name must be a string")
+    if not isinstance(name, str) or not name:
+        raise ck.fail(f"name must be a non-empty string, got {name!r}")
+    if "name" in doc:           # (the default, the file's name, is the reader's own)
+        check_name(name, ck.fail)
     rels = doc["releases"]
     if not isinstance(rels, list) or not rels:
         raise ck.fail("releases must be a non-empty list")
+    if len(rels) > limits.RELEASES:
+        raise ck.fail(f"{len(rels):,} releases; at most {limits.RELEASES:,}")
     for r in rels:
         if not isinstance(r, str) or not r:
             raise ck.fail(f"release names must be non-empty strings, got {r!r}")
+        check_name(r, ck.fail)
+    entries = sum(len(doc.get(k, [])) if isinstance(doc.get(k), list) else 0
+                  for k in ("service", "firmware", "stable"))
+    if entries > limits.SERVICES:
+        raise ck.fail(f"{entries:,} service, firmware and stable entries; "
+                      f"at most {limits.SERVICES:,}")
     dup = _first_duplicate(rels)
     if dup is not None:
         raise ck.fail(f"duplicate release {dup!r}")
@@ -506,6 +526,8 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     fw_enoent_from = (ck.release(doc, "fw_enoent_from")
                       if "fw_enoent_from" in doc else 0)
     host = doc.get("host", DEFAULT_HOST)
+    if not isinstance(host, str):
+        raise ck.fail(f"host must be a string, got {host!r}")
     known_hosts = {DEFAULT_HOST} | {h for f in firmware for h in f.profiles()}
     if host not in known_hosts:
         raise ck.fail(f"host {host!r} is not a profile of any [[firmware]] entry")
@@ -568,6 +590,7 @@ def _services(ck: _Checker, tables: Any) -> list[Service]:
     names: set[str] = set()
     pins: dict[tuple[int, int], str] = {}
     pinned_space: dict[int, str] = {}
+    used: dict[str, int] = {}
     for n, t in enumerate(_table_list(ck, tables, "service")):
         ck.entry = f"service #{n + 1}"
         ck.keys(t, _SERVICE_KEYS, {"name", "space", "introduced"})
@@ -583,6 +606,11 @@ def _services(ck: _Checker, tables: Any) -> list[Service]:
         if (not isinstance(functions, int) or isinstance(functions, bool)
                 or not 1 <= functions <= FUNCTIONS_PER_SPACE):
             raise ck.fail(f"functions must be an integer in 1..{FUNCTIONS_PER_SPACE}")
+        used[space] = used.get(space, 0) + functions
+        if used[space] > FUNCTIONS_PER_SPACE:
+            raise ck.fail(f"space {space!r} overflows: its services need "
+                          f"{used[space]:,} function numbers, the space has "
+                          f"{FUNCTIONS_PER_SPACE:,}")
         default = t.get("default", "on")
         if default not in ("on", "off"):
             raise ck.fail(f"default must be 'on' or 'off', got {default!r}")
@@ -609,8 +637,12 @@ def _services(ck: _Checker, tables: Any) -> list[Service]:
                               f"pinned by {pins[(d.index, bit)]!r}")
             pins[(d.index, bit)] = name
         source = ck.string(t, "source", "")
+        use = ck.string(t, "use", "runtime")
+        if use not in USES:
+            raise ck.fail(f"use must be 'boot' or 'runtime', got {use!r}")
         out.append(Service(name, space, functions, ck.release(t, "introduced"),
-                           default == "on", register, bit, source))
+                           default == "on", register, bit, source, use,
+                           ck.string(t, "use_source", "")))
     ck.entry = ""
     return out
 
@@ -703,6 +735,8 @@ def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
             raise ck.fail("backports must be a list of firmware names")
         taken: dict[str, int] = {}
         for b in backports:
+            if not isinstance(b, str):
+                raise ck.fail(f"backports must be a list of firmware names, got {b!r}")
             if b in svc_names:
                 raise ck.fail(f"backported service {b!r}: only firmware "
                               "entries can be backported")
@@ -714,7 +748,7 @@ def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
             raise ck.fail("backport_changes must be a list of {name, release}")
         for change in changes:
             ck.keys(change, {"name", "release"}, {"name", "release"})
-            entry = fw_names.get(change["name"])
+            entry = fw_names.get(ck.string(change, "name"))
             if entry is None:
                 raise ck.fail(f"backport_changes: unknown firmware entry "
                               f"{change['name']!r}")
@@ -733,7 +767,16 @@ def _stable(ck: _Checker, tables: Any, firmware: tuple[Firmware, ...],
 # Writing
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def dumps(h: History) -> str:
@@ -756,6 +799,10 @@ def dumps(h: History) -> str:
             lines += [f'register = "0x{s.register:016x}"', f"bit = {s.bit}"]
         if s.source:
             lines.append(f"source = {_q(s.source)}")
+        if s.use != "runtime":
+            lines.append(f"use = {_q(s.use)}")
+        if s.use_source:
+            lines.append(f"use_source = {_q(s.use_source)}")
     for f in h.firmware:
         first = f.values[0][1]
         lines += ["", "[[firmware]]", f"name = {_q(f.name)}",

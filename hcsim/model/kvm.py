@@ -165,7 +165,7 @@ class VM:
     def __init__(self, kernel: Kernel):
         self.kernel = kernel
         layout, rel = kernel.layout, kernel.release
-        self.features = {p: layout.reset(p, rel) for p in kernel.feature_pos.values()}
+        self.features = layout.resets(rel, kernel.feature_pos.values())
         self.firmware = {rid: f.at(kernel.firmware_release[rid], kernel.host).reset
                          for rid, f in kernel.firmware.items() if f.on_write == "store"}
         self.has_run = False

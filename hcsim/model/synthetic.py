@@ -112,7 +112,10 @@ def _number(name: str, value, low: float, high: float | None = None,
             integer: bool = False) -> float:
     """A finite number in [low, high], or InputError naming the parameter."""
     bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number))
-    bad = bad or not math.isfinite(value)
+    try:
+        bad = bad or not math.isfinite(value)
+    except OverflowError:       # an int too large for a float
+        bad = True
     if integer and not bad and not isinstance(value, (int, np.integer)):
         bad = not float(value).is_integer()
     if bad or value < low or (high is not None and value > high):
@@ -286,8 +289,13 @@ def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float
 
 
 def check_seed(seed) -> int:
-    """A seed is an integer >= 0 (numpy's SeedSequence takes any size)."""
-    return _number("seed", seed, 0, integer=True)
+    """A seed is an integer in 0..2**63-1 (:data:`hcsim.limits.SEED_MAX`).
+
+    numpy's SeedSequence takes any size, but sweeps store seeds as int64:
+    every command accepts the same range.
+    """
+    from hcsim import limits
+    return limits.check_int("seed", seed, 0, limits.SEED_MAX)
 
 
 def _draw(p: Params, seed: int) -> History:

@@ -2,7 +2,10 @@
 
 Each policy is a small class: which registers it saves, which sizes it can
 handle, its wire cost per register, and how it writes the stream on the
-destination (FACTS.md section 5, DESIGN.md section 3).
+destination (FACTS.md section 5, DESIGN.md section 3).  The last two are
+data, a :class:`RestoreRule`, that the one generic :meth:`Vmm.restore`
+reads and the vectorised engine reads too; a failed restore raises
+:class:`Refused` with a typed :class:`Cause`.
 
 * ``qemu`` (``target/arm/kvm.c``, ``machine.c``): saves every listed id,
   sorted; handles U32/U64 only.  On the destination it reads every listed
@@ -422,8 +425,8 @@ def facts(vmm: Vmm, ids: Sequence[int]) -> Facts:
         rows.append(answer)
     saves, handles, sizes = zip(*rows) if rows else ((), (), ())
     hit = Facts(np.array(saves, bool), np.array(handles, bool), np.array(sizes, np.int64))
-    if len(_LISTS) > 4096:      # bounded: synthetic histories make many short lists
-        _LISTS.clear()
+    if len(_LISTS) >= 64:       # bounded: a sweep's histories make ever new lists
+        _LISTS.pop(next(iter(_LISTS)))
     _LISTS[key] = hit
     return hit
 

@@ -11,6 +11,7 @@ add an invalidation rule (:meth:`Strategy.invalidates`).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -115,6 +116,13 @@ class Layout:
         """Reset value: bits of supported services whose default is on."""
         return self._at(pos, release, 2)
 
+    def resets(self, release: int, positions: Iterable[int]) -> dict[int, int]:
+        """:meth:`reset` of each of ``positions`` (registers without bits read 0)."""
+        out = dict.fromkeys(positions, 0)
+        for pos in self._masks.keys() & out.keys():
+            out[pos] = self._at(pos, release, 2)
+        return out
+
     def listed(self, release: int) -> list[int]:
         """Positions of the registers a kernel of ``release`` lists."""
         return [k for k, r in enumerate(self.regs) if r.listed_from <= release]
@@ -130,9 +138,11 @@ class Layout:
 
     def exhaustion(self) -> int | None:
         """First release after ``registers_from`` that lists a new register."""
-        start = self.history.registers_from
-        later = [r.listed_from for r in self.regs if r.listed_from > start]
-        return min(later) if later else None
+        if not hasattr(self, "_exhaustion"):      # asked once per scorecard row
+            start = self.history.registers_from
+            later = [r.listed_from for r in self.regs if r.listed_from > start]
+            self._exhaustion = min(later) if later else None
+        return self._exhaustion
 
 
 class Strategy:

@@ -1,0 +1,7 @@
+"""``python -m hcsim``: the ``hcsim`` command."""
+
+import sys
+
+from hcsim.frontends.cli import main
+
+sys.exit(main())
