@@ -219,3 +219,20 @@ def test_engine_models_the_hypothetical_tolerance_on_the_whole_list(linux):
     assert engine.supports(linux, UPSTREAM, v) == (True, "")
     e, sp = engine.evaluate(linux, UPSTREAM, v), spec.evaluate(linux, UPSTREAM, v, [frozenset()])
     assert (e.codes == sp.codes).all() and (e.blame_codes() == sp.blame_codes()).all()
+
+
+def test_probe_replay_checks_the_listed_ids_and_counts(tmp_path, capsys):
+    from hcsim.model.history import data_path
+    src = data_path("kernel-probe", "6.12.117+deb13-arm64.jsonl")
+    text = src.read_text()
+    assert '"0x603000000013c103"' in text                  # TCR2_EL1, listed by 6.12
+    bad = tmp_path / src.name
+    bad.write_text(text.replace('"0x603000000013c103"', '"0x603000000013c104"')
+                   .replace('"0x0013":163', '"0x0013":162'))
+    assert main(["probe-replay", str(src), "--history", "linux"]) == 0
+    capsys.readouterr()
+    assert main(["probe-replay", str(bad), "--history", "linux"]) == 1
+    out = capsys.readouterr().out
+    assert "listed ids not modelled: S3_0_C2_C0_4" in out
+    assert "modelled ids not listed: TCR2_EL1" in out
+    assert "class 0x0013: expected 162 registers, read 163" in out

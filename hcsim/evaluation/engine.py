@@ -403,7 +403,12 @@ class Model:
         first_hyp = min((ids[0] for ids in hyp if ids), default=None)
         if first_hyp is not None and any(ids and ids[-1] > first_hyp for ids in set(other)):
             raise EngineUnsupported("an other register sorts after a hypercall register")
-        tab = lists.tables(hyp, other, safe if self.whole_list else frozenset())
+        drops = safe if self.whole_list else frozenset()
+        cache = history.other._tables if history.other is not None else {}
+        key = ("rule", tuple(hyp), tuple(other), drops)
+        tab = cache.get(key)            # shared by the strategies and VMMs that save alike
+        if tab is None:
+            tab = cache[key] = lists.tables(hyp, other, drops)
         self.le = tab.epoch
         self.tab = tab
         if self.tolerant:
@@ -621,7 +626,7 @@ class Model:
                 d = dst.rel[None, :]
                 for g in range(src.top.shape[1]):
                     refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
-            listed = np.take(self.lcode[src.le], dst.le, axis=1)
+            listed = self._listed(src, dst)
         blames = None
         if blame:
             blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
@@ -647,6 +652,18 @@ class Model:
         gained[loud] = 0
         lost_w[loud] = 0
         return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
+
+    def _listed(self, src: _Side, dst: _Side) -> np.ndarray:
+        """The list rule's blame code of every (source row, destination) pair.
+
+        Against every release (the dense kernel), rows of a ``[rows, n]``
+        table expanded once per model (row copies); else a gather."""
+        if len(dst.rel) == self.n and self.n > 64:
+            full = getattr(self, "_lfull", None)
+            if full is None or full.shape[0] != len(self.lcode):
+                full = self._lfull = np.ascontiguousarray(self.lcode[:, self.le])
+            return full[src.le]
+        return np.take(self.lcode[src.le], dst.le, axis=1)
 
     def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
         """``[2, C, nw]`` words: services each configuration turns off, and on.

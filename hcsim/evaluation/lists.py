@@ -35,8 +35,8 @@ NONE, HYPERCALL, OTHER, BOTH = 0, 1, 2, 3
 #: Blame names by code, as the ``matrix`` csv spells them.
 BLAMES = ("", "hypercall", "other", "both")
 
-#: Epoch pairs per block (bounds the temporaries: ``block * words * 8`` bytes each).
-_BLOCK_PAIRS = 1 << 18
+#: Words per block of epoch pairs (bounds each temporary to 16 MiB).
+_BLOCK_WORDS = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray) -> np.ndarra
     against every destination epoch."""
     M, counts, HYP, OTH = tab.members, tab.counts, tab.hyp, tab.oth
     out = np.zeros((len(src), len(M)), np.int8)
-    rows = max(1, _BLOCK_PAIRS // max(1, len(M)))
+    rows = max(1, _BLOCK_WORDS // max(1, len(M) * M.shape[1]))
     for a in range(0, len(src), rows):
         s = src[a:a + rows, None, :]
         safe = (drops[a:a + rows] | tab.safe)[:, None, :]
@@ -128,7 +128,7 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
     below = _pack(np.arange(max(U, 1))[None, :] < last[:, None])   # [E, nw]
     qemu = np.zeros((E, E), np.int8)
     missing = np.zeros((E, E), np.int8)
-    rows = max(1, _BLOCK_PAIRS // max(1, E))
+    rows = max(1, _BLOCK_WORDS // max(1, E * M.shape[1]))
     for a in range(0, E, rows):
         src = M[a:a + rows, None, :]                    # [b, 1, nw]
         lack = src & ~M[None]                           # [b, E, nw]

@@ -31,9 +31,8 @@ from hcsim.evaluation.outcomes import (
 from hcsim.evaluation.spec import boot
 from hcsim.model.history import History
 from hcsim.model.kvm import Kernel
-from hcsim.model.regs import is_feature
 from hcsim.model.strategies import Strategy
-from hcsim.model.vmm import Vmm, facts, is_hypercall
+from hcsim.model.vmm import Vmm, facts
 
 
 @functools.lru_cache(maxsize=256)
@@ -173,7 +172,8 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     answers = facts(vmm, ids)
     if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
-    hyp = np.array([is_feature(rid) if feature_only else is_hypercall(rid) for rid in ids], bool)
+    cls = (np.array(ids, np.uint64) >> np.uint64(16)) & np.uint64(0xFFF)
+    hyp = (cls == 0x16) if feature_only else ((cls == 0x14) | (cls == 0x16))
     saved = answers.saves & hyp
     per_vcpu, count = int(answers.sizes[saved].sum()), int(saved.sum())
     whole, whole_bytes = int(answers.saves.sum()), int(answers.sizes[answers.saves].sum())

@@ -54,18 +54,23 @@ KEYS = ("workload", "scalar", "engine", "engine_compressed", "evaluate", "speedu
         "repeat")
 
 
-def workload(releases: int = 1000, services: int = SERVICES, seed: int = 0) -> History:
+def workload(releases: int = 1000, services: int = SERVICES, seed: int = 0,
+             drift: bool = True) -> History:
     """A synthetic history of ``releases`` releases and exactly ``services`` services.
 
     Arrivals are drawn at 1.5 x the needed rate and the history is cut to its
     first ``services`` services (in order of introduction), so they spread
     over about two thirds of the releases; ``registers_from`` is at 30 %.
+    With ``drift`` (the default) the history also has other registers that
+    drift at the rates fitted to Linux (``synthetic.LINUX_DRIFT``), so the
+    engine runs its whole-list rule (DESIGN.md section 9).
     """
     rate = 1.5 * services / releases
+    extra = synthetic.LINUX_DRIFT if drift else {}
     for _ in range(20):
         h = synthetic.generate(releases=releases, rate=rate, seed=seed, burst=0.0,
                                registers_from=0.3, firmware=min(1.0, 10 / releases),
-                               name=f"bench-{releases}x{services}")
+                               name=f"bench-{releases}x{services}", **extra)
         if len(h.services) >= services:
             return dataclasses.replace(h, services=h.services[:services])
         rate *= 2
