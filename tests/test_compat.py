@@ -13,10 +13,10 @@ import json
 import tomllib
 
 import pytest
+from test_cli_errors import assert_one_line_error, run
 
 from hcsim.analyses import compat
 from hcsim.model.strategies import parse as parse_strategy
-from tests.test_cli_errors import assert_one_line_error, run
 
 LIST_CAUSES = ("count ", "unknown ")
 

@@ -11,13 +11,13 @@ import csv
 import io
 
 import pytest
+from test_cli_errors import assert_one_line_error, run
 
 from hcsim.analyses import whatif
 from hcsim.evaluation.backends import evaluate
 from hcsim.model import history as history_mod
 from hcsim.model.strategies import parse as parse_strategy
 from hcsim.model.vmm import parse as parse_vmm
-from tests.test_cli_errors import assert_one_line_error, run
 
 BMAP_2 = "0x6030000000160003"
 
