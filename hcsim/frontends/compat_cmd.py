@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from hcsim.analyses import compat
+from hcsim.errors import InputError
 from hcsim.files import check_output, emit
 from hcsim.frontends.commands import add_view, apply_view
 from hcsim.model import history as history_mod
@@ -34,7 +35,6 @@ def add_compat(p):
 
 def run_compat(args) -> int:
     if args.format not in FORMATS:
-        from hcsim.errors import InputError
         raise InputError(f"unknown format {args.format!r} (known: {', '.join(FORMATS)})")
     check_output(args.output)
     history = history_mod.load(args.history)

@@ -6,13 +6,13 @@ import textwrap
 
 from hcsim.analyses import whatif
 from hcsim.errors import InputError
+from hcsim.evaluation.outcomes import LETTERS, OUTCOMES
 from hcsim.files import check_output, emit
 from hcsim.frontends import tables
 from hcsim.model import history as history_mod
 from hcsim.model import strategies
 from hcsim.model import vmm as vmm_mod
 
-OUTCOMES = ("preserved", "gained", "lost", "mixed", "refused", "unsupported")
 SHOWN = 24
 #: Order of the changed pairs: what breaks a guest first.
 SEVERITY = ("refused", "lost", "mixed", "unsupported", "gained", "preserved")
@@ -91,7 +91,7 @@ def render_text(name: str, edited, release: str, spec: str, services, rows) -> s
         lines.append(f"  adds {s.name} ({', '.join(what)})")
     partners = len(edited.releases) - 1
     w = len(str(partners)) + 1
-    head = "".join(f"{o[0].upper():>{w}}" for o in OUTCOMES)
+    head = "".join(f"{LETTERS[o]:>{w}}" for o in OUTCOMES)
     lines += ["", "migrations into and out of the release, with the predecessor",
               f"and with the patch ({partners} partner releases each):", "",
               f"{'':<26}{'into':^{len(head)}}   {'out of':^{len(head)}}",
