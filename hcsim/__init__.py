@@ -19,8 +19,9 @@ The public API, what the notebooks use:
   names) and :mod:`hcsim.smccc` (function ids, owner spaces);
   :mod:`hcsim.synthetic` (the history generator and its parameters);
 * for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
-  (intervals, register-era rates, VMM lag) and :mod:`hcsim.positions` (the
-  thread's claims, judged on a history).
+  (intervals, register-era rates, VMM lag), :mod:`hcsim.positions` (the
+  thread's claims, judged on the evidence) and :mod:`hcsim.dominance`
+  (pair-by-pair dominance between strategies, the safety/pickup frontier).
 
 Strategies and VMM policies are given by name (``"raz-wi:ranges=2"``,
 ``"qemu"``) or as objects (:func:`parse_strategy`, :func:`parse_vmm`).
@@ -386,7 +387,8 @@ def compat(history: History, releases: str, strategy: str | Strategy = "upstream
 
 
 #: Analyses the reports use, imported on first use (they load pandas).
-_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions"}
+_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions",
+         "dominance": "hcsim.analyses.dominance"}
 
 
 def __getattr__(name: str):

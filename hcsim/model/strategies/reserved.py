@@ -15,9 +15,19 @@ They differ in what a write of an unassigned bit does:
   a service it lacks, instead of dropping it silently, while the register
   list never grows inside the reservation, so QEMU's count check never sees
   a new register.
+
+``raz-einval:overflow=opt-in`` makes every service past the reservation
+opt-in (reset 0, as Linux made ``VENDOR_HYP_BMAP_2`` in v6.15): an overflow
+register then never turns a service on for a guest whose source kernel
+lacked it, at the price of new VMs of an unchanged VMM not getting those
+services (the pickup measure).  Implemented as the layout's own copy of the
+history with those services ``default = "off"``, which the spec and the
+engine both read.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from hcsim.model.history import History
 from hcsim.model.regs import feat_reg
@@ -47,6 +57,11 @@ class Reserved(Strategy):
                 regs.append(FeatureReg(feat_reg(index, width), width,
                                        max(history.registers_from, s.introduced), True))
             bits.append(((index, bit),))
+        if self.values.get("overflow") == "opt-in":
+            reserved = width * ranges
+            history = replace(history, services=tuple(
+                replace(s, default_on=False) if n >= reserved else s
+                for n, s in enumerate(history.services)))
         return Layout(history, regs, bits)
 
 
@@ -95,5 +110,8 @@ class Wide(Reserved):
 class RazEinval(Reserved):
     name = "raz-einval"
     summary = "ours: reserved range, RAZ, writing 1 to an unknown bit -EINVAL"
-    params = {"ranges": RANGES}
+    params = {"ranges": RANGES,
+              "overflow": Param("default", "services past the range: default (their own "
+                                "default, as upstream) or opt-in (reset 0, as "
+                                "VENDOR_HYP_BMAP_2)", choices=("default", "opt-in"))}
     reserved_strict = True
