@@ -15,6 +15,16 @@ They differ in what a write of an unassigned bit does:
   a service it lacks, instead of dropping it silently, while the register
   list never grows inside the reservation, so QEMU's count check never sees
   a new register.
+
+Under a history's ``bits = "function-numbered"`` (:mod:`hcsim.model.history`)
+the shared range is packed by function number instead of by service: a
+service with ``functions = k`` takes the bit at the next free position and
+uses up k positions, so the reservation holds 64*R function numbers.  (A
+shared range cannot use each space's own function numbers; this keeps the
+density of the per-space function-numbered bitmaps.)  Overflow registers
+exist only where a service's bit falls; an index that no bit falls in is
+skipped.  ``space_registers`` does not apply: reserved ranges are listed
+from ``registers_from``.
 """
 
 from __future__ import annotations
@@ -41,12 +51,16 @@ class Reserved(Strategy):
         regs = [FeatureReg(feat_reg(i, width), width, history.registers_from,
                            self.reserved_strict) for i in range(ranges)]
         bits = []
-        for n, s in enumerate(history.services):
-            index, bit = divmod(n, width)
-            if index >= ranges and index == len(regs):
+        position = {i: i for i in range(ranges)}      # register index -> list position
+        slot = 0
+        for s in history.services:
+            index, bit = divmod(slot, width)
+            slot += s.functions if history.bits == "function-numbered" else 1
+            if index not in position:
+                position[index] = len(regs)
                 regs.append(FeatureReg(feat_reg(index, width), width,
                                        max(history.registers_from, s.introduced), True))
-            bits.append(((index, bit),))
+            bits.append(((position[index], bit),))
         return Layout(history, regs, bits)
 
 
