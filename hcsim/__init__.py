@@ -22,8 +22,9 @@ The public API, what the notebooks use:
   names) and :mod:`hcsim.smccc` (function ids, owner spaces);
   :mod:`hcsim.synthetic` (the history generator and its parameters);
 * for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
-  (intervals, register-era rates, VMM lag) and :mod:`hcsim.positions` (the
-  thread's claims, judged on a history).
+  (intervals, register-era rates, VMM lag), :mod:`hcsim.positions` (the
+  thread's claims, judged on a history) and :mod:`hcsim.sensitivity`
+  (:func:`over_seeds` tables: ``summarise``, ``pivot``).
 
 Strategies and VMM policies are given by name (``"raz-wi:ranges=2"``,
 ``"qemu"``) or as objects (:func:`parse_strategy`, :func:`parse_vmm`).
@@ -432,7 +433,8 @@ def dominance(table: pd.DataFrame, a: str, b: str, vmm: str | None = None,
 
 
 #: Analyses the reports use, imported on first use (they load pandas).
-_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions"}
+_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions",
+         "sensitivity": "hcsim.analyses.sensitivity"}
 
 
 def __getattr__(name: str):

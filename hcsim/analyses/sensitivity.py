@@ -315,3 +315,11 @@ def dominance(table: pd.DataFrame, a: str, b: str, vmm: str | None = None,
     dom = sum(not worse[s] and better[s] for s in worse)
     return {"seeds": n, "never_worse": never, "dominates": dom,
             "equal": never - dom, "worse": n - never}
+
+
+def pivot(table: pd.DataFrame, measure: str, vmm: str) -> pd.DataFrame:
+    """Values of one measure under one VMM from a :func:`seed_table`: seeds x strategies."""
+    t = table[(table["measure"] == measure) & (table["vmm"] == vmm)]
+    if t.empty:
+        raise InputError(f"no values of {measure!r} under {vmm!r} in the table")
+    return t.pivot(index="seed", columns="strategy", values="value")
