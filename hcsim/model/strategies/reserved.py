@@ -23,6 +23,16 @@ lacked it, at the price of new VMs of an unchanged VMM not getting those
 services (the pickup measure).  Implemented as the layout's own copy of the
 history with those services ``default = "off"``, which the spec and the
 engine both read.
+
+Under a history's ``bits = "function-numbered"`` (:mod:`hcsim.model.history`)
+the shared range is packed by function number instead of by service: a
+service with ``functions = k`` takes the bit at the next free position and
+uses up k positions, so the reservation holds 64*R function numbers.  (A
+shared range cannot use each space's own function numbers; this keeps the
+density of the per-space function-numbered bitmaps.)  Overflow registers
+exist only where a service's bit falls; an index that no bit falls in is
+skipped.  ``space_registers`` does not apply: reserved ranges are listed
+from ``registers_from``.
 """
 
 from __future__ import annotations
@@ -51,17 +61,20 @@ class Reserved(Strategy):
         regs = [FeatureReg(feat_reg(i, width), width, history.registers_from,
                            self.reserved_strict) for i in range(ranges)]
         bits = []
-        for n, s in enumerate(history.services):
-            index, bit = divmod(n, width)
-            if index >= ranges and index == len(regs):
+        position = {i: i for i in range(ranges)}      # register index -> list position
+        slot = 0
+        for s in history.services:
+            index, bit = divmod(slot, width)
+            slot += s.functions if history.bits == "function-numbered" else 1
+            if index not in position:
+                position[index] = len(regs)
                 regs.append(FeatureReg(feat_reg(index, width), width,
                                        max(history.registers_from, s.introduced), True))
-            bits.append(((index, bit),))
+            bits.append(((position[index], bit),))
         if self.values.get("overflow") == "opt-in":
-            reserved = width * ranges
             history = replace(history, services=tuple(
-                replace(s, default_on=False) if n >= reserved else s
-                for n, s in enumerate(history.services)))
+                replace(s, default_on=False) if pairs[0][0] >= ranges else s
+                for s, pairs in zip(history.services, bits)))
         return Layout(history, regs, bits)
 
 
