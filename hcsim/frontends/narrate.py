@@ -10,7 +10,7 @@ explicitly so outputs are identical on every run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from IPython.display import Markdown
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from hcsim.analyses.baseline import Baseline
+    from hcsim.evaluation.outcomes import Outcomes
+    from hcsim.model.history import History
 
 #: Scorecard columns shown by :func:`scorecard` (``hcsim.scorecard``'s names).
 SCORECARD = ("strategy", "fwd_preserved", "bwd_preserved", "bwd_refused", "silent_loss",
@@ -91,3 +93,143 @@ def scorecard(card: pd.DataFrame, columns: Sequence[str] = SCORECARD) -> pd.Data
 
 __all__ = ["SCORECARD", "VERDICTS", "baseline", "formatted", "md", "pct", "releases_span", "scorecard",
            "table", "verdict"]
+
+
+# -- Notebooks 01, 03, 04: verdicts from the numbers, both host profiles, tables ---------------
+
+def judge(cases: Mapping[str, tuple[int, int]], failing: str = "refused") -> str:
+    """A verdict whose condition is the numbers themselves.
+
+    ``cases[label] = (failures, total)``: the claim holds in a case with no
+    failure.  ``holds`` when it holds in every case, ``does not hold`` when in
+    none, ``holds with conditions`` otherwise; every case follows as
+    ``label: 3 of 48 refused``, so the reader sees where it holds.
+
+    >>> judge({"hypercall": (0, 48), "whole list": (3, 48)})
+    'holds with conditions (hypercall: 0 of 48 refused; whole list: 3 of 48 refused)'
+    """
+    held = [label for label, (n, _) in cases.items() if n == 0]
+    word = VERDICTS[0] if len(held) == len(cases) else VERDICTS[2] if not held else VERDICTS[1]
+    return f"{word} (" + "; ".join(f"{label}: {n:,d} of {total:,d} {failing}"
+                                   for label, (n, total) in cases.items()) + ")"
+
+
+def host_views(history: History) -> dict[str, History]:
+    """The history on its own host profile and, where it knows it, on ``max``.
+
+    ``max`` is QEMU's ``-cpu max``: an unknown MIDR, so the kernel's errata
+    lists match nothing and the Spectre workaround levels differ from a
+    known core's (``data/linux-upstream.md``).
+    """
+    names = [history.host] + [n for n in ("max",) if n in history.hosts() and n != history.host]
+    return {n: history.with_host(n) for n in names}
+
+
+def refusals(outcomes: Outcomes, direction: str = "forward", since: int = 0,
+             adjacent: bool = False) -> dict[str, int]:
+    """Refused pairs of one direction, counted by cause (the register that trips).
+
+    Keys are ``EINVAL on SMCCC_ARCH_WORKAROUND_2`` for a kernel errno and
+    ``count check, no TCR2_EL1`` for QEMU's count check or sorted walk (the
+    first register the destination lacks), sorted; ``adjacent`` keeps only
+    one-release steps.
+    """
+    from collections import Counter
+
+    import numpy as np
+
+    from hcsim.evaluation.measures import pair_mask
+    from hcsim.evaluation.outcomes import OUTCOMES
+    from hcsim.model import regs
+
+    mask = pair_mask(outcomes.n, direction, since) & (outcomes.codes[0] == OUTCOMES.index("refused"))
+    if adjacent:
+        s, d = np.indices(mask.shape)
+        mask &= abs(s - d) == 1
+    found: Counter = Counter()
+    for s, d in zip(*np.nonzero(mask)):
+        c = outcomes.migration(int(s), int(d)).cause
+        name = c.name.removeprefix("KVM_REG_ARM_") if c.name else regs.hexid(c.reg or 0)
+        found[f"{c.errno} on {name}" if c.kind == "errno"
+              else f"count check, no {name}"] += 1
+    return dict(sorted(found.items()))
+
+
+def pairs(n: int, direction: str = "forward", since: int = 0, adjacent: bool = False) -> int:
+    """How many ordered pairs of ``direction`` (``adjacent``: one-release steps)."""
+    m = n - since
+    return m - 1 if adjacent else m * (m - 1) // 2
+
+
+def count(outcomes: Outcomes, direction: str, names: Iterable[str], since: int = 0) -> int:
+    """How many ``direction`` pairs (both ends from ``since``) end in one of ``names``."""
+    from hcsim.evaluation.measures import counts
+    from hcsim.evaluation.outcomes import CODES, DIRECTIONS
+
+    row = counts(outcomes, since)[DIRECTIONS.index(direction)]
+    return int(sum(row[CODES[n]] for n in names))
+
+
+def refusal_table(history: History, strategy: str, vmm: str, direction: str = "forward",
+                  since: int = 0, adjacent: bool = False) -> pd.DataFrame:
+    """Refused pairs by cause on every host view (:func:`host_views`), on the
+    hypercall registers alone and on the whole list: one row per cause, one
+    column per (host, ``hypercall`` or ``whole list``), ``0`` where that cause
+    does not refuse."""
+    import pandas as pd
+
+    from hcsim.evaluation.backends import evaluate
+    from hcsim.model.strategies import parse as parse_strategy
+    from hcsim.model.vmm import parse as parse_vmm
+
+    cols = {}
+    for host, h in host_views(history).items():
+        for view in ("hypercall", "all"):
+            out = evaluate(h.with_registers(view), parse_strategy(strategy), parse_vmm(vmm),
+                           None, "auto")
+            label = (host, "whole list" if view == "all" else "hypercall")
+            cols[label] = refusals(out, direction, since, adjacent)
+    frame = pd.DataFrame(cols).fillna(0).astype(int).sort_index()
+    frame.columns.names = ["host", "registers"]
+    frame.index.name = f"{direction} pairs refused by"
+    return frame
+
+
+def anatomy(ids: Iterable[int]) -> pd.DataFrame:
+    """Each register id split into its fields (uapi ``arch/arm64/include/uapi/asm/kvm.h``)."""
+    import pandas as pd
+
+    from hcsim.model import regs
+
+    rows = []
+    for rid in ids:
+        d = regs.decode(rid)
+        rows.append({"id": regs.hexid(rid), "name": regs.reg_name(rid),
+                     "arch (63:56)": f"0x{rid >> 56:02x}",
+                     "size (55:52)": (rid & regs.KVM_REG_SIZE_MASK) >> regs.KVM_REG_SIZE_SHIFT,
+                     "width (bits)": d.width,
+                     "class (27:16)": f"0x{d.coproc:02x} {regs.COPROC_NAMES[d.coproc]}",
+                     "index (15:0)": d.index})
+    return pd.DataFrame(rows)
+
+
+def runs(releases: Sequence[str], values: Sequence[object]) -> list[tuple[str, object]]:
+    """Release ranges of equal value: ``[("v4.16..v5.18", 0), ("v5.19..v6.14", 16)]``."""
+    out: list[tuple[int, int, object]] = []
+    for k, v in enumerate(values):
+        if out and out[-1][2] == v:
+            out[-1] = (out[-1][0], k, v)
+        else:
+            out.append((k, k, v))
+    return [(releases[a] if a == b else f"{releases[a]}..{releases[b]}", v) for a, b, v in out]
+
+
+def downtime_ms(bytes_moved: int, set_calls: int, link_gbps: float, set_us: float) -> float:
+    """Milliseconds the guest stays stopped for its registers: the bytes on a
+    ``link_gbps`` link plus ``set_calls`` ``KVM_SET_ONE_REG`` of ``set_us``
+    each (the source's ``GET_ONE_REG`` calls are not counted)."""
+    return bytes_moved * 8 / (link_gbps * 1e6) + set_calls * set_us / 1e3
+
+
+__all__ += ["anatomy", "count", "downtime_ms", "host_views", "judge", "pairs", "refusal_table",
+            "refusals", "runs"]
