@@ -102,16 +102,41 @@ def judge(cases: Mapping[str, tuple[int, int]], failing: str = "refused") -> str
 
     ``cases[label] = (failures, total)``: the claim holds in a case with no
     failure.  ``holds`` when it holds in every case, ``does not hold`` when in
-    none, ``holds with conditions`` otherwise; every case follows as
-    ``label: 3 of 48 refused``, so the reader sees where it holds.
+    none, ``holds with conditions`` otherwise.  Then every case: one-off
+    cases (total 1) grouped as ``holds for a, b`` and ``<failing>: c``, the
+    others as ``label: 3 of 48 <failing>``.
 
     >>> judge({"hypercall": (0, 48), "whole list": (3, 48)})
     'holds with conditions (hypercall: 0 of 48 refused; whole list: 3 of 48 refused)'
+    >>> judge({"qemu": (0, 1), "crosvm": (1, 1)}, "below 16 KiB")
+    'holds with conditions (holds for qemu; below 16 KiB: crosvm)'
     """
     held = [label for label, (n, _) in cases.items() if n == 0]
     word = VERDICTS[0] if len(held) == len(cases) else VERDICTS[2] if not held else VERDICTS[1]
-    return f"{word} (" + "; ".join(f"{label}: {n:,d} of {total:,d} {failing}"
-                                   for label, (n, total) in cases.items()) + ")"
+    ok = [label for label, (n, total) in cases.items() if total == 1 and n == 0]
+    bad = [label for label, (n, total) in cases.items() if total == 1 and n]
+    parts = ([f"holds for {', '.join(ok)}"] if ok else []) + \
+        ([f"{failing}: {', '.join(bad)}"] if bad else []) + \
+        [f"{label}: {n:,d} of {total:,d} {failing}" for label, (n, total) in cases.items()
+         if total != 1]
+    return f"{word} ({'; '.join(parts)})"
+
+
+def by_release(releases: Sequence[str], failed: Sequence[bool]) -> dict[str, tuple[int, int]]:
+    """:func:`judge` cases from one flag per release: each run of equal flags
+    is a case named by its release range, ``(releases failing, releases)``.
+
+    >>> by_release(["a", "b", "c"], [False, True, True])
+    {'a': (0, 1), 'b..c': (2, 2)}
+    """
+    spans: list[list] = []
+    for k, flag in enumerate(failed):
+        if spans and spans[-1][2] == flag:
+            spans[-1][1] = k
+        else:
+            spans.append([k, k, flag])
+    return {(releases[a] if a == b else f"{releases[a]}..{releases[b]}"):
+            ((b - a + 1) if flag else 0, b - a + 1) for a, b, flag in spans}
 
 
 def host_views(history: History) -> dict[str, History]:
@@ -233,3 +258,34 @@ def downtime_ms(bytes_moved: int, set_calls: int, link_gbps: float, set_us: floa
 
 __all__ += ["anatomy", "count", "downtime_ms", "host_views", "judge", "pairs", "refusal_table",
             "refusals", "runs"]
+
+
+def moved(history: History, specs: Sequence[str], vmm: str, vcpus: int, link_gbps: float,
+          set_us: float, release: int | None = None) -> pd.DataFrame:
+    """What one save/restore of a ``vcpus``-vCPU VM moves at ``release`` (default:
+    the last), per strategy: the hypercall registers beside the whole list
+    (registers per vCPU, bytes and ``KVM_SET_ONE_REG`` calls per VM), and the
+    whole list's share of downtime (:func:`downtime_ms`).  Strategies the VMM
+    cannot carry are left out."""
+    import pandas as pd
+
+    from hcsim.evaluation.measures import cost_at
+    from hcsim.model.strategies import parse as parse_strategy
+    from hcsim.model.vmm import parse as parse_vmm
+
+    at = len(history.releases) - 1 if release is None else release
+    rows = []
+    for spec in specs:
+        c = cost_at(history, parse_strategy(spec), parse_vmm(vmm), at, vcpus)
+        if c.registers is None:
+            continue
+        whole_bytes, whole_sets = c.list_bytes_per_vcpu * vcpus, c.list_ioctls // 2
+        rows.append({"strategy": spec, "hypercall registers": c.registers,
+                     "whole list": c.list_registers, "hypercall B/VM": c.bytes_per_vm,
+                     "whole list B/VM": whole_bytes, "SET_ONE_REG calls": whole_sets,
+                     "downtime ms": round(downtime_ms(whole_bytes, whole_sets, link_gbps,
+                                                      set_us), 2)})
+    return pd.DataFrame(rows)
+
+
+__all__ += ["by_release", "moved"]

@@ -263,7 +263,8 @@ def share_bars(shares: Mapping[str, Mapping[str, Mapping[str, float]]],
 @styled
 def cost_vs_vcpus(bytes_per_vcpu: Mapping[str, float | None], vcpus: Sequence[int],
                   ax: Axes | None = None, floor_bytes: float | None = None,
-                  title: str | None = None) -> Axes:
+                  title: str | None = None,
+                  ylabel: str = "hypercall/firmware register bytes per VM (log)") -> Axes:
     """Bytes per VM (log scale) against the number of vCPUs, one line per label.
 
     Every VMM saves the hypercall registers once per vCPU, so bytes per VM
@@ -285,7 +286,7 @@ def cost_vs_vcpus(bytes_per_vcpu: Mapping[str, float | None], vcpus: Sequence[in
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("vCPUs per VM")
-    ax.set_ylabel("hypercall/firmware register bytes per VM (log)")
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="major", linewidth=0.3)
     ax.legend(frameon=False)
     if title:
