@@ -289,3 +289,160 @@ def moved(history: History, specs: Sequence[str], vmm: str, vcpus: int, link_gbp
 
 
 __all__ += ["by_release", "moved"]
+
+
+# -- Notebook 04: the Linux replay --------------------------------------------------------------
+
+def hypercall_snapshot(history: History, strategy: str, release: int) -> dict[int, int]:
+    """The hypercall registers a fresh vCPU at ``release`` lists, with their reset values."""
+    from hcsim.evaluation.measures import registers
+    from hcsim.model.strategies import parse as parse_strategy
+
+    return registers(history.with_registers("hypercall"), parse_strategy(strategy), release)
+
+
+def epochs(history: History, strategy: str) -> list[int]:
+    """Releases where the hypercall registers (ids or reset values) change, the first included."""
+    out, previous = [], None
+    for r in range(len(history.releases)):
+        snap = tuple(hypercall_snapshot(history, strategy, r).items())
+        if snap != previous:
+            out.append(r)
+            previous = snap
+    return out
+
+
+def epoch_table(history: History, strategy: str, vmms: Sequence[str]) -> pd.DataFrame:
+    """One row per :func:`epochs` release: hypercall registers listed, added (with reset
+    value) and changed, bytes per vCPU each VMM saves of them, and for QEMU the other
+    registers and the whole list."""
+    import pandas as pd
+
+    from hcsim.evaluation.measures import cost_at
+    from hcsim.model import regs
+    from hcsim.model.strategies import parse as parse_strategy
+    from hcsim.model.vmm import parse as parse_vmm
+
+    st, rows, before = parse_strategy(strategy), [], {}
+    for r in epochs(history, strategy):
+        now = hypercall_snapshot(history, strategy, r)
+        row = {"from": history.releases[r], "listed": len(now),
+               "added (reset value)": ", ".join(f"{regs.short_name(i)}=0x{v:x}"
+                                                for i, v in now.items() if i not in before),
+               "reset changed": ", ".join(f"{regs.short_name(i)} 0x{before[i]:x}->0x{v:x}"
+                                          for i, v in now.items()
+                                          if i in before and before[i] != v)}
+        for name in vmms:
+            c = cost_at(history, st, parse_vmm(name), r)
+            row[f"{name} B/vCPU"] = "-" if c.bytes_per_vcpu is None else c.bytes_per_vcpu
+        row["other listed"] = len(history.other_at(r))
+        row["qemu whole list B/vCPU"] = cost_at(history, st, parse_vmm("qemu"), r).list_bytes_per_vcpu
+        rows.append(row)
+        before = now
+    return pd.DataFrame(rows)
+
+
+def list_changes(history: History) -> dict[int, tuple[list[int], list[int]]]:
+    """Per release, the other registers it lists that its predecessor did not, and those
+    it stopped listing: ``{release: (added, gone)}``, releases with a change only."""
+    out = {}
+    for r in range(1, len(history.releases)):
+        old, new = set(history.other_at(r - 1)), set(history.other_at(r))
+        if old != new:
+            out[r] = (sorted(new - old), sorted(old - new))
+    return out
+
+
+def events(history: History, strategy: str = "upstream") -> dict[str, int]:
+    """The releases where the history's migrations change, found not typed: the
+    bitmaps' arrival, the first new feature register, a firmware reset value
+    that the older kernel, which lists the register too, rejects (found by a
+    crosvm step back: it saves class 0x14 only), a firmware value saved by the
+    older kernel that the newer one rejects, and other registers no longer
+    listed."""
+    from hcsim.evaluation.spec import migrate
+    from hcsim.model import regs
+    from hcsim.model.strategies import parse as parse_strategy
+    from hcsim.model.vmm import parse as parse_vmm
+
+    st, crosvm = parse_strategy(strategy), parse_vmm("crosvm")
+    found = {"bitmaps introduced": history.registers_from}
+    if (new := st.layout(history).exhaustion()) is not None:
+        found["new feature register"] = new
+    for r in range(1, len(history.releases)):
+        back = migrate(history, st, crosvm, r, r - 1).cause
+        if back is not None and back.kind == "errno" and \
+                back.reg in hypercall_snapshot(history, strategy, r - 1):
+            value = hypercall_snapshot(history, strategy, r)[back.reg]
+            found[f"{back.name.removeprefix('KVM_REG_ARM_')} reset {value:#x}"] = r
+        fwd = migrate(history, st, crosvm, r - 1, r).cause
+        if fwd is not None and fwd.kind == "errno":
+            found[f"{fwd.name.removeprefix('KVM_REG_ARM_')} rejected forward"] = r
+    for r, (_, gone) in list_changes(history).items():
+        if gone:
+            found[f"{regs.reg_name(gone[0])}{' ...' if len(gone) > 1 else ''} no longer listed"] = r
+    return found
+
+
+def brief(cause) -> str:
+    """A cause without QEMU's words: ``count 184 > 181``, ``EINVAL on ...``."""
+    return f"count {cause.sent} > {cause.ours}" if cause.kind == "count" else str(cause)
+
+
+def step_outcomes(history: History, spec: str, vmms: Sequence[str], src: int,
+                  dst: int) -> dict[str, str]:
+    """Outcome of one migration under each VMM, with its cause and blame."""
+    from hcsim.evaluation.spec import migrate
+    from hcsim.model.strategies import parse as parse_strategy
+    from hcsim.model.vmm import parse as parse_vmm
+
+    out = {}
+    for name in vmms:
+        m = migrate(history, parse_strategy(spec), parse_vmm(name), src, dst)
+        out[name] = m.outcome + (f" ({brief(m.cause)}) [{m.blame}]" if m.cause else "")
+    return out
+
+
+#: Letters of :func:`blame_grid`: a refusal by its blame.
+MARKS = {"hypercall": "H", "other": "O", "both": "B"}
+
+
+def blame_grid(history: History, strategy: str, vmm: str) -> str:
+    """Every ordered pair as one letter: a refusal by blame (:data:`MARKS`), any other
+    outcome by its letter in lower case; rows are sources, columns destinations."""
+    from hcsim.evaluation.backends import evaluate
+    from hcsim.evaluation.outcomes import BLAMES, LETTERS, OUTCOMES
+    from hcsim.model.strategies import parse as parse_strategy
+    from hcsim.model.vmm import parse as parse_vmm
+
+    out = evaluate(history, parse_strategy(strategy), parse_vmm(vmm), None, "auto")
+    codes, blames = out.codes[0], out.blame_codes()[0]
+    lines = []
+    for s, rel in enumerate(history.releases):
+        row = "".join(MARKS[BLAMES[blames[s, d]]] if OUTCOMES[codes[s, d]] == "refused"
+                      else LETTERS[OUTCOMES[codes[s, d]]].lower()
+                      for d in range(len(history.releases)))
+        lines.append(f"{rel:>6} {row}")
+    return "\n".join(lines)
+
+
+def changed_pairs(history: History, strategy: str, vmm: str,
+                  since: int = 0) -> list[tuple[int, int, str, str, str]]:
+    """Pairs (both ends from ``since``) whose outcome on the whole list differs from
+    the hypercall view's: ``(src, dst, before, after, blame after)``."""
+    from hcsim.evaluation.backends import evaluate
+    from hcsim.evaluation.outcomes import BLAMES, OUTCOMES
+    from hcsim.model.strategies import parse as parse_strategy
+    from hcsim.model.vmm import parse as parse_vmm
+
+    st, policy = parse_strategy(strategy), parse_vmm(vmm)
+    a = evaluate(history.with_registers("all"), st, policy, None, "auto")
+    b = evaluate(history.with_registers("hypercall"), st, policy, None, "auto")
+    blames, n = a.blame_codes()[0], len(history.releases)
+    return [(s, d, OUTCOMES[b.codes[0, s, d]], OUTCOMES[a.codes[0, s, d]], BLAMES[blames[s, d]])
+            for s in range(since, n) for d in range(since, n)
+            if a.codes[0, s, d] != b.codes[0, s, d]]
+
+
+__all__ += ["MARKS", "blame_grid", "brief", "changed_pairs", "epoch_table", "epochs", "events",
+            "hypercall_snapshot", "list_changes", "step_outcomes"]
