@@ -8,6 +8,11 @@ hues) with lightness that falls from ``preserved`` to ``unsupported``, so the
 classes stay apart in greyscale.  The two silent-loss classes, ``lost`` and
 ``mixed``, are also hatched, so they survive a black-and-white printer.
 
+One style serves every figure (:func:`styled`): every text at least
+:data:`MIN_FONT` points at the figure's saved size, series coloured from the
+Okabe-Ito palette (:data:`PALETTE`) and also told apart by line style,
+marker or hatch, so no meaning rests on colour alone.
+
 Outcome data is accepted in any of the forms hcsim produces: a list of
 :class:`~hcsim.evaluation.outcomes.Migration`, a :class:`pandas.DataFrame` with ``src``,
 ``dst`` (release indices or names) and ``outcome`` columns, or an ``n x n``
@@ -17,14 +22,18 @@ array of outcome codes (indices into :data:`hcsim.evaluation.outcomes.OUTCOMES`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
+from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 
 from hcsim.evaluation.outcomes import CODES, DIRECTIONS, OUTCOMES, SHARE_PREFIX
 
@@ -42,6 +51,78 @@ COLORS = {
 HATCHES = {"lost": "xxxx", "mixed": "////"}
 #: Colour of "not evaluated" cells.
 MISSING = "#FFFFFF"
+
+#: Smallest size (points) of any text of a figure: labels, ticks, legends, titles.
+MIN_FONT = 9.0
+#: Okabe-Ito, the colour-blind safe palette (Okabe & Ito 2008), yellow left out
+#: (too light on white paper): series colours, in order.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000")
+#: Line styles and markers that keep series apart without colour (greyscale print).
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = "osD^v<>ph*"
+#: Hatches of stacked areas whose colour carries meaning.
+AREA_HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
+#: The rc settings every figure is drawn under (:func:`styled`).
+STYLE = {
+    "font.size": 10.0,
+    "axes.titlesize": 11.0,
+    "axes.labelsize": 10.0,
+    "xtick.labelsize": MIN_FONT,
+    "ytick.labelsize": MIN_FONT,
+    "legend.fontsize": MIN_FONT,
+    "legend.title_fontsize": MIN_FONT,
+    "figure.titlesize": 12.0,
+    "axes.prop_cycle": cycler(color=PALETTE),
+}
+
+_Drawn = TypeVar("_Drawn", Axes, Figure)
+
+
+def readable(fig: Figure) -> Figure:
+    """Raise every text of ``fig`` to at least :data:`MIN_FONT` points.
+
+    Tick labels are made lazily when the figure is drawn, so the axes'
+    tick parameters are set too, not only the texts that exist now.
+    """
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            labels = axis.get_ticklabels(which="both")
+            if not labels or min(t.get_fontsize() for t in labels) < MIN_FONT:
+                ax.tick_params(axis=name, which="both", labelsize=MIN_FONT)
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < MIN_FONT:
+            text.set_fontsize(MIN_FONT)
+    return fig
+
+
+def styled(draw: Callable[..., _Drawn]) -> Callable[..., _Drawn]:
+    """Decorator: draw under :data:`STYLE`, then make every text :func:`readable`.
+
+    Every public drawing function of this module carries it; a function
+    added later should too (tests/test_plots_style.py checks).
+    """
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            out = draw(*args, **kwargs)
+            readable(out if isinstance(out, Figure) else out.figure)
+        return out
+
+    wrapper.styled = True
+    return wrapper
+
+
+def coinciding(series: Mapping[str, object]) -> dict[str, object]:
+    """Series with equal values merged under one label, ``"a = b = c"``.
+
+    Lines that coincide hide each other; one line whose legend names every
+    label says so instead.  Order: first appearance.
+    """
+    merged: dict[str, list] = {}
+    for label, values in series.items():
+        key = repr(list(values) if isinstance(values, (list, tuple, np.ndarray)) else values)
+        merged.setdefault(key, [values, []])[1].append(label)
+    return {" = ".join(labels): values for values, labels in merged.values()}
 
 
 
@@ -92,6 +173,7 @@ def _ticks(ax: Axes, releases: Sequence[str], every: int | None) -> None:
     ax.set_yticks(pos, [releases[k] for k in pos])
 
 
+@styled
 def heatmap(data, releases: Sequence[str], ax: Axes | None = None,
             title: str | None = None, legend: bool = True,
             tick_every: int | None = None) -> Axes:
@@ -116,13 +198,14 @@ def heatmap(data, releases: Sequence[str], ax: Axes | None = None,
     ax.set_xlabel("destination release")
     ax.set_ylabel("source release")
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     if legend:
         ax.legend(handles=legend_handles(), loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                  fontsize="small", frameon=False)
+                  frameon=False)
     return ax
 
 
+@styled
 def heatmaps(panels: Mapping[str, object], releases: Sequence[str], ncols: int = 3,
              title: str | None = None, size: float = 3.2,
              tick_every: int | None = None) -> Figure:
@@ -134,18 +217,16 @@ def heatmaps(panels: Mapping[str, object], releases: Sequence[str], ncols: int =
     for ax, name in zip(axes.flat, names):
         heatmap(panels[name], releases, ax=ax, title=name, legend=False,
                 tick_every=tick_every)
-        ax.tick_params(labelsize="x-small")
-        ax.xaxis.label.set_size("small")
-        ax.yaxis.label.set_size("small")
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
-    fig.legend(handles=legend_handles(), loc="outside right center", fontsize="small",
-               frameon=False, title="outcome")
+    fig.legend(handles=legend_handles(), loc="outside right center", frameon=False,
+               title="outcome")
     if title:
         fig.suptitle(title)
     return fig
 
 
+@styled
 def share_bars(shares: Mapping[str, Mapping[str, Mapping[str, float]]],
                ax: Axes | None = None, title: str | None = None) -> Axes:
     """Forward and backward outcome shares, one pair of stacked bars per label.
@@ -168,62 +249,67 @@ def share_bars(shares: Mapping[str, Mapping[str, Mapping[str, float]]],
         ax.barh(ypos, widths, left=left, height=0.85, color=COLORS[outcome],
                 hatch=HATCHES.get(outcome), edgecolor="black", linewidth=0.4)
         left += widths
-    ax.set_yticks(ypos, names, fontsize="small")
+    ax.set_yticks(ypos, names)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of ordered release pairs (%)")
     ax.legend(handles=legend_handles(), loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              fontsize="small", frameon=False)
+              frameon=False)
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     return ax
 
 
+@styled
 def cost_vs_vcpus(bytes_per_vcpu: Mapping[str, float | None], vcpus: Sequence[int],
                   ax: Axes | None = None, floor_bytes: float | None = None,
-                  title: str | None = None) -> Axes:
+                  title: str | None = None,
+                  ylabel: str = "hypercall/firmware register bytes per VM (log)") -> Axes:
     """Bytes per VM (log scale) against the number of vCPUs, one line per label.
 
     Every VMM saves the hypercall registers once per vCPU, so bytes per VM
     grow linearly with vCPUs; ``floor_bytes`` (the information floor, once
     per VM) is drawn flat for contrast.  Labels whose cost is None (the VMM
-    cannot handle the registers) are left out.
+    cannot handle the registers) are left out; labels of equal cost share one
+    line, whose legend entry names them all (:func:`coinciding`).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.2))
     x = np.asarray(vcpus, dtype=float)
-    markers = "osD^v<>ph*"
-    for k, (label, per_vcpu) in enumerate(bytes_per_vcpu.items()):
-        if per_vcpu is None:
-            continue
-        ax.plot(x, per_vcpu * x, marker=markers[k % len(markers)], markersize=4,
-                linewidth=1.2, label=label)
+    drawn = {k: v for k, v in bytes_per_vcpu.items() if v is not None}
+    for k, (label, per_vcpu) in enumerate(coinciding(drawn).items()):
+        ax.plot(x, per_vcpu * x, marker=MARKERS[k % len(MARKERS)], markersize=4,
+                linestyle=LINESTYLES[k % len(LINESTYLES)], linewidth=1.2, label=label)
     if floor_bytes is not None:
         ax.plot(x, np.full_like(x, floor_bytes), color="black", linestyle="--",
                 linewidth=1.0, label="information floor (per VM)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("vCPUs per VM")
-    ax.set_ylabel("hypercall/firmware register bytes per VM (log)")
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="major", linewidth=0.3)
-    ax.legend(fontsize="small", frameon=False)
+    ax.legend(frameon=False)
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     return ax
 
 
+@styled
 def cost_vs_release(series: Mapping[str, Sequence[float | None]], releases: Sequence[str],
                     ax: Axes | None = None, ylabel: str = "bytes per vCPU",
                     log: bool = False, floor: Sequence[float] | None = None,
                     title: str | None = None, tick_every: int | None = None) -> Axes:
-    """A cost measure per release, one step line per label (None: not drawn)."""
+    """A cost measure per release, one step line per label (None: not drawn).
+
+    Labels with equal values at every release share one line, whose legend
+    entry names them all (:func:`coinciding`).
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(7.0, 3.8))
     x = np.arange(len(releases))
-    styles = ["-", "--", "-.", ":"]
-    for k, (label, values) in enumerate(series.items()):
+    for k, (label, values) in enumerate(coinciding(series).items()):
         y = np.array([np.nan if v is None else float(v) for v in values])
-        ax.step(x, y, where="post", linestyle=styles[k % len(styles)], linewidth=1.4,
+        ax.step(x, y, where="post", linestyle=LINESTYLES[k % len(LINESTYLES)], linewidth=1.4,
                 label=label)
     if floor is not None:
         ax.step(x, np.asarray(floor, dtype=float), where="post", color="black",
@@ -235,12 +321,13 @@ def cost_vs_release(series: Mapping[str, Sequence[float | None]], releases: Sequ
     ax.set_xlabel("release")
     ax.set_ylabel(ylabel)
     ax.grid(True, linewidth=0.3)
-    ax.legend(fontsize="small", frameon=False)
+    ax.legend(frameon=False)
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     return ax
 
 
+@styled
 def rates_with_intervals(x: Sequence[float],
                          estimates: Mapping[str, tuple[Sequence[float], Sequence[float],
                                                        Sequence[float]]],
@@ -258,7 +345,6 @@ def rates_with_intervals(x: Sequence[float],
     scale = 100.0 if percent else 1.0
     n = len(estimates)
     xs = np.asarray(x, dtype=float)
-    markers = "osD^v<>ph*"
     for k, (label, (value, low, high)) in enumerate(estimates.items()):
         v, lo, hi = (scale * np.asarray(a, dtype=float) for a in (value, low, high))
         offset = (k - (n - 1) / 2) * 0.012
@@ -266,8 +352,9 @@ def rates_with_intervals(x: Sequence[float],
             at = xs * np.exp(offset * np.log(xs.max() / xs.min() if xs.min() > 0 else 10.0))
         else:
             at = xs + offset * ((xs.max() - xs.min()) if len(xs) > 1 else 1.0)
-        ax.errorbar(at, v, yerr=[v - lo, hi - v], marker=markers[k % len(markers)],
-                    markersize=4, capsize=3, linewidth=1.0, label=label)
+        ax.errorbar(at, v, yerr=[v - lo, hi - v], marker=MARKERS[k % len(MARKERS)],
+                    linestyle=LINESTYLES[k % len(LINESTYLES)], markersize=4, capsize=3,
+                    linewidth=1.0, label=label)
     if logx:
         ax.set_xscale("log")
         ax.set_xticks(xs, [f"{t:g}" for t in xs])
@@ -275,20 +362,22 @@ def rates_with_intervals(x: Sequence[float],
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (%)" if percent and ylabel else ""))
     ax.grid(True, linewidth=0.3)
-    ax.legend(fontsize="small", frameon=False)
+    ax.legend(frameon=False)
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     return ax
 
 
+@styled
 def distributions(samples: Mapping[str, Sequence[float]], ax: Axes | None = None,
                   interval: float = 0.9, xlabel: str = "", bins: int | Sequence[float] = 30,
                   title: str | None = None) -> Axes:
     """Histograms of Monte Carlo samples with the central ``interval`` marked.
 
     Each label gets a step histogram; its median (solid) and the bounds of
-    its central interval (dotted) are drawn as vertical lines.  Non-finite
-    samples (e.g. "never exhausted") are left out; the legend says how many.
+    its central interval (dotted) are drawn as vertical lines; histogram
+    outlines also differ in line style.  Non-finite samples (e.g. "never
+    exhausted") are left out; the legend says how many.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -302,7 +391,8 @@ def distributions(samples: Mapping[str, Sequence[float]], ax: Axes | None = None
         color = cycle[k % len(cycle)]
         missing = values.size - ok.size
         text = label + (f" ({missing} of {values.size} never)" if missing else "")
-        ax.hist(ok, bins=edges, histtype="step", linewidth=1.4, color=color, label=text)
+        ax.hist(ok, bins=edges, histtype="step", linewidth=1.4, color=color, label=text,
+                linestyle=("-", "--", "-.")[k % 3])
         if ok.size:
             lo, mid, hi = np.quantile(ok, [tail, 0.5, 1 - tail])
             ax.axvline(mid, color=color, linewidth=1.0)
@@ -311,21 +401,20 @@ def distributions(samples: Mapping[str, Sequence[float]], ax: Axes | None = None
     ax.set_xlabel(xlabel)
     ax.set_ylabel("futures (count)")
     ax.grid(True, linewidth=0.3)
-    ax.legend(fontsize="small", frameon=False,
-              title=f"median (solid), {interval:.0%} interval (dotted)",
-              title_fontsize="small")
+    ax.legend(frameon=False, title=f"median (solid), {interval:.0%} interval (dotted)")
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     return ax
 
 
+@styled
 def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "broken_guests"),
                    title: str | None = None) -> Figure:
     """A fleet rollout over time (:func:`hcsim.analyses.fleet.simulate` records).
 
     ``timeline`` has one row per (strategy, vmm, config, wave) with cumulative
     counters; each of ``metrics`` gets its own panel, one step line per run
-    (strategy / VMM / configuration, one colour each) against the wave date,
+    (strategy / VMM / configuration, one colour and line style each) against the wave date,
     so runs with equal counts in different metrics do not hide each other.
     With ``hosts`` (one row per (wave, kernel) with a host count) a top panel
     stacks hosts per kernel.  Rollback waves are shaded in every panel.
@@ -347,25 +436,26 @@ def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "b
         x = [*wide.index, wide.index[-1] + timedelta(days=7)]   # show the last state
         wide = pd.concat([wide, wide.iloc[[-1]]])
         axes[0].stackplot(x, *[wide[k].to_numpy() for k in wide.columns],
-                          labels=list(wide.columns), step="post", alpha=0.85)
+                          labels=list(wide.columns), step="post", alpha=0.85,
+                          hatch=[AREA_HATCHES[k % len(AREA_HATCHES)]
+                                 for k in range(len(wide.columns))])
         axes[0].set_ylabel("hosts")
-        axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
-                       frameon=False, title="kernel", title_fontsize="small")
+        axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                       title="kernel")
     keys = ["strategy", "vmm", "config"]
     runs = list(timeline.groupby(keys, sort=False))
     for ax, metric in zip(axes[int(top):], metrics):
         for k, (key, run) in enumerate(runs):
             dates = [*run["date"], run["date"].iloc[-1] + timedelta(days=7)]
             values = np.append(run[metric].to_numpy(), run[metric].iloc[-1])
-            ax.step(dates, values, where="post", color=f"C{k % 10}",
-                    linestyle=("-", "--", ":", "-.")[k // 10 % 4], linewidth=1.4,
+            ax.step(dates, values, where="post", color=PALETTE[k % len(PALETTE)],
+                    linestyle=LINESTYLES[k % len(LINESTYLES)], linewidth=1.4,
                     label=" / ".join(key))
         ax.set_ylabel(metric.replace("_", " ") + "\n(cumulative)")
         ax.grid(True, linewidth=0.3)
     if runs:
-        axes[int(top)].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small",
-                              frameon=False, title="strategy / VMM / config",
-                              title_fontsize="x-small")
+        axes[int(top)].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                              title="strategy / VMM / config")
     back = timeline.drop_duplicates("wave")
     for date in back.loc[back["rollback"], "date"]:
         for a in axes:
