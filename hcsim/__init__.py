@@ -23,7 +23,7 @@ The public API, what the notebooks use:
   :mod:`hcsim.synthetic` (the history generator and its parameters);
 * for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
   (intervals, register-era rates, VMM lag), :mod:`hcsim.positions` (the
-  thread's claims, judged on the evidence), :mod:`hcsim.dominance`
+  thread's claims, judged on the evidence), :mod:`hcsim.pairwise`
   (pair-by-pair dominance between strategies, the safety/pickup frontier)
   and :mod:`hcsim.sensitivity` (:func:`over_seeds` tables: ``summarise``,
   ``pivot``).
@@ -436,7 +436,7 @@ def dominance(table: pd.DataFrame, a: str, b: str, vmm: str | None = None,
 
 #: Analyses the reports use, imported on first use (they load pandas).
 _LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions",
-         "dominance": "hcsim.analyses.dominance", "sensitivity": "hcsim.analyses.sensitivity"}
+         "pairwise": "hcsim.analyses.pairwise", "sensitivity": "hcsim.analyses.sensitivity"}
 
 
 def __getattr__(name: str):

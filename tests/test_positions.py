@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import hcsim
-from hcsim.analyses import dominance, positions
+from hcsim.analyses import pairwise as dominance
+from hcsim.analyses import positions
 from hcsim.model import synthetic
 
 
@@ -166,3 +167,45 @@ def test_frontier_marks_the_undominated(linux_whole):
 def test_unknown_scope_is_refused(linux_whole):
     with pytest.raises(ValueError, match=re.escape("scope")):
         dominance.ranks([linux_whole], "upstream", "qemu", scope="some")
+
+
+def test_where_worse_counts_exactly_the_pairs_compare_counts(linux_whole):
+    hs = [linux_whole, synthetic.generate(releases=16, rate=8.0, seed=0)]
+    grid = dominance.Grid(hs)
+    specs = ["upstream", "full-bitmap", positions.OURS]
+    t = dominance.compare(grid, specs, ["qemu"], "all")
+    w = dominance.where_worse(grid, positions.OURS, specs, "qemu")
+    for b in specs[:-1]:
+        want = int(t[(t.a == positions.OURS) & (t.b == b)].worse.iloc[0])
+        assert int(w[w.other == b].pairs.sum()) == want
+
+
+# -- notebook 06: the closing table repeats the sections ---------------------------------------
+
+def _outputs(cell) -> str:
+    out = []
+    for o in cell.get("outputs", []):
+        data = o.get("data", {})
+        out.append("".join(o.get("text", "")) + "".join(data.get("text/markdown", "")))
+    return "".join(out)
+
+
+def test_notebook_06_closing_table_repeats_every_section():
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).parents[1] / "notebooks" / "06-positions.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    src = ["".join(c["source"]) for c in code]
+    sections = [_outputs(c) for c, s in zip(code, src) if "def judge" not in s
+                and ("judge(" in s or "narrate.md(merged.markdown())" in s
+                     or "narrate.md(finding.markdown())" in s)]
+    table = next(_outputs(c) for c in code if "narrate.table([\"position\"" in "".join(c["source"]))
+    assert len(sections) == len(positions.CLAIMS) + 2
+    rows = [r for r in table.splitlines() if r.startswith("| ") and not r.startswith("| position")]
+    assert len(rows) == len(sections)
+    for section, row in zip(sections, rows):
+        evidence = re.search(r"\*Evidence:\* (.*)\.\n", section).group(1)
+        verdict = re.search(r"\*\*Verdict: (.*)\.\*\*", section).group(1)
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        assert cells[2] == evidence and cells[3] == verdict

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 from hcsim.evaluation.backends import evaluate as _evaluate
 from hcsim.evaluation.measures import cost_at, new_vm_pickup, pair_mask, shares
@@ -225,7 +226,8 @@ class Evidence:
         key = (id(h), spec, vmm)
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = (h, _evaluate(h, parse_strategy(spec), parse_vmm(vmm)))
+            strategy = self._cache.setdefault(("strategy", spec), parse_strategy(spec))
+            hit = self._cache[key] = (h, _evaluate(h, strategy, parse_vmm(vmm)))
         return hit[1]
 
     def firmware_rejected(self, h: History) -> np.ndarray:
@@ -664,3 +666,127 @@ def as_text(findings: list[Finding], width: int = 72) -> str:
                                      subsequent_indent="   "))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+# -- the two closing rows: what Linux merged, and ours --------------------------------------
+
+#: Our strategy: raz-einval with three reserved registers (upstream's count at
+#: v5.19) and overflow registers that reset to 0.
+OURS = "raz-einval:ranges=3,overflow=opt-in"
+MERGED = Claim("merged", "Linux v5.19",
+               "What Linux merged (per-space 64-bit bitmaps, strict -EINVAL) keeps a guest's "
+               "services across kernel versions", "")
+OUR_CLAIM = Claim("ours", "hcsim",
+                  f"{OURS} is at least as safe as every other deployable encoding on every "
+                  "migration, and moves no more bytes than upstream", "")
+
+
+def merged(ev: Evidence) -> Finding:
+    """The closing row for upstream: silent loss, forward gains, backward refusals
+    it causes under QEMU and under the posted series (``qemu-compat``)."""
+    def bwd(vmm):
+        return lambda h: ev.era(h, "upstream", vmm, "backward")["refused by strategy"]
+    N = {"loss": Number("loss", max([ev.over("l", lambda h, d=d: ev.era(h, "upstream", "qemu", d)
+                                             ["lost"]).value for d in ("forward", "backward")]
+                                    + [ev.real_min_max("l", lambda h: ev.era(
+                                        h, "upstream", "qemu", "backward")["lost"]).value])),
+         "gain": ev.over("gain", lambda h: ev.era(h, "upstream", "qemu", "forward")["gained"]),
+         "bwd qemu": ev.real_min_max("bwd qemu", bwd("qemu")),
+         "bwd compat": ev.real_min_max("bwd compat", bwd("qemu-compat"))}
+    text = (f"register-era silent loss {N['loss']} (worst of {ev.linux.name} and the mean of "
+            f"{_over_seeds_text(ev)}); forward gains {N['gain']} under unchanged QEMU; "
+            f"{ev.linux.name} backward pairs it refuses (VENDOR_HYP_BMAP_2): {N['bwd qemu']} "
+            f"under QEMU, {N['bwd compat']} under the posted qemu-compat series")
+
+    def rule(n):
+        if n["loss"].value > 0:
+            return FAILS
+        return CONDITIONS if n["gain"].value > 0 or n["bwd qemu"].value > 0 else HOLDS
+
+    verdict = rule(N)
+    cond = (f"it never loses a service silently, but gains {N['gain']} forward when a new "
+            f"register resets non-zero, and refuses {N['bwd qemu']} of {ev.linux.name}'s "
+            f"backward pairs until QEMU hides the new register ({N['bwd compat']})"
+            if verdict == CONDITIONS else "")
+    return Finding(MERGED, N, text, verdict, cond, rule)
+
+
+def ours(era: pd.DataFrame, every: pd.DataFrame, cost: dict[str, tuple[int, int, int]],
+         pickup: Number, histories: int) -> Finding:
+    """The closing row for :data:`OURS` from :func:`hcsim.analyses.pairwise.compare`
+    tables (register era and every pair), :func:`~hcsim.analyses.pairwise.cost_excess`
+    per history set (``linux``, ``eager``, ``lazy``) and the pickup it gives up
+    against upstream (upstream's minus ours)."""
+    def worst(table, key):
+        t = table[table.a == OURS]
+        return Number(key, int((~t.dominates).sum()), "count")
+    N = {"not dominated": worst(era, "not dominated"),
+         "others": Number("others", int(len(era[era.a == OURS])), "count"),
+         "worse pairs": Number("worse pairs", int(era[era.a == OURS].worse.sum()), "count"),
+         "all worse": Number("all worse", int(every[every.a == OURS].worse.sum()), "count"),
+         "pickup": pickup}
+    for k, (more, total, _) in cost.items():
+        N[f"cost {k}"] = Number(f"cost {k}", more, "count")
+        N[f"of {k}"] = Number(f"of {k}", total, "count")
+    beaten = sorted(set(every[(every.a == OURS) & (every.worse > 0)].b))
+    text = (f"over {histories} histories and {len(set(era.vmm))} VMMs, register era: "
+            f"{N['not dominated']} of {N['others']} (VMM, strategy) comparisons not dominated, "
+            f"{N['worse pairs']} pairs worse; over every pair {N['all worse']} pairs worse "
+            f"(against {', '.join(beaten) or 'none'}: backward into kernels without feature "
+            f"registers); releases where it moves more bytes than upstream: "
+            + ", ".join(f"{k} {N['cost ' + k]} of {N['of ' + k]}" for k in cost)
+            + f"; new-VM pickup given up against upstream {N['pickup']} in busy futures")
+
+    def rule(n):
+        if n["not dominated"].value > 0:
+            return FAILS
+        caveats = n["all worse"].value + sum(n[f"cost {k}"].value for k in cost)
+        return CONDITIONS if caveats or n["pickup"].value > 0 else HOLDS
+
+    verdict = rule(N)
+    parts = []
+    if N["all worse"].value:
+        parts.append(f"in the register era; over every pair it is worse on {N['all worse']} "
+                     f"pairs")
+    for k in cost:
+        if N[f"cost {k}"].value:
+            parts.append(f"it moves more bytes than upstream on {N['cost ' + k]} of "
+                         f"{N['of ' + k]} {k} releases")
+    if N["pickup"].value > 0:
+        parts.append(f"new VMs of an unchanged VMM get {N['pickup']} fewer of the services "
+                     f"(the overflow ones) than under upstream in busy futures")
+    return Finding(OUR_CLAIM, N, text, verdict, "; ".join(parts) if verdict == CONDITIONS
+                   else "", rule)
+
+
+@dataclass
+class Contest:
+    """Our strategy against the others: dominance tables, cost, pickup, the finding."""
+
+    grid: object
+    era: pd.DataFrame
+    every: pd.DataFrame
+    cost: dict[str, tuple[int, int, int]]
+    pickup: Number
+    finding: Finding
+
+
+def contest(ev: Evidence, specs: Sequence[str], vmms: Sequence[str],
+            eager: Sequence[History]) -> Contest:
+    """:data:`OURS` against ``specs`` under ``vmms`` on every history of ``ev``
+    (:mod:`hcsim.analyses.pairwise`); its cost against upstream on the real
+    history, on ``eager`` futures (every space's bitmap listed from the start,
+    as Linux at v5.19) and on ``ev.futures``; its pickup in the busy futures."""
+    from hcsim.analyses import pairwise
+
+    hs = [*ev.real.values(), *ev.futures, *ev.heavy]
+    grid = pairwise.Grid(hs, ev.outcomes)
+    era = pairwise.compare(grid, specs, vmms, "era")
+    every = pairwise.compare(grid, specs, vmms, "all")
+    cost = {ev.linux.name: pairwise.cost_excess([ev.linux], OURS, "upstream"),
+            "eager": pairwise.cost_excess(eager, OURS, "upstream"),
+            "lazy": pairwise.cost_excess(ev.futures, OURS, "upstream")}
+    o, u = parse_strategy(OURS), parse_strategy("upstream")
+    pickup = ev.over("pickup", lambda h: new_vm_pickup(h, u) - new_vm_pickup(h, o),
+                     "heavy" if ev.heavy else "futures")
+    return Contest(grid, era, every, cost, pickup, ours(era, every, cost, pickup, len(hs)))

@@ -541,3 +541,29 @@ def lag_curves(lags: Sequence[int], estimates: Mapping[str, tuple[Sequence[float
     if title:
         ax.set_title(title, fontsize=MIN_FONT + 2)
     return ax
+
+
+@styled
+def frontier(table, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Safety against pickup, one point per strategy (a
+    :func:`hcsim.analyses.dominance.frontier` table): mean safety rank of the
+    pairs (lower is safer) on x, new-VM pickup on y; strategies on the
+    frontier filled and joined, the others hollow."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.0, 5.0), layout="constrained")
+    t = table.sort_values("mean rank")
+    for k, row in enumerate(t.itertuples()):
+        color = PALETTE[k % len(PALETTE)]
+        ax.plot(row._2, 100 * row.pickup, MARKERS[k % len(MARKERS)], markersize=9,
+                color=color, markerfacecolor=color if row.on_frontier else "white",
+                label=row.strategy + (" (frontier)" if row.on_frontier else ""))
+    on = t[t.on_frontier]
+    ax.plot(on["mean rank"], 100 * on["pickup"], "-", color="#555555", linewidth=1, zorder=0)
+    ax.set_xlabel("mean safety rank of a migration (0 preserved, 1 loud, 2 silent gain, "
+                  "3 silent loss)")
+    ax.set_ylabel("new-VM pickup, % of services")
+    ax.grid(True, linewidth=0.3)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if title:
+        ax.set_title(title)
+    return ax
