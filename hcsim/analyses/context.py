@@ -438,10 +438,11 @@ def _reset_then_restore(history: History, st: Strategy, policy: Vmm, src: int,
     before = cpus[0].vm.guest_view()
     stream = policy.save(cpus)
     try:
-        for cpu in dcpus:          # machine reset: GET every register, SET it back
-            for rid in cpu.get_reg_list():
-                if policy.saves(rid):
-                    cpu.set_one_reg(rid, cpu.get_one_reg(rid))
+        for cpu in dcpus:          # machine reset: GET every register, then SET them back
+            values = {rid: cpu.get_one_reg(rid) for rid in cpu.get_reg_list()
+                      if policy.saves(rid)}
+            for rid in sorted(values):
+                cpu.set_one_reg(rid, values[rid])
         policy.restore(dcpus, stream)
     except (Refused, KvmError):
         return "refused"
