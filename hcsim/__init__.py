@@ -19,8 +19,10 @@ The public API, what the notebooks use:
   names) and :mod:`hcsim.smccc` (function ids, owner spaces);
   :mod:`hcsim.synthetic` (the history generator and its parameters);
 * for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
-  (intervals, register-era rates, VMM lag) and :mod:`hcsim.positions` (the
-  thread's claims, judged on a history).
+  (intervals, register-era rates, VMM lag), :mod:`hcsim.positions` (the
+  thread's claims, judged on a history) and :mod:`hcsim.context` (protected
+  mode, the SMCCC filter, vCPUs and resets, the QEMU series, ID registers:
+  :mod:`hcsim.analyses.context`).
 
 Strategies and VMM policies are given by name (``"raz-wi:ranges=2"``,
 ``"qemu"``) or as objects (:func:`parse_strategy`, :func:`parse_vmm`).
@@ -386,7 +388,8 @@ def compat(history: History, releases: str, strategy: str | Strategy = "upstream
 
 
 #: Analyses the reports use, imported on first use (they load pandas).
-_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions"}
+_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions",
+         "context": "hcsim.analyses.context"}
 
 
 def __getattr__(name: str):

@@ -148,6 +148,19 @@ def test_vcpu_count_does_not_change_outcomes(four):
     assert r == {"pairs": 16, "changed": 0}
 
 
+def test_cross_vcpu_probes_group_answers(tmp_path):
+    recs = [{"t": "set", "vm": "C", "phase": "post_run_vcpu0", "test": "different",
+             "id": "0x6030000000160000", "val": "0x1", "ret": -1, "errno": "EBUSY"},
+            {"t": "set", "vm": "C", "phase": "post_run_vcpu0", "test": "different",
+             "id": "0x6030000000160001", "val": "0x1", "ret": -1, "errno": "EBUSY"},
+            {"t": "set", "vm": "C", "phase": "pre_run", "test": "different",
+             "id": "0x6030000000160001", "val": "0x1", "ret": 0, "errno": ""}]
+    (tmp_path / "9.9.9-arm64.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    t = context.cross_vcpu_probes(tmp_path)
+    assert t.to_dict("records") == [{"kernel": "9.9.9-arm64", "test": "different",
+                                     "answer": "EBUSY", "writes": 2}]
+
+
 @pytest.mark.parametrize("strategy", ["upstream", "invalidate-on-write", "raz-wi"])
 def test_reset_writeback(linux, strategy):
     fresh = context.reset_writeback(linux, strategy, "v6.16")

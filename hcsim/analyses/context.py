@@ -74,10 +74,10 @@ from hcsim.model.vmm import (
 )
 from hcsim.model.vmm import parse as parse_vmm
 
-__all__ = ["KVM_VENDOR_CALLS", "QEMU_TOLERANCES", "bitmap_masks", "filter_discovery",
-           "filter_reach", "is_feature_id", "list_drift", "per_vm_cost", "protected_probes",
-           "reset_before_restore", "reset_writeback", "series_effect", "vcpu_invariance",
-           "vendor_calls"]
+__all__ = ["KVM_VENDOR_CALLS", "QEMU_TOLERANCES", "bitmap_masks", "cross_vcpu_probes",
+           "filter_discovery", "filter_reach", "is_feature_id", "list_drift", "per_vm_cost",
+           "protected_probes", "reset_before_restore", "reset_writeback", "series_effect",
+           "vcpu_invariance", "vendor_calls"]
 
 
 def _strategy(s: str | Strategy) -> Strategy:
@@ -427,6 +427,32 @@ def reset_writeback(history: History, strategy: str | Strategy, release: str,
     after = cpus[0].vm.guest_view()
     return {"error": error, "view_before": before, "view_after": after,
             "undone": after - before}
+
+
+def cross_vcpu_probes(directory: str | Path | None = None,
+                      phase: str = "post_run_vcpu0") -> pd.DataFrame:
+    """What real kernels answered to a vCPU writing the bitmaps after another vCPU ran.
+
+    The probe's VM ``C`` runs vCPU 0, then writes every bitmap through
+    vCPU 1, which never ran (``phase`` ``post_run_vcpu0``): once with the
+    value it holds, once with another valid value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (kernel, test, answer) of the default-mode probes:
+        ``kernel``, ``test``, ``answer`` (``ok`` or the errno), ``writes``.
+    """
+    d = _probe_dir(directory)
+    counts: Counter = Counter()
+    for path in sorted(d.glob("*-arm64.jsonl")):
+        for r in _records(path):
+            if r["t"] == "set" and r.get("phase") == phase:
+                counts[(path.name.removesuffix(".jsonl"), r["test"],
+                        r["errno"] or "ok")] += 1
+    return pd.DataFrame([{"kernel": k, "test": t, "answer": a, "writes": n}
+                         for (k, t, a), n in sorted(counts.items())],
+                        columns=["kernel", "test", "answer", "writes"])
 
 
 def _reset_then_restore(history: History, st: Strategy, policy: Vmm, src: int,
