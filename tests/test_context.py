@@ -107,6 +107,8 @@ def test_filter_reach_counts_every_pair_and_fixes_only_gains(linux):
     assert set(fixing["before"]) <= {"gained"}
     assert (t["filter_fixes"] <= t["bitmap_fixes"]).all()
     assert (t[t["before"] == "mixed"]["after_filter"] == "lost").all()
+    gains = t.attrs["gained"]       # every gained pair gains at least one service
+    assert max(gains.values()) <= t[t["before"] == "gained"]["pairs"].sum() <= sum(gains.values())
 
 
 def test_the_filter_exists_only_from_its_release():
@@ -123,6 +125,7 @@ def test_filter_discovery_follows_the_function_ids(linux):
     assert t.loc["TRNG_V1_0", "like_a_bit"]
     assert "PTP" in t.loc["FUNC_FEAT", "also_hides"].split(",")
     assert not t.loc["PTP", "like_a_bit"]
+    assert t.loc["PTP", "also_hides"] == "FUNC_FEAT"        # DISCOVER_IMPL_*: not known
 
 
 # -- several vCPUs and resets ---------------------------------------------------------

@@ -238,7 +238,8 @@ def filter_reach(history: History, strategy: str | Strategy = "upstream",
         ``pairs``, ``after_filter`` (the outcome with the filter),
         ``filter_fixes`` (pairs the filter turns into ``preserved``),
         ``bitmap_fixes`` (pairs a destination bitmap setting turns into
-        ``preserved``).
+        ``preserved``).  ``attrs["gained"]``: for each service, the
+        ``gained`` pairs (either direction) in which the destination gains it.
     """
     h = history.since(since) if since else history
     o = backends.evaluate(h, _strategy(strategy), _vmm(vmm))
@@ -253,6 +254,7 @@ def filter_reach(history: History, strategy: str | Strategy = "upstream",
                      "filter_fixes": fixed and m.dst >= f0,
                      "bitmap_fixes": fixed and m.dst >= h.registers_from})
     df = pd.DataFrame(rows)
+    gains = Counter(name for m in o.migrations() if m.outcome == "gained" for name in m.gained)
     out = (df.groupby(["direction", "before", "after_filter"], sort=False)
            .agg(pairs=("before", "size"), filter_fixes=("filter_fixes", "sum"),
                 bitmap_fixes=("bitmap_fixes", "sum")).reset_index())
@@ -260,7 +262,9 @@ def filter_reach(history: History, strategy: str | Strategy = "upstream",
     out = out.sort_values(["direction", "before"], key=lambda c: c.map(
         order) if c.name == "before" else c.map({"forward": 0, "backward": 1}))
     out = out[["direction", "before", "pairs", "after_filter", "filter_fixes", "bitmap_fixes"]]
-    return out.astype({"filter_fixes": int, "bitmap_fixes": int}).reset_index(drop=True)
+    out = out.astype({"filter_fixes": int, "bitmap_fixes": int}).reset_index(drop=True)
+    out.attrs["gained"] = dict(sorted(gains.items()))
+    return out
 
 
 #: Outcome with a destination filter denying the gained services.
@@ -302,7 +306,8 @@ def filter_discovery(history: History) -> pd.DataFrame:
     pandas.DataFrame
         One row per service of the history with a known discovery call:
         ``service``, ``discovery``, ``discovery_id``, ``filterable``,
-        ``also_hides`` (other services the denied call hides, ``,``-joined),
+        ``also_hides`` (other services of :data:`DISCOVERY` the denied call
+        hides, ``,``-joined),
         ``like_a_bit`` (filterable and hides nothing else).
     """
     vendor = [s.name for s in history.services if s.space == "vendor-hyp"]
@@ -312,8 +317,8 @@ def filter_discovery(history: History) -> pd.DataFrame:
             continue
         call, fid = DISCOVERY[svc.name]
         filterable = (fid >> 24) & 0x3F != 0
-        also = [n for n in vendor if n != svc.name] if (fid >> 24) & 0x3F == SPACES[
-            "vendor-hyp"] else []
+        also = [n for n in vendor if n != svc.name and n in DISCOVERY] \
+            if (fid >> 24) & 0x3F == SPACES["vendor-hyp"] else []
         rows.append({"service": svc.name, "discovery": call, "discovery_id": f"0x{fid:08x}",
                      "filterable": filterable, "also_hides": ",".join(also),
                      "like_a_bit": filterable and not also})
