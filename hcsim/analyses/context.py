@@ -179,6 +179,13 @@ def vendor_calls(history: History, strategy: str | Strategy = "upstream") -> pd.
     bitmaps give bit *n* of ``VENDOR_HYP_BMAP`` to function *n* and bit *n*
     of ``VENDOR_HYP_BMAP_2`` to function 64+*n*).
 
+    Parameters
+    ----------
+    history : History
+        From :func:`hcsim.load`.
+    strategy : str or Strategy
+        Whose layout places the services (default ``upstream``).
+
     Returns
     -------
     pandas.DataFrame
@@ -301,6 +308,11 @@ def filter_discovery(history: History) -> pd.DataFrame:
     hides no other service: a denied vendor-hypervisor discovery call (UID
     or ``KVM_FEATURES``) hides every vendor-hypervisor service of the guest.
 
+    Parameters
+    ----------
+    history : History
+        Its services are looked up in :data:`DISCOVERY`.
+
     Returns
     -------
     pandas.DataFrame
@@ -343,6 +355,15 @@ def per_vm_cost(history: History, strategy: str | Strategy = "upstream",
     VMMs save every listed register of every vCPU; the feature bitmaps and
     ``PSCI_VERSION`` are per VM, so all but one copy are redundant.
 
+    Parameters
+    ----------
+    history, strategy, vmm
+        As :func:`hcsim.cost`.
+    release : str, optional
+        Default the last release.
+    vcpus : sequence of int
+        vCPU counts, one row each.
+
     Returns
     -------
     pandas.DataFrame
@@ -380,6 +401,15 @@ def vcpu_invariance(history: History, strategy: str | Strategy, vmm: str | Vmm,
     Both evaluated by the scalar spec (the engine models one vCPU), every
     vCPU saving and restoring the whole list, as VMMs do.
 
+    Parameters
+    ----------
+    history, strategy, vmm
+        As :func:`hcsim.evaluate`.
+    vcpus : int
+        vCPUs of the guest set against one vCPU.
+    since : str
+        First release (default the register era); ``None``: all.
+
     Returns
     -------
     dict
@@ -404,6 +434,19 @@ def reset_writeback(history: History, strategy: str | Strategy, release: str,
     with the values read at that moment (QEMU's ``kvm_arm_reset_vcpu``), or
     with ``stale`` values the VMM cached for vCPU 1 when it created it,
     before the configuration (what a VMM that does not re-read would write).
+
+    Parameters
+    ----------
+    history, strategy
+        As :func:`hcsim.evaluate`.
+    release : str
+        The kernel the VM runs on.
+    vmm : str or Vmm
+        Which registers it writes back (those it saves).
+    off : sequence of str
+        Services the configuration turns off.
+    stale, after_run : bool
+        Write cached values; run vCPU 0 first.
 
     Returns
     -------
@@ -441,6 +484,13 @@ def cross_vcpu_probes(directory: str | Path | None = None,
     The probe's VM ``C`` runs vCPU 0, then writes every bitmap through
     vCPU 1, which never ran (``phase`` ``post_run_vcpu0``): once with the
     value it holds, once with another valid value.
+
+    Parameters
+    ----------
+    directory : path, optional
+        Probe directory; default the bundled ``data/kernel-probe``.
+    phase : str
+        The probe phase to read.
 
     Returns
     -------
@@ -491,6 +541,13 @@ def reset_before_restore(history: History, strategy: str | Strategy, vmm: str | 
     write-back, not the restore, as the first write.  This replays every
     pair with such a write-back (of every register ``vmm`` saves) before the
     restore and counts the changes against :func:`hcsim.evaluate`.
+
+    Parameters
+    ----------
+    history, strategy, vmm
+        As :func:`hcsim.evaluate`.
+    since : str
+        First release (default the register era); ``None``: all.
 
     Returns
     -------
@@ -547,8 +604,18 @@ QEMU_TOLERANCES = QemuTolerances()
 
 def series_effect(history: History, strategy: str | Strategy = "upstream",
                   before: str | Vmm = "qemu", after: str | Vmm = "qemu-compat",
-                  configs=None) -> pd.DataFrame:
+                  configs: Sequence | None = None) -> pd.DataFrame:
     """Pairs whose outcome differs between two VMM policies, by direction and change.
+
+    Parameters
+    ----------
+    history, strategy
+        As :func:`hcsim.evaluate`.
+    before, after : str or Vmm
+        The two policies (default ``qemu`` and ``qemu-compat``).
+    configs : list, optional
+        As :func:`hcsim.evaluate` (e.g. a :class:`~hcsim.model.config.Setting`
+        turning opt-in services on); default the reset values.
 
     Returns
     -------
@@ -583,6 +650,16 @@ def is_feature_id(rid: int) -> bool:
     (3f9cd0ca8484, v6.7; ``Documentation/virt/kvm/api.rst``
     ``KVM_ARM_GET_REG_WRITABLE_MASKS``, ``KVM_ARM_FEATURE_ID_RANGE_SIZE`` =
     3 * 8 * 8).
+
+    Parameters
+    ----------
+    rid : int
+        A ``KVM_{GET,SET}_ONE_REG`` id.
+
+    Returns
+    -------
+    bool
+        Inside the range (a U64 class 0x13 id with those fields).
     """
     if coproc_of(rid) != KVM_REG_ARM64_SYSREG or rid >> 52 & 0xF != 3:
         return False
@@ -610,6 +687,13 @@ def list_drift(history: History, strategy: str | Strategy = "upstream",
     (class 0x16), ``firmware`` (class 0x14), ``other``.  The lists are a
     fresh vCPU's (:func:`hcsim.registers`: the history's host and vCPU
     features).
+
+    Parameters
+    ----------
+    history, strategy
+        As :func:`hcsim.registers`.
+    releases : sequence of str, optional
+        Releases to compare in order; default all.
 
     Returns
     -------
@@ -641,6 +725,11 @@ def bitmap_masks(directory: str | Path | None = None) -> pd.DataFrame:
     (``bitmap_bitscan``: each non-default bit set alone) saw accepted: what
     userspace learns only by trying, one ``SET_ONE_REG`` per bit, since
     ``KVM_ARM_GET_REG_WRITABLE_MASKS`` covers the feature-ID range only.
+
+    Parameters
+    ----------
+    directory : path, optional
+        Probe directory; default the bundled ``data/kernel-probe``.
 
     Returns
     -------
