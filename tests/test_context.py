@@ -139,6 +139,8 @@ def test_per_vm_cost_is_the_per_vm_registers_times_the_extra_vcpus(linux, vmm, s
     assert t.loc[1, "redundant_bytes"] == 2 * k * size
     assert t.loc[1, "redundant_ioctls"] == 2 * 2 * k
     assert t.loc[1, "list_bytes"] == 3 * t.loc[0, "list_bytes"]
+    cost = hcsim.cost(linux, "upstream", vmm, vcpus=3)[linux.index("v6.16")]
+    assert t.loc[1, "hypercall_bytes"] == cost.bytes_per_vm
 
 
 def test_crosvm_saves_no_bitmap_and_only_psci_version_is_per_vm(linux):
