@@ -24,9 +24,10 @@ The public API, what the notebooks use:
 * for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
   (intervals, register-era rates, VMM lag), :mod:`hcsim.positions` (the
   thread's claims, judged on the evidence), :mod:`hcsim.pairwise`
-  (pair-by-pair dominance between strategies, the safety/pickup frontier)
-  and :mod:`hcsim.sensitivity` (:func:`over_seeds` tables: ``summarise``,
-  ``pivot``).
+  (pair-by-pair dominance between strategies, the safety/pickup frontier),
+  :mod:`hcsim.sensitivity` (:func:`over_seeds` tables: ``summarise``,
+  ``pivot``) and :mod:`hcsim.context` (protected mode, the SMCCC filter,
+  vCPUs and resets, the QEMU series, ID registers).
 
 Strategies and VMM policies are given by name (``"raz-wi:ranges=2"``,
 ``"qemu"``) or as objects (:func:`parse_strategy`, :func:`parse_vmm`).
@@ -436,7 +437,8 @@ def dominance(table: pd.DataFrame, a: str, b: str, vmm: str | None = None,
 
 #: Analyses the reports use, imported on first use (they load pandas).
 _LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions",
-         "pairwise": "hcsim.analyses.pairwise", "sensitivity": "hcsim.analyses.sensitivity"}
+         "pairwise": "hcsim.analyses.pairwise", "sensitivity": "hcsim.analyses.sensitivity",
+         "context": "hcsim.analyses.context"}
 
 
 def __getattr__(name: str):
