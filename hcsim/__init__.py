@@ -11,6 +11,9 @@ The public API, what the notebooks use:
 * :func:`migrate` one guest, optionally with its ioctl trace;
 * :func:`baseline`, :func:`chain`, :func:`fleet` (with :func:`inventory`
   or :func:`scenario`) and :func:`sweep`: the analyses;
+* :func:`over_seeds`: scorecard measures over many synthetic seeds, with
+  intervals, and :func:`dominance`: in how many seeds one strategy is never
+  worse than another;
 * :func:`what_if`: the migrations a proposed patch changes, and
   :func:`compat`: QEMU machine-type compat lists for a range of kernels;
 * :func:`registers` a fresh vCPU lists, :func:`generate` a synthetic
@@ -19,8 +22,11 @@ The public API, what the notebooks use:
   names) and :mod:`hcsim.smccc` (function ids, owner spaces);
   :mod:`hcsim.synthetic` (the history generator and its parameters);
 * for the design reports, loaded on first use: :mod:`hcsim.montecarlo`
-  (intervals, register-era rates, VMM lag) and :mod:`hcsim.positions` (the
-  thread's claims, judged on a history).
+  (intervals, register-era rates, VMM lag), :mod:`hcsim.positions` (the
+  thread's claims, judged on the evidence), :mod:`hcsim.dominance`
+  (pair-by-pair dominance between strategies, the safety/pickup frontier)
+  and :mod:`hcsim.sensitivity` (:func:`over_seeds` tables: ``summarise``,
+  ``pivot``).
 
 Strategies and VMM policies are given by name (``"raz-wi:ranges=2"``,
 ``"qemu"``) or as objects (:func:`parse_strategy`, :func:`parse_vmm`).
@@ -385,8 +391,52 @@ def compat(history: History, releases: str, strategy: str | Strategy = "upstream
     return _compat.find(history, _strategy(strategy), _compat.parse_releases(history, releases))
 
 
+def over_seeds(strategies: Sequence[str] | str | None = None,
+               vmms: Sequence[str] | str | None = ("qemu",), seeds: Any = range(30),
+               measures: Sequence[str] | str | None = None, level: float = 0.95,
+               per_seed: bool = False, **generate_kwargs: Any) -> pd.DataFrame:
+    """Scorecard measures of synthetic histories over many seeds, with intervals.
+
+    One row per (strategy, VMM, measure): ``mean``, ``low``/``high`` (the
+    Student's t interval of the mean at ``level``), ``p_low``/``p_high``
+    (the central ``level`` of the per-seed values), ``min``, ``max``,
+    ``seeds``; ``per_seed=True`` gives the values, one row per seed.
+    Measures (:data:`hcsim.analyses.sensitivity.MEASURES`): ``fwd_*``,
+    ``bwd_*`` outcome shares, ``silent_loss``, the same over the register era
+    (``era_*``), ``pickup``, ``exhausted``.  ``generate_kwargs`` go to
+    :func:`generate` (``releases``, ``rate``, ``space_registers``, ``bits``...).
+    See :mod:`hcsim.analyses.sensitivity`.
+
+    Examples
+    --------
+    >>> t = over_seeds(["upstream", "raz-einval"], "qemu", range(3), ["silent_loss"])
+    >>> list(t["strategy"]), list(t["seeds"])
+    (['upstream', 'raz-einval'], [3, 3])
+    """
+    from hcsim.analyses import sensitivity as _sensitivity
+
+    return _sensitivity.over_seeds(strategies, vmms, seeds, measures, level, per_seed,
+                                   **generate_kwargs)
+
+
+def dominance(table: pd.DataFrame, a: str, b: str, vmm: str | None = None,
+              measures: Sequence[str] | None = None) -> dict[str, int]:
+    """Seeds of an ``over_seeds(..., per_seed=True)`` table where ``a`` is never worse than ``b``.
+
+    Returns counts ``seeds``, ``never_worse``, ``dominates`` (never worse,
+    strictly better on one measure), ``equal`` and ``worse``; measures
+    default to the pair safety and availability shares
+    (:data:`hcsim.analyses.sensitivity.SAFETY`).
+    """
+    from hcsim.analyses import sensitivity as _sensitivity
+
+    return _sensitivity.dominance(table, a, b, vmm,
+                                  _sensitivity.SAFETY if measures is None else measures)
+
+
 #: Analyses the reports use, imported on first use (they load pandas).
-_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions"}
+_LAZY = {"montecarlo": "hcsim.analyses.montecarlo", "positions": "hcsim.analyses.positions",
+         "dominance": "hcsim.analyses.dominance", "sensitivity": "hcsim.analyses.sensitivity"}
 
 
 def __getattr__(name: str):
@@ -402,4 +452,4 @@ __all__ = ["BLAMES", "DIRECTIONS", "LETTERS", "OUTCOMES", "STRATEGIES", "VMMS", 
            "chain", "cost", "evaluate", "fleet", "format_calls", "generate", "inventory",
            "last_error", "load", "loads", "migrate", "parse_strategy", "parse_vmm", "registers",
            "regs", "scenario", "scorecard", "shares", "silent_loss", "smccc", "sweep",
-           "synthetic", "what_if", "compat"]
+           "synthetic", "what_if", "compat", "over_seeds", "dominance"]

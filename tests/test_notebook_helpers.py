@@ -11,7 +11,7 @@ from conftest import make
 
 import hcsim
 from hcsim import OUTCOMES, parse_strategy, parse_vmm
-from hcsim.analyses import evidence, montecarlo, positions
+from hcsim.analyses import evidence, montecarlo
 from hcsim.evaluation import measures, spec, trace
 from hcsim.evaluation.backends import evaluate
 from hcsim.frontends import narrate, plots
@@ -122,31 +122,6 @@ def test_exhaustion_after_counts_from_registers_from():
              '[[service]]\nname = "LAST"\nspace = "std"\nintroduced = "r3"\n')
     assert montecarlo.exhaustion_after(h, "raz-einval:ranges=1") == 2.0
     assert montecarlo.exhaustion_after(h, "raz-einval:ranges=2") == math.inf
-
-
-# -- positions -----------------------------------------------------------------------------
-
-
-def test_every_claim_has_a_verdict_on_any_history(four):
-    hs = positions.Histories(four, synthetic.generate(releases=20, seed=3))
-    findings = [positions.evaluate(c.key, hs) for c in positions.CLAIMS]
-    assert [f.claim.key for f in findings] == [c.key for c in positions.CLAIMS]
-    assert {c.who for c in positions.CLAIMS} == {"Oliver Upton", "Marc Zyngier"}
-    text = positions.as_text(findings)
-    assert max(len(line) for line in text.splitlines()) <= 72
-
-
-def test_sixteen_kb_evidence_is_exact(linux):
-    hs = positions.Histories(linux, synthetic.generate(releases=20, seed=0))
-    f = positions.evaluate("sixteen-kb", hs)
-    # FACTS.md 3 and 5: 131072 bits in 2048 U64 registers, 16 B each under QEMU.
-    assert "qemu 32,768 B" in f.evidence and "16,384 B" in f.evidence
-    assert f.verdict == "holds"
-
-
-def test_finding_rejects_an_unknown_verdict():
-    with pytest.raises(ValueError):
-        positions.Finding(positions.CLAIMS[0], "e", "maybe")
 
 
 # -- plots and narrate ------------------------------------------------------------------------

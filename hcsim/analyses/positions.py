@@ -1,75 +1,122 @@
-"""The positions taken in the thread, and the hcsim evidence for each.
+"""The positions taken in the thread, the evidence for each, and a verdict computed from it.
 
-Each :class:`Claim` paraphrases one statement of the September 2021 kvmarm
-thread (Oliver Upton, Marc Zyngier; ``thread/``), with who made it and a
-short quote.  :func:`evaluate` computes the evidence for it on two
-histories and returns a :class:`Finding` with a verdict from
-:data:`hcsim.frontends.narrate.VERDICTS` and, where it only holds with conditions, the
-condition:
+Each :class:`Claim` is one statement of the September 2021 kvmarm thread
+(Oliver Upton, Marc Zyngier; ``data/thread/``) with its verbatim words
+(``...`` marks an elision; a test checks every quote against the message)
+and a paraphrase that stays inside them.  :func:`evaluate` computes the
+evidence on an :class:`Evidence` and returns a :class:`Finding`: the
+measured :class:`Number` s, an evidence sentence built from them, and a
+verdict whose rule is a function of those numbers only (``Finding.rule``
+re-derives it, so a verdict cannot drift from its evidence) and whose
+condition text is assembled from the same numbers.
 
-* ``real``: a real history (the bundled ``linux``, or a reader's);
-* ``future``: a synthetic history (:func:`hcsim.model.synthetic.generate`), for
-  what the real history never exercised, e.g. a new register whose
-  service is on by default.
+The evidence is the *whole-list* model (DESIGN.md section 9): QEMU checks
+every register it syncs, so drift of the other registers refuses pairs
+whatever the encoding; refusals are split by blame where it matters.
 
-Shares are of the *register era* (both ends of a migration at or after
-``registers_from``, :mod:`hcsim.analyses.evidence`), unless the text says otherwise;
-configurations are the defaults (every register left at its reset value).
-The verdict logic is written out in each evaluator, so a verdict changes
-when the evidence does.
+* ``real``: the real history (bundled ``linux``) on each host profile
+  (QEMU's Neoverse N1, the default, and ``max``, an unknown MIDR);
+* ``futures``: synthetic histories over many seeds (default 30), with the
+  other-register drift fitted to Linux, for what Linux never exercised (a
+  new register whose service is on by default); every synthetic number is a
+  mean with a 95 % percentile interval over the seeds;
+* ``heavy``: busier futures (8 services per release) for the range claim.
+
+Shares are of the *register era* (both ends at or after ``registers_from``)
+unless the text says otherwise; configurations are the defaults.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from hcsim.analyses.evidence import codes, era_shares
-from hcsim.evaluation.measures import cost_at, new_vm_pickup, pair_mask, shares, silent_loss
-from hcsim.evaluation.outcomes import CODES
-from hcsim.model.history import History
-from hcsim.model.regs import feat_reg, short_name
+from hcsim.evaluation.backends import evaluate as _evaluate
+from hcsim.evaluation.measures import cost_at, new_vm_pickup, pair_mask, shares
+from hcsim.evaluation.outcomes import BLAME_CODES, CODES
+from hcsim.model.history import History, data_path
 from hcsim.model.smccc import full_bitmap_bytes
 from hcsim.model.strategies import parse as parse_strategy
 from hcsim.model.vmm import parse as parse_vmm
 
 #: The three verdicts of a claim, in the order of decreasing support.
 VERDICTS = ("holds", "holds with conditions", "does not hold")
+HOLDS, CONDITIONS, FAILS = VERDICTS
+OLIVER, MARC = "Oliver Upton", "Marc Zyngier"
+THREAD = ("thread", "2021-09-30-zyngier-upton-hypercall-registers.txt")
 
 
 def pct(x: float, digits: int = 1) -> str:
     """A fraction as a percentage: ``0.1234 -> '12.3%'``."""
     return f"{100 * x:.{digits}f}%"
 
-HOLDS, CONDITIONS, FAILS = VERDICTS
-OLIVER, MARC = "Oliver Upton", "Marc Zyngier"
+
+def thread_text() -> str:
+    """The thread message, whitespace collapsed and quote markers (``>``) removed."""
+    raw = data_path(*THREAD).read_text(encoding="utf-8")
+    return " ".join(raw.replace(">", " ").split())
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A position from the thread."""
+    """A position from the thread: verbatim ``quote``, faithful ``claim``."""
 
     key: str
     who: str
-    claim: str    # paraphrase
-    quote: str    # the words in the thread
+    claim: str
+    quote: str
+
+
+@dataclass(frozen=True)
+class Number:
+    """One measured value; over seeds, ``values`` holds one per seed."""
+
+    name: str
+    value: float
+    kind: str = "share"           # share | count | bytes
+    values: tuple[float, ...] = ()
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The 2.5th and 97.5th percentiles over the seeds (the value itself if one)."""
+        if not self.values:
+            return self.value, self.value
+        lo, hi = np.percentile(self.values, [2.5, 97.5])
+        return float(lo), float(hi)
+
+    def __str__(self) -> str:
+        fmt = pct if self.kind == "share" else (lambda x: f"{x:,.0f}" + (" B" if self.kind ==
+                                                                       "bytes" else ""))
+        if not self.values:
+            return fmt(self.value)
+        lo, hi = self.interval
+        return f"{fmt(self.value)} [{fmt(lo)}, {fmt(hi)}]"
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A claim, the evidence computed for it, and the verdict."""
+    """A claim, the numbers measured for it, the evidence sentence and the verdict."""
 
     claim: Claim
+    numbers: dict[str, Number]
     evidence: str
     verdict: str
     condition: str = ""
+    rule: Callable[[dict[str, Number]], str] = field(default=lambda n: HOLDS, repr=False,
+                                                     compare=False)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def consistent(self) -> bool:
+        """Does the verdict follow from the numbers, and does the evidence quote them?"""
+        return (self.rule(self.numbers) == self.verdict
+                and all(str(n) in self.evidence for n in self.numbers.values()))
 
     @property
     def stated(self) -> str:
@@ -92,33 +139,44 @@ CLAIMS = (
           "In order to maintain guest ABI, the VMM would need to know about that register "
           "and zero it when restoring an older guest."),
     Claim("get-reg-list-discovers", MARC,
-          "KVM_GET_REG_LIST is how userspace discovers new registers, as for system "
-          "registers; nothing more is needed",
-          "Just as it would need to be able to discover any new system register ... we "
-          "have a way to discover all the registers"),
+          "Userspace discovers a new hypercall register through KVM_GET_REG_LIST, as it "
+          "discovers any new system register",
+          "Just as it would need to be able to discover any new system register exposed by "
+          "default, as it happens at all times. Which is why we have a way to discover all "
+          "the registers, architected or not."),
     Claim("raz-wi-range", OLIVER,
           "A reserved range of RAZ/WI registers keeps the guest ABI with an unchanged VMM "
           "and still lets new VMs pick up new features",
-          "reserve a range of firmware registers ... Implement all of them as RAZ/WI by "
-          "default ... but still allowing an old userspace to pick up new KVM features"),
+          "Perhaps instead we could reserve a range of firmware registers as the 'hypercall "
+          "identity' registers. Implement all of them as RAZ/WI by default, encouraging "
+          "userspace to zero these registers away for older VMs but still allowing an old "
+          "userspace to pick up new KVM features."),
+    Claim("range-exists-0x14", MARC,
+          "The firmware register class 0x14 already is such a range; it need not be RAZ/WI",
+          "The range already exists in the form of the \"coprocessor\" 0x14. I don't see "
+          "the need to expose it as RAZ/WI, however."),
     Claim("no-point-preadvertising", MARC,
           "There is no point advertising registers before userspace understands them: "
           "it could not program them anyway",
-          "If userspace doesn't know about how this pseudo-register works, it won't be "
-          "able to program it anyway."),
+          "If userspace doesn't know about how this pseudo-register works, it won't be able "
+          "to program it anyway. ... I don't immediately see the point of advertising a set "
+          "of registers ahead of time, before userspace grows an understanding of what these "
+          "registers mean."),
     Claim("firmware-not-id-registers", MARC,
-          "Firmware registers do not follow the ID-register rule that zero means 'not "
-          "implemented' (PSCI is the case in point)",
-          "there is no such \"not implemented\" rule (case in point, PSCI)"),
+          "Firmware registers are not ID registers: userspace writes them and zero does not "
+          "mean 'not implemented' (PSCI is the case in point)",
+          "Our firmware registers don't follow the same rules. Userspace can write to them, "
+          "and there is no such \"not implemented\" rule (case in point, PSCI)."),
     Claim("invalidate-on-write", MARC,
-          "Invalidate-on-write solves new registers: the first write clears the defaults, "
+          "Invalidate-on-write: the first write to a firmware register clears the defaults, "
           "so registers the VMM does not write stay off",
-          "whenever userspace writes a set of firmware register, all the defaults are "
-          "invalidated"),
+          "My expectations were that whenever userspace writes a set of firmware register, "
+          "all the defaults are invalidated."),
     Claim("wide-registers", MARC,
-          "Wider registers (KVM encodes 8 to 2048 bits) make this easy",
+          "Wider registers (KVM encodes 8 to 2048 bits) make invalidate-on-write easy",
           "We could define a new class of hypercall-specific registers that would be much "
-          "wider ... This would make it pretty easy to implement the above."),
+          "wider, and thus have a larger write granularity (KVM supports anything from 8 to "
+          "2048 bits). This would make it pretty easy to implement the above."),
     Claim("no-userspace-patch", OLIVER,
           "Userspace should not need a patch to preserve the guest ABI on a newer kernel",
           "Fundamentally, I don't think userspace should need a patch to preserve ABI on a "
@@ -126,12 +184,13 @@ CLAIMS = (
     Claim("reg-list-disambiguates", OLIVER,
           "If KVM_GET_REG_LIST told feature (ID) registers apart from other state, the "
           "VMM would know which registers to zero",
-          "If KVM_GET_REG_LIST were to disambiguate between ID registers ... it would be "
-          "clear to what registers to zero on a newer kernel."),
+          "If KVM_GET_REG_LIST were to disambiguate between ID registers (hypercall, "
+          "architectural feature ID registers) from other parts of the vCPU state, it would "
+          "be clear to what registers to zero on a newer kernel."),
     Claim("range-does-not-scale", MARC,
           "A reserved range only works until it is exhausted: it does not scale",
-          "Your approach only works if we don't exceed that particular range. ... this is "
-          "not scalable."),
+          "Your approach only works if we don't exceed that particular range. Maybe it will "
+          "never be a problem, but it remains that this is not scalable."),
     Claim("sixteen-kb", MARC,
           "Reserving the whole SMCCC hypervisor space costs 16 kB of zeroes at every "
           "save/restore",
@@ -139,270 +198,441 @@ CLAIMS = (
 )
 
 BY_KEY = {c.key: c for c in CLAIMS}
+HOSTS = ("neoverse-n1", "max")
 
 
-@dataclass(frozen=True)
-class Histories:
-    """The two histories the evidence is computed on."""
+class Evidence:
+    """The histories the evidence is computed on, with cached evaluations.
 
-    real: History
-    future: History
+    ``real`` is one history (its own host first, then ``max`` if it has that
+    profile); ``futures`` and ``heavy`` are lists of synthetic histories.
+    """
 
+    def __init__(self, real: History, futures: Sequence[History],
+                 heavy: Sequence[History] = ()):
+        hosts = [real.host] + [h for h in HOSTS if h != real.host and h in real.hosts()]
+        self.real = {h: real.with_host(h) for h in hosts}
+        self.futures = tuple(futures)
+        self.heavy = tuple(heavy)
+        self._cache: dict = {}
 
-def _fwd(h: History, spec: str, vmm: str) -> float:
-    return era_shares(h, spec, vmm, "forward")["preserved"]
+    @cached_property
+    def linux(self) -> History:
+        """The real history on its default host."""
+        return next(iter(self.real.values()))
 
+    def outcomes(self, h: History, spec: str, vmm: str):
+        key = (id(h), spec, vmm)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = (h, _evaluate(h, parse_strategy(spec), parse_vmm(vmm)))
+        return hit[1]
 
-def _bwd(h: History, spec: str, vmm: str, outcome: str) -> float:
-    return era_shares(h, spec, vmm, "backward")[outcome]
+    def firmware_rejected(self, h: History) -> np.ndarray:
+        """``[src, dst]``: pairs where a firmware register's source value (its reset
+        on the source host) is one the destination rejects, whatever the encoding."""
+        key = ("fw", id(h))
+        hit = self._cache.get(key)
+        if hit is None:
+            n = len(h.releases)
+            bad = np.zeros((n, n), bool)
+            for f in h.firmware:
+                for s in range(f.introduced, n):
+                    reset = f.at(s, h.host).reset
+                    for d in range(f.introduced, n):
+                        bad[s, d] |= reset not in f.at(d, h.host).accepts
+            hit = self._cache[key] = (h, bad)
+        return hit[1]
 
+    def era(self, h: History, spec: str, vmm: str, direction: str) -> dict[str, float]:
+        """Register-era shares of each outcome, plus ``refused by strategy``
+        (refused by the feature registers: blamed on the hypercall registers
+        and not a firmware value the destination rejects, nor other-register
+        drift) and ``harm`` (changed, unsupported or refused by strategy)."""
+        o = self.outcomes(h, spec, vmm)
+        out = shares(o, direction, h.registers_from)
+        n = len(h.releases)
+        pick = pair_mask(n, direction, h.registers_from)
+        blame = o.blame_codes()[0][pick]
+        strategy_refused = (np.isin(blame, [BLAME_CODES["hypercall"], BLAME_CODES["both"]])
+                            & ~self.firmware_rejected(h)[pick])
+        count = max(1, int(pick.sum()))
+        out["refused by strategy"] = float(strategy_refused.sum()) / count
+        out["refused by drift"] = float((blame == BLAME_CODES["other"]).sum()) / count
+        out["harm"] = (out["gained"] + out["lost"] + out["mixed"] + out["unsupported"]
+                       + out["refused by strategy"])
+        return out
 
-def _new_registers(h: History, spec: str = "upstream") -> list[tuple[str, int, int]]:
-    """(release, index, reset at listing) of registers listed after registers_from."""
-    layout = parse_strategy(spec).layout(h)
-    out = []
-    for pos, reg in enumerate(layout.regs):
-        if reg.listed_from > h.registers_from:
-            out.append((h.releases[reg.listed_from], reg.id & 0xFFFF,
-                        layout.reset(pos, reg.listed_from)))
-    return out
+    def over(self, name: str, fn: Callable[[History], float], which: str = "futures",
+             kind: str = "share") -> Number:
+        """``fn`` over every synthetic history of ``which``: mean and per-seed values."""
+        vals = tuple(float(fn(h)) for h in getattr(self, which))
+        return Number(name, float(np.mean(vals)), kind, vals)
 
-
-def _pairs_where(h: History, spec_a: str, vmm_a: str, outcome_a: str,
-                 spec_b: str, vmm_b: str, outcome_b: str) -> list[tuple[int, int]]:
-    """Register-era pairs with ``outcome_a`` under (a) and ``outcome_b`` under (b)."""
-    a, b = codes(h, spec_a, vmm_a)[0], codes(h, spec_b, vmm_b)[0]
-    n, start = len(h.releases), h.registers_from
-    mask = pair_mask(n, "forward", start) | pair_mask(n, "backward", start)
-    hit = mask & (a == CODES[outcome_a]) & (b == CODES[outcome_b])
-    return [(int(s), int(d)) for s, d in zip(*np.nonzero(hit))]
-
-
-def _pair_names(h: History, pairs: list[tuple[int, int]], limit: int = 2) -> str:
-    names = [f"{h.releases[s]} -> {h.releases[d]}" for s, d in pairs[:limit]]
-    return ", ".join(names) + (", ..." if len(pairs) > limit else "")
-
-
-# -- one evaluator per claim ---------------------------------------------------------------
-
-def _new_register_needs_vmm(hs: Histories) -> tuple[str, str, str]:
-    fut, real = hs.future, hs.real
-    on_regs = [r for r in _new_registers(fut) if r[2]]
-    q, z = _fwd(fut, "upstream", "qemu"), _fwd(fut, "upstream", "zero-unknown")
-    real_new = _new_registers(real)
-    real_text = ("; on " + real.name + ": " +
-                 (", ".join(f"{short_name(feat_reg(i))} at {rel} resets to 0x{v:x}"
-                           for rel, i, v in real_new)
-                  if real_new else "no new register") +
-                 f", forward {pct(_fwd(real, 'upstream', 'qemu'))} preserved")
-    evidence = (f"upstream on {fut.name}: {len(on_regs)} new register(s) with a default-on "
-                f"service; forward preserved {pct(q)} under qemu, {pct(z)} when the VMM zeroes "
-                f"registers missing from the stream (zero-unknown)" + real_text)
-    if q < 1.0 and z == 1.0:
-        return (evidence, CONDITIONS,
-                "with per-space registers (upstream) and a new register that resets "
-                "non-zero; a register whose services are opt-in (reset 0, as "
-                "VENDOR_HYP_BMAP_2) or a reserved range needs no VMM change")
-    if q == 1.0:
-        return evidence, CONDITIONS, "the histories never listed a default-on new register"
-    return evidence, FAILS, "zeroing does not preserve the guest here"
-
-
-def _get_reg_list_discovers(hs: Histories) -> tuple[str, str, str]:
-    fut = hs.future
-    q, z = _fwd(fut, "upstream", "qemu"), _fwd(fut, "upstream", "zero-unknown")
-    evidence = (f"every model VMM saves what KVM_GET_REG_LIST lists; on {fut.name} QEMU "
-                f"discovers the new register yet preserves {pct(q)} of forward pairs "
-                f"(it writes back the reset value it read); knowing that class 0x16 means "
-                f"'0 = off' (zero-unknown) gives {pct(z)}")
-    if q < 1.0:
-        return (evidence, CONDITIONS,
-                "discovery is enough to carry registers both kernels have; to preserve an "
-                "older guest the VMM must also know a new register's safe value, a VMM "
-                "change")
-    return evidence, HOLDS, ""
+    def real_min_max(self, name: str, fn: Callable[[History], float],
+                     worst: str = "max") -> Number:
+        """``fn`` on every host profile of the real history: the worst one."""
+        vals = [float(fn(h)) for h in self.real.values()]
+        return Number(name, max(vals) if worst == "max" else min(vals))
 
 
-def _raz_wi_range(hs: Histories) -> tuple[str, str, str]:
-    fut, real = hs.future, hs.real
-    fq = min(_fwd(fut, "raz-wi", "qemu"), _fwd(real, "raz-wi", "qemu"))
-    lost = _bwd(fut, "raz-wi", "qemu", "lost")
-    lost_real = _bwd(real, "raz-wi", "qemu", "lost")
-    pick = new_vm_pickup(fut, parse_strategy("raz-wi"))
-    pick_up = new_vm_pickup(fut, parse_strategy("upstream"))
-    evidence = (f"raz-wi under unchanged QEMU: forward preserved {pct(fq)} (both histories); "
-                f"a new VM gets {pct(pick)} of the services (upstream {pct(pick_up)}); "
-                f"backward pairs silently lost: {pct(lost)} on {fut.name}, {pct(lost_real)} "
-                f"on {real.name}")
-    if fq == 1.0 and pick >= pick_up and lost > 0:
-        return (evidence, CONDITIONS,
-                "forward only: moving back to a kernel that lacks a service the guest uses "
-                "silently drops it, because writes of unknown bits are ignored")
-    if fq == 1.0 and pick >= pick_up:
-        return evidence, HOLDS, ""
-    return evidence, FAILS, "an unchanged QEMU does not preserve forward migration"
+def _over_seeds_text(ev: Evidence) -> str:
+    return f"{len(ev.futures)} synthetic futures"
 
 
-def _no_point_preadvertising(hs: Histories) -> tuple[str, str, str]:
-    fut, real = hs.future, hs.real
-    saved = (_pairs_where(real, "upstream", "qemu", "refused", "raz-einval", "qemu",
-                          "preserved"))
-    fu, fr = _fwd(fut, "upstream", "qemu"), _fwd(fut, "raz-einval", "qemu")
-    evidence = (f"an unchanged QEMU carries registers it does not understand; with the list "
-                f"fixed in advance (raz-einval) {len(saved)} register-era pair(s) of {real.name} "
-                f"refused under upstream are preserved ({_pair_names(real, saved)}), and "
-                f"forward preserved on {fut.name} rises from {pct(fu)} to {pct(fr)}")
-    if saved or fr > fu:
-        return (evidence, FAILS,
-                "preserving needs no understanding, only a register list that does not "
-                "change; it does hold for configuring (turning a service off needs a VMM "
-                "that knows the register)")
-    return evidence, HOLDS, ""
+def _hosts(ev: Evidence) -> str:
+    return " and ".join(ev.real)
 
 
-def _firmware_not_id_registers(hs: Histories) -> tuple[str, str, str]:
-    real = hs.real
+# -- one evaluator per claim: numbers, evidence, rule, condition ------------------------------
+# Each returns (numbers, evidence, rule, condition(numbers, verdict)).
+
+def _new_register_needs_vmm(ev: Evidence):
+    N = {"gain qemu": ev.over("gain qemu", lambda h: ev.era(h, "upstream", "qemu", "forward")
+                              ["gained"]),
+         "gain zero": ev.over("gain zero", lambda h: ev.era(h, "upstream", "zero-unknown",
+                                                            "forward")["gained"]),
+         "seeds": Number("seeds", sum(ev.era(h, "upstream", "qemu", "forward")["gained"] > 0
+                                      for h in ev.futures), "count"),
+         "real gain": ev.real_min_max("real gain", lambda h: ev.era(h, "upstream", "qemu",
+                                                                    "forward")["gained"])}
+    evidence = (f"upstream under unchanged QEMU, {_over_seeds_text(ev)}: forward pairs that "
+                f"gain a service {N['gain qemu']}, in {N['seeds']} of {len(ev.futures)} futures "
+                f"(those whose new register resets non-zero); a VMM that zeroes feature "
+                f"registers missing from the stream (zero-unknown): {N['gain zero']}; "
+                f"{ev.linux.name} on {_hosts(ev)}: {N['real gain']} (its one new register, "
+                f"VENDOR_HYP_BMAP_2, resets to 0)")
+
+    def rule(n):
+        if n["gain qemu"].value > 0 and n["gain zero"].value == 0:
+            return CONDITIONS if n["seeds"].value < len(ev.futures) or \
+                n["real gain"].value == 0 else HOLDS
+        return HOLDS if n["gain qemu"].value > 0 else FAILS
+
+    def condition(n, verdict):
+        if verdict != CONDITIONS:
+            return ""
+        return (f"for per-space registers (upstream) whose new register resets non-zero "
+                f"({n['seeds']} of {len(ev.futures)} futures, none on {ev.linux.name}); "
+                f"zeroing it then removes every gain ({n['gain zero']})")
+    return N, evidence, rule, condition
+
+
+def _get_reg_list_discovers(ev: Evidence):
+    N = {"gain qemu": ev.over("gain qemu", lambda h: ev.era(h, "upstream", "qemu", "forward")
+                              ["gained"]),
+         "drift": ev.real_min_max("drift", lambda h: ev.era(h, "upstream", "qemu", "forward")
+                                  ["refused by drift"])}
+    evidence = (f"every modelled VMM saves what KVM_GET_REG_LIST lists, so discovery works; "
+                f"but QEMU writes back the reset value it read, and {N['gain qemu']} of forward "
+                f"pairs of {_over_seeds_text(ev)} still gain a service under upstream; on "
+                f"{ev.linux.name} the list's drift (system registers, not hypercall ones) "
+                f"refuses {N['drift']} of forward pairs under QEMU")
+
+    def rule(n):
+        return CONDITIONS if n["gain qemu"].value > 0 or n["drift"].value > 0 else HOLDS
+
+    def condition(n, verdict):
+        parts = []
+        if n["gain qemu"].value > 0:
+            parts.append(f"discovering a register is not knowing its safe value "
+                         f"({n['gain qemu']} of forward pairs gain)")
+        if n["drift"].value > 0:
+            parts.append(f"and a discovered list that drifts is refused by QEMU "
+                         f"({n['drift']} of {ev.linux.name}'s forward pairs)")
+        return "; ".join(parts)
+    return N, evidence, rule, condition
+
+
+def _raz_wi_range(ev: Evidence):
+    N = {"harm fwd": ev.over("harm fwd", lambda h: ev.era(h, "raz-wi", "qemu", "forward")
+                             ["harm"]),
+         "lost bwd": ev.over("lost bwd", lambda h: ev.era(h, "raz-wi", "qemu", "backward")
+                             ["lost"] + ev.era(h, "raz-wi", "qemu", "backward")["mixed"]),
+         "real lost": ev.real_min_max("real lost", lambda h: ev.era(h, "raz-wi", "qemu",
+                                                                    "backward")["lost"]),
+         "pickup": ev.over("pickup", lambda h: new_vm_pickup(h, parse_strategy("raz-wi"))
+                           - new_vm_pickup(h, parse_strategy("upstream")))}
+    evidence = (f"raz-wi under unchanged QEMU, {_over_seeds_text(ev)}: forward pairs the "
+                f"encoding changes or refuses {N['harm fwd']}; new-VM pickup minus upstream's "
+                f"{N['pickup']}; backward pairs silently lost {N['lost bwd']} "
+                f"({ev.linux.name}: {N['real lost']})")
+
+    def rule(n):
+        if n["harm fwd"].value == 0 and n["pickup"].value >= 0:
+            return CONDITIONS if n["lost bwd"].value > 0 else HOLDS
+        return FAILS
+
+    def condition(n, verdict):
+        return (f"forward only: going back to a kernel that lacks a service silently drops it "
+                f"in {n['lost bwd']} of backward pairs, because writes of unknown bits are "
+                f"ignored" if verdict == CONDITIONS else "")
+    return N, evidence, rule, condition
+
+
+def _range_exists_0x14(ev: Evidence):
+    real = ev.linux
     never_zero = [f for f in real.firmware if all(0 not in v.accepts for _, v in f.values)]
-    n = len(real.releases)
-    # Backward pairs whose saved value the destination rejects, whatever the encoding:
-    # the source's reset is not among the destination's accepted values.
-    rejected = [(s, d) for s in range(n) for d in range(s)
+    N = {"fw": Number("fw", len(real.firmware), "count"),
+         "never zero": Number("never zero", len(never_zero), "count"),
+         "zero fwd": ev.over("zero fwd", lambda h: ev.era(h, "upstream", "zero-unknown",
+                                                          "forward")["harm"]),
+         "qemu fwd": ev.over("qemu fwd", lambda h: ev.era(h, "upstream", "qemu",
+                                                          "forward")["harm"])}
+    evidence = (f"class 0x14 holds {N['fw']} firmware registers on {real.name}, {N['never zero']}"
+                f" of which ({', '.join(f.name for f in never_zero)}) never accept 0; Linux put "
+                f"the bitmaps in a new class 0x16 (KVM_REG_ARM_FW_FEAT_BMAP, v5.19) whose every "
+                f"member means '0 = off', so a VMM can zero by class: forward pairs changed or "
+                f"refused by the encoding fall from {N['qemu fwd']} (QEMU) to {N['zero fwd']} "
+                f"(zero-unknown) over {_over_seeds_text(ev)}")
+
+    def rule(n):
+        return CONDITIONS if n["never zero"].value > 0 else HOLDS
+
+    def condition(n, verdict):
+        return (f"the class existed, but mixing bitmaps with {n['never zero']} value registers "
+                f"where 0 is not 'off' would have ruled out zeroing by class; upstream's "
+                f"separate class 0x16 is Oliver's distinction" if verdict == CONDITIONS else "")
+    return N, evidence, rule, condition
+
+
+def _no_point_preadvertising(ev: Evidence):
+    def saved(h):
+        a = ev.outcomes(h, "upstream", "qemu").codes[0]
+        b = ev.outcomes(h, "raz-einval", "qemu").codes[0]
+        f = h.registers_from
+        return int(((a[f:, f:] == CODES["refused"]) & (b[f:, f:] == CODES["preserved"])).sum())
+    N = {"saved": Number("saved", min(saved(h) for h in ev.real.values()), "count"),
+         "up": ev.over("up", lambda h: ev.era(h, "upstream", "qemu", "forward")["harm"]),
+         "re": ev.over("re", lambda h: ev.era(h, "raz-einval", "qemu", "forward")["harm"])}
+    evidence = (f"QEMU carries registers it does not understand; with the list fixed in advance "
+                f"(raz-einval) {N['saved']} register-era pair(s) of {ev.linux.name} refused under "
+                f"upstream are preserved on every host, and forward pairs changed or refused by "
+                f"the encoding fall from {N['up']} to {N['re']} over {_over_seeds_text(ev)}")
+
+    def rule(n):
+        return CONDITIONS if n["saved"].value > 0 or n["re"].value < n["up"].value else HOLDS
+
+    def condition(n, verdict):
+        return (f"for configuring (turning a service off needs a VMM that knows the register); "
+                f"not for preserving, which needs only a list that does not change "
+                f"({n['saved']} Linux pairs, forward harm {n['up']} -> {n['re']})"
+                if verdict == CONDITIONS else "")
+    return N, evidence, rule, condition
+
+
+def _firmware_not_id_registers(ev: Evidence):
+    real = ev.linux
+    never_zero = [f for f in real.firmware if all(0 not in v.accepts for _, v in f.values)]
+    n_rel = len(real.releases)
+    rejected = [(s, d) for s in range(n_rel) for d in range(s)
                 if any(f.introduced <= d and f.at(s, real.host).reset
                        not in f.at(d, real.host).accepts for f in never_zero)]
     specs = ("upstream", "raz-wi", "raz-einval", "full-bitmap")
-    grids = {spec: codes(real, spec, "qemu")[0] for spec in specs}
-    refused = CODES["refused"]
-    everywhere = all(grids[spec][s, d] == refused for spec in specs for s, d in rejected)
-    steps = sorted(((s, d) for s, d in rejected if s == d + 1), reverse=True)
+    grids = {spec: ev.outcomes(real, spec, "qemu").codes[0] for spec in specs}
+    everywhere = sum(all(grids[spec][s, d] == CODES["refused"] for spec in specs)
+                     for s, d in rejected)
+    N = {"never zero": Number("never zero", len(never_zero), "count"),
+         "rejected": Number("rejected", len(rejected), "count"),
+         "refused": Number("refused", everywhere, "count")}
     evidence = (f"{real.name}: {', '.join(f.name for f in never_zero) or 'no firmware register'}"
-                f" never accepts 0; {len(rejected)} backward pair(s), among them the steps "
-                f"{_pair_names(real, steps, limit=4)}, carry a value the older kernel "
-                f"rejects: refused under {'every' if everywhere else 'not every'} encoding "
-                f"({', '.join(specs)})")
-    if never_zero and rejected and everywhere:
-        return (evidence, HOLDS, "so a reserved RAZ range fits feature bitmaps only; "
-                "firmware values must be carried (or pinned by the VMM) as they are")
-    if never_zero:
-        return evidence, CONDITIONS, "no migration of this history depends on it"
-    return evidence, CONDITIONS, "this history has no firmware register without a 0"
+                f" ({N['never zero']}) never accept 0; {N['rejected']} backward pairs carry a "
+                f"value the older kernel rejects, {N['refused']} of them refused under every "
+                f"encoding ({', '.join(specs)}); in the feature bitmaps, by contrast, a 0 bit "
+                f"does mean 'not offered', under every encoding")
+
+    def rule(n):
+        if n["never zero"].value == 0:
+            return CONDITIONS
+        return HOLDS if n["refused"].value == n["rejected"].value else CONDITIONS
+
+    def condition(n, verdict):
+        return ("" if verdict == HOLDS else
+                f"for value registers only ({n['never zero']} on {real.name}, {n['refused']} of "
+                f"{n['rejected']} rejected pairs refused everywhere); the feature bitmaps do "
+                f"follow the ID-register rule")
+    return N, evidence, rule, condition
 
 
-def _invalidate_on_write(hs: Histories) -> tuple[str, str, str]:
-    fut = hs.future
-    vals = {v: _fwd(fut, "invalidate-on-write", v)
-            for v in ("qemu", "firecracker", "cloud-hypervisor")}
-    up = _fwd(fut, "upstream", "qemu")
-    evidence = (f"{fut.name}, forward preserved: upstream {pct(up)}; invalidate-on-write "
-                + ", ".join(f"{v} {pct(x)}" for v, x in vals.items()))
-    if vals["firecracker"] == 1.0 and vals["qemu"] <= up:
-        return (evidence, CONDITIONS,
-                "only for VMMs that write back just the registers they saved (Firecracker, "
-                "Cloud Hypervisor); QEMU writes back every register it lists, the new one "
-                "with its reset value, after the invalidation")
-    if min(vals.values()) == 1.0:
-        return evidence, HOLDS, ""
-    return evidence, FAILS, "forward migration is not preserved"
+def _invalidate_on_write(ev: Evidence):
+    vmms = ("qemu", "firecracker", "cloud-hypervisor")
+    N = {v: ev.over(v, lambda h, v=v: ev.era(h, "invalidate-on-write", v, "forward")["harm"])
+         for v in vmms}
+    N["upstream"] = ev.over("upstream", lambda h: ev.era(h, "upstream", "qemu", "forward")
+                            ["harm"])
+    evidence = (f"{_over_seeds_text(ev)}, forward pairs changed or refused by the encoding: "
+                f"upstream under QEMU {N['upstream']}; invalidate-on-write "
+                + ", ".join(f"{v} {N[v]}" for v in vmms))
+
+    def rule(n):
+        worst = max(n[v].value for v in vmms)
+        best = min(n[v].value for v in vmms)
+        if worst == 0:
+            return HOLDS
+        return CONDITIONS if best < n["upstream"].value else FAILS
+
+    def condition(n, verdict):
+        if verdict != CONDITIONS:
+            return ""
+        good = [v for v in vmms if n[v].value < n["upstream"].value]
+        bad = [v for v in vmms if v not in good]
+        return ("only for VMMs that write back just the registers they saved ("
+                + ", ".join(f"{v}: {n[v]}" for v in good) + ")"
+                + "".join(f"; {v} writes back every register it lists, the new one with its "
+                          f"reset value, after the invalidation ({n[v]})" for v in bad))
+    return N, evidence, rule, condition
 
 
-def _wide_registers(hs: Histories) -> tuple[str, str, str]:
-    fut = hs.future
-    unsup = {v: era_shares(fut, "wide", v, "forward")["unsupported"]
-             for v in ("qemu", "cloud-hypervisor")}
-    fc_fwd = _fwd(fut, "wide", "firecracker")
-    fc_lost = _bwd(fut, "wide", "firecracker", "lost")
-    evidence = (f"{fut.name}, wide (2048-bit): unsupported in "
-                + ", ".join(f"{pct(x)} of pairs under {v}" for v, x in unsup.items())
-                + f"; Firecracker preserves {pct(fc_fwd)} forward and silently loses "
-                f"{pct(fc_lost)} backward")
-    if min(unsup.values()) > 0 and fc_fwd == 1.0:
-        return (evidence, CONDITIONS,
-                "only with a VMM that carries registers wider than 64 bits (Firecracker); "
-                "QEMU and Cloud Hypervisor cannot start such a VM, and RAZ/WI semantics "
-                "still lose services on backward migration")
-    return evidence, HOLDS if fc_fwd == 1.0 else FAILS, ""
+def _wide_registers(ev: Evidence):
+    marc = "wide:writes=invalidate"
+    N = {"unsupported": ev.over("unsupported", lambda h: ev.era(h, marc, "qemu", "forward")
+                                ["unsupported"]),
+         "fc": ev.over("fc", lambda h: ev.era(h, marc, "firecracker", "forward")["harm"]),
+         "fc iow": ev.over("fc iow", lambda h: ev.era(h, "invalidate-on-write", "firecracker",
+                                                      "forward")["harm"]),
+         "new regs": ev.over("new regs", lambda h: len(parse_strategy("upstream").layout(h).regs)
+                             - len(parse_strategy(marc).layout(h).regs), kind="count")}
+    evidence = (f"Marc's reading ({marc}: per-space 2048-bit registers, first write clears "
+                f"them all), {_over_seeds_text(ev)}: QEMU cannot save a register wider than 64 "
+                f"bits ({N['unsupported']} of pairs unsupported, Cloud Hypervisor likewise); "
+                f"under Firecracker forward harm {N['fc']} against {N['fc iow']} for 64-bit "
+                f"invalidate-on-write, with {N['new regs']} fewer registers than upstream")
+
+    def rule(n):
+        if n["unsupported"].value > 0:
+            return CONDITIONS if n["fc"].value <= n["fc iow"].value else FAILS
+        return HOLDS
+
+    def condition(n, verdict):
+        return (f"with a VMM that carries registers wider than 64 bits (Firecracker: forward "
+                f"harm {n['fc']}); QEMU and Cloud Hypervisor cannot start such a VM "
+                f"({n['unsupported']} unsupported)" if verdict == CONDITIONS else "")
+    return N, evidence, rule, condition
 
 
-def _no_userspace_patch(hs: Histories) -> tuple[str, str, str]:
-    fut, real = hs.future, hs.real
-    specs = ("upstream", "invalidate-on-write", "raz-wi", "full-bitmap", "raz-einval")
-    ok = [s for s in specs if _fwd(fut, s, "qemu") == 1.0 and _fwd(real, s, "qemu") == 1.0]
-    fixed = _pairs_where(real, "upstream", "qemu", "refused", "upstream", "qemu-tolerant",
-                         "preserved")
-    evidence = (f"forward preserved in every register-era pair with unchanged QEMU on both "
-                f"histories: {', '.join(ok) or 'none'}; on {real.name}, {len(fixed)} "
-                f"upstream pair(s) needed QEMU's later tolerance ({_pair_names(real, fixed)})")
-    if ok:
-        return (evidence, CONDITIONS,
-                f"achievable when every service has a register fixed in advance "
-                f"({', '.join(ok)}); upstream needs a VMM change whenever a new register "
-                "resets non-zero, and needed one for VENDOR_HYP_BMAP_2 going back")
-    return evidence, FAILS, "no strategy preserves forward migration with an unchanged VMM"
+SPECS = ("upstream", "invalidate-on-write", "raz-wi", "full-bitmap", "full-bitmap:spaces=all",
+         "raz-einval")
 
 
-def _reg_list_disambiguates(hs: Histories) -> tuple[str, str, str]:
-    fut = hs.future
-    era = _fwd(fut, "upstream", "zero-unknown")
-    every = shares(codes(fut, "upstream", "zero-unknown"), "forward")
-    lost = every["lost"] + every["mixed"]
+def _no_userspace_patch(ev: Evidence):
+    N = {spec: Number(spec, max(ev.over(spec, lambda h, s=spec: ev.era(h, s, "qemu", "forward")
+                                        ["harm"]).value,
+                                ev.real_min_max(spec, lambda h, s=spec: ev.era(
+                                    h, s, "qemu", "forward")["harm"]).value))
+         for spec in SPECS}
+    evidence = ("forward pairs changed or refused by the encoding under unchanged QEMU, worst "
+                f"of {_over_seeds_text(ev)} (mean) and {ev.linux.name}: "
+                + ", ".join(f"{s} {N[s]}" for s in SPECS))
+
+    def rule(n):
+        return CONDITIONS if any(n[s].value == 0 for s in SPECS) else FAILS
+
+    def condition(n, verdict):
+        ok = [s for s in SPECS if n[s].value == 0]
+        return (f"achievable when every service's register exists in advance ({', '.join(ok)}); "
+                f"upstream needs a VMM change whenever a new register resets non-zero "
+                f"({n['upstream']})" if verdict == CONDITIONS else "")
+    return N, evidence, rule, condition
+
+
+def _reg_list_disambiguates(ev: Evidence):
+    def every_lost(h):
+        s = shares(ev.outcomes(h, "upstream", "zero-unknown"), "forward")
+        return s["lost"] + s["mixed"]
+    N = {"era": ev.over("era", lambda h: ev.era(h, "upstream", "zero-unknown", "forward")
+                        ["harm"]),
+         "all lost": ev.over("all lost", every_lost)}
     evidence = (f"class 0x16 is that distinction: zeroing feature registers missing from the "
-                f"stream (zero-unknown) preserves {pct(era)} of register-era forward pairs on "
-                f"{fut.name}, but over all pairs it loses services in {pct(lost)} of forward "
-                f"ones (sources from before registers_from, which sent no feature register)")
-    if era == 1.0 and lost > 0:
-        return (evidence, CONDITIONS,
-                "the VMM must zero only when the source kernel had feature registers, and "
-                "it still needs a userspace change")
-    if era == 1.0:
-        return evidence, HOLDS, ""
-    return evidence, FAILS, "zeroing by class does not preserve the guest"
+                f"stream (zero-unknown) leaves {N['era']} of register-era forward pairs changed "
+                f"or refused by the encoding ({_over_seeds_text(ev)}), but over all pairs it "
+                f"loses services in {N['all lost']} of forward ones (sources from before "
+                f"registers_from, which sent no feature register)")
+
+    def rule(n):
+        if n["era"].value == 0:
+            return CONDITIONS if n["all lost"].value > 0 else HOLDS
+        return FAILS
+
+    def condition(n, verdict):
+        return (f"the VMM must zero only when the source kernel had feature registers (else "
+                f"{n['all lost']} of forward pairs lose services), and it is still a userspace "
+                f"change" if verdict == CONDITIONS else "")
+    return N, evidence, rule, condition
 
 
-def _range_does_not_scale(hs: Histories) -> tuple[str, str, str]:
-    from hcsim.model.synthetic import generate
-
-    real, fut = hs.real, hs.future
-    bits = 64 * int(parse_strategy("raz-einval").values["ranges"])
+def _range_does_not_scale(ev: Evidence):
+    real = ev.linux
+    R = int(parse_strategy("raz-einval").values["ranges"])
+    bits = 64 * R
     span = len(real.releases) - 1 or 1
     rate = len(real.services) / span
     lasts = math.inf if rate == 0 else (bits - len(real.services)) / rate
-    heavy = generate(releases=len(fut.releases), rate=8.0, seed=0, name="heavy")
-    ex = parse_strategy("raz-einval").layout(heavy).exhaustion()
-    up_f, re_f = _fwd(heavy, "upstream", "qemu"), _fwd(heavy, "raz-einval", "qemu")
-    re_loss = silent_loss(codes(heavy, "raz-einval", "qemu"), heavy.registers_from)
-    more = "forever" if math.isinf(lasts) else f"about {lasts:,.0f} more releases"
-    evidence = (f"{real.name} added {len(real.services)} services in {span} releases; "
-                f"{bits} reserved bits (R=4) last {more} at that rate. A much busier future "
-                f"({len(heavy.services)} services in {len(heavy.releases)} releases) "
-                f"overflows at {heavy.releases[ex] if ex is not None else 'no release'}; its "
-                f"register-era forward preserved share is {pct(re_f)} (upstream {pct(up_f)}), "
-                f"silent loss {pct(re_loss)}")
-    if lasts < span:
-        return evidence, HOLDS, ""
-    return (evidence, CONDITIONS,
-            "a range does run out, and past it new overflow registers bring back upstream's "
-            "problem (no silent loss); at the observed rate R=4 outlasts the history "
-            f"{lasts / span:,.0f} times over")
+    heavy = ev.heavy or ev.futures
+    which = "heavy" if ev.heavy else "futures"
+    ours = "raz-einval:ranges=3,overflow=opt-in"
+    N = {"lasts": Number("lasts", lasts / span if math.isfinite(lasts) else 1e9, "count"),
+         "exhausted": Number("exhausted", sum(parse_strategy("raz-einval").layout(h).exhaustion()
+                                              is not None for h in heavy), "count"),
+         "re gain": ev.over("re gain", lambda h: ev.era(h, "raz-einval", "qemu", "forward")
+                            ["gained"], which),
+         "up gain": ev.over("up gain", lambda h: ev.era(h, "upstream", "qemu", "forward")
+                            ["gained"], which),
+         "ours gain": ev.over("ours gain", lambda h: ev.era(h, ours, "qemu", "forward")
+                              ["gained"], which)}
+    evidence = (f"{real.name} added {len(real.services)} services in {span} releases: {bits} "
+                f"reserved bits (R={R}) outlast it {N['lasts']} times over at that rate; "
+                f"{len(heavy)} busy futures (8 services per release) exhaust the range in "
+                f"{N['exhausted']} of them, and past it forward gains are {N['re gain']} under "
+                f"raz-einval against {N['up gain']} under upstream; with overflow registers "
+                f"opt-in ({ours}) {N['ours gain']}")
+
+    def rule(n):
+        return CONDITIONS if n["exhausted"].value > 0 else FAILS
+
+    def condition(n, verdict):
+        return (f"a range does run out ({n['exhausted']} of {len(heavy)} busy futures), and its "
+                f"overflow registers bring back upstream's forward gains unless they reset to 0 "
+                f"({n['ours gain']}); at Linux's rate it outlasts the history "
+                f"{n['lasts']} times over" if verdict == CONDITIONS else "")
+    return N, evidence, rule, condition
 
 
-def _sixteen_kb(hs: Histories) -> tuple[str, str, str]:
-    real = hs.real
+def _sixteen_kb(ev: Evidence):
+    real = ev.linux
     last = len(real.releases) - 1
-    per = {v: cost_at(real, parse_strategy("full-bitmap"), parse_vmm(v), last,
-                      feature_only=True).bytes_per_vcpu
-           for v in ("qemu", "firecracker", "cloud-hypervisor")}
-    evidence = (f"payload {full_bitmap_bytes():,d} B; wire bytes per vCPU: "
-                + ", ".join(f"{v} {b:,d} B" for v, b in per.items())
-                + f"; x512 vCPUs under QEMU: {per['qemu'] * 512 / (1 << 20):.1f} MiB per VM")
-    if per["qemu"] >= full_bitmap_bytes():
-        return (evidence, HOLDS,
-                "understated: twice that under QEMU (id + value) and paid per vCPU")
-    return evidence, CONDITIONS, "a VMM pays less than 16 KiB"
+    vmms = ("qemu", "firecracker", "cloud-hypervisor")
+    fb = {v: cost_at(real, parse_strategy("full-bitmap"), parse_vmm(v), last) for v in vmms}
+    bitmaps = {v: cost_at(real, parse_strategy("full-bitmap"), parse_vmm(v), last,
+                          feature_only=True) for v in vmms}
+    up = cost_at(real, parse_strategy("upstream"), parse_vmm("qemu"), last)
+    N = {v: Number(v, bitmaps[v].bytes_per_vcpu or 0, "bytes") for v in vmms}
+    N["payload"] = Number("payload", full_bitmap_bytes(), "bytes")
+    N["list"] = Number("list", up.list_bytes_per_vcpu or 0, "bytes")
+    N["list fb"] = Number("list fb", fb["qemu"].list_bytes_per_vcpu or 0, "bytes")
+    N["calls"] = Number("calls", up.list_ioctls or 0, "count")
+    N["calls fb"] = Number("calls fb", fb["qemu"].list_ioctls or 0, "count")
+    evidence = (f"payload {N['payload']}; bitmap bytes per vCPU at {real.releases[last]}: "
+                + ", ".join(f"{v} {N[v]}" for v in vmms)
+                + f"; QEMU's whole list moves {N['list']} per vCPU in {N['calls']} "
+                f"GET/SET_ONE_REG calls under upstream, {N['list fb']} in {N['calls fb']} "
+                f"with the full bitmap")
+
+    def rule(n):
+        return HOLDS if n["qemu"].value >= n["payload"].value else CONDITIONS
+
+    def condition(n, verdict):
+        return (f"understated: under QEMU the bitmaps alone move {n['qemu']} per vCPU, "
+                f"{n['qemu'].value / n['list'].value:.0f} times the {n['list']} of state "
+                f"really moved" if verdict == HOLDS else
+                f"a VMM pays less than the payload ({n['qemu']} under QEMU)")
+    return N, evidence, rule, condition
 
 
-EVALUATORS: dict[str, Callable[[Histories], tuple[str, str, str]]] = {
+EVALUATORS: dict[str, Callable] = {
     "new-register-needs-vmm": _new_register_needs_vmm,
     "get-reg-list-discovers": _get_reg_list_discovers,
     "raz-wi-range": _raz_wi_range,
+    "range-exists-0x14": _range_exists_0x14,
     "no-point-preadvertising": _no_point_preadvertising,
     "firmware-not-id-registers": _firmware_not_id_registers,
     "invalidate-on-write": _invalidate_on_write,
@@ -414,10 +644,11 @@ EVALUATORS: dict[str, Callable[[Histories], tuple[str, str, str]]] = {
 }
 
 
-def evaluate(key: str, histories: Histories) -> Finding:
-    """The finding for one claim (by key) on the two histories."""
-    evidence, verdict, condition = EVALUATORS[key](histories)
-    return Finding(BY_KEY[key], evidence, verdict, condition)
+def evaluate(key: str, evidence: Evidence) -> Finding:
+    """The finding for one claim (by key)."""
+    numbers, text, rule, condition = EVALUATORS[key](evidence)
+    verdict = rule(numbers)
+    return Finding(BY_KEY[key], numbers, text, verdict, condition(numbers, verdict), rule)
 
 
 def as_text(findings: list[Finding], width: int = 72) -> str:

@@ -7,7 +7,7 @@ import argparse
 from hcsim import limits
 from hcsim.errors import InputError
 from hcsim.files import check_output, emit
-from hcsim.model.history import check_name, dumps
+from hcsim.model.history import BITS, SPACE_REGISTERS, check_name, dumps
 from hcsim.model.synthetic import DRIFT_PRESETS, Params, check_seed, params
 
 
@@ -93,6 +93,14 @@ def add_params(p: argparse.ArgumentParser) -> None:
                        ("remove-size", "mean size of a removed batch")):
         p.add_argument(f"--drift-{name}", type=integer if name == "base" else number,
                        default=None, metavar="X", help=f"drift: {what} (overrides --drift)")
+    p.add_argument("--space-registers", choices=SPACE_REGISTERS, default=SPACE_REGISTERS[0],
+                   help="lazy (default): a space's bitmap register is listed from the "
+                        "space's first service; eager: all three from --registers-from, "
+                        "as Linux v5.19")
+    p.add_argument("--bits", choices=BITS, default=BITS[0],
+                   help="dense (default): one bit per service, packed; function-numbered: "
+                        "a service's bit is its first function number, as the vendor "
+                        "bitmaps (VENDOR_HYP_BMAP_2 bit n = vendor function 64+n)")
 
 
 def params_from_args(args: argparse.Namespace) -> Params:
@@ -108,7 +116,8 @@ def params_from_args(args: argparse.Namespace) -> Params:
             drift[key] = value
     return params(args.releases, args.rate, args.burst, args.burst_size, args.spaces,
                   args.functions, args.opt_in, args.registers_from, args.firmware,
-                  getattr(args, "name", None), **drift)
+                  getattr(args, "name", None), **drift,
+                  space_registers=args.space_registers, bits=args.bits)
 
 
 def add_generate(p: argparse.ArgumentParser) -> None:

@@ -95,6 +95,69 @@ __all__ = ["SCORECARD", "VERDICTS", "baseline", "formatted", "md", "pct", "relea
            "table", "verdict"]
 
 
+# -- over many seeds and both host profiles (notebooks 02, 05, 07) ---------------------
+
+def history_summary(h) -> dict:
+    """One row describing a history: releases, ``registers_from``, services, and the
+    feature registers ``upstream`` lists after ``registers_from`` (when, which)."""
+    import hcsim
+    from hcsim import regs
+
+    after = [s for s in h.services if s.introduced > h.registers_from]
+    first: dict[int, int] = {}
+    for r in range(len(h.releases)):
+        for rid in hcsim.registers(h, "upstream", r):
+            if regs.is_feature(rid):
+                first.setdefault(rid, r)
+    new = [f"0x{rid:016x} at {h.releases[r]}" for rid, r in first.items() if r > h.registers_from]
+    return {"history": h.name, "releases": f"{h.releases[0]}..{h.releases[-1]} ({len(h.releases)})",
+            "registers_from": h.releases[h.registers_from], "services": len(h.services),
+            "added later (default on / opt-in)":
+                f"{sum(s.default_on for s in after)} / {sum(not s.default_on for s in after)}",
+            "new upstream registers": ", ".join(new) or "none"}
+
+
+def interval(summary, strategy: str, measure: str, vmm: str = "qemu") -> str:
+    """``mean [low, high]`` of an :func:`hcsim.over_seeds` summary row, as percentages
+    (the t interval of the mean over seeds)."""
+    row = summary[(summary["strategy"] == strategy) & (summary["measure"] == measure)
+                  & (summary["vmm"] == vmm)]
+    if row.empty:
+        raise KeyError(f"no row {strategy!r}, {measure!r}, {vmm!r} in the summary")
+    r = row.iloc[0]
+    return f"{pct(r['mean'])} [{pct(r['low'])}, {pct(r['high'])}]"
+
+
+def tally(cases, unit: str = "seeds", show: int = 3) -> str:
+    """Where a claim holds, said from per-case results (``{case: bool}``), not chosen.
+
+    ``holds in all 30 seeds``, ``does not hold in any of 30 seeds``, or, where
+    the evidence is mixed, ``mixed: holds in 21 of 30 seeds, not in 3, 8, 12, ...``.
+    """
+    cases = dict(cases)
+    if not cases:
+        raise ValueError("tally of no cases")
+    n, bad = len(cases), [k for k, v in cases.items() if not v]
+    every = "both" if n == 2 else f"all {n}"
+    if not bad:
+        return f"holds in {every} {unit}"
+    if len(bad) == n:
+        return f"does not hold in {'either' if n == 2 else f'any of {n}'} {unit}"
+    names = ", ".join(str(b) for b in bad[:show]) + (", ..." if len(bad) > show else "")
+    return f"mixed: holds in {n - len(bad)} of {n} {unit}, not in {names}"
+
+
+def ranking(values, digits: int = 1) -> str:
+    """``{name: share}`` as ``a 12.3% > b = c 4.0% > d 0.0%`` (largest first; equal
+    shares at ``digits`` grouped), so prose about an order is read off the numbers."""
+    groups: dict[str, list[str]] = {}
+    for name, v in sorted(values.items(), key=lambda kv: -kv[1]):
+        groups.setdefault(pct(v, digits), []).append(name)
+    return " > ".join(f"{' = '.join(names)} {share}" for share, names in groups.items())
+
+
+__all__ += ["history_summary", "interval", "ranking", "tally"]
+
 # -- Notebooks 01, 03, 04: verdicts from the numbers, both host profiles, tables ---------------
 
 def judge(cases: Mapping[str, tuple[int, int]], failing: str = "refused") -> str:

@@ -467,3 +467,77 @@ def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "b
     if title:
         fig.suptitle(title)
     return fig
+
+
+# -- over many seeds (notebooks 02, 05, 07) -------------------------------------------
+
+#: Okabe-Ito colours (distinguishable with every common colour-vision deficiency),
+#: in the order series take them.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
+             "#F0E442")
+#: Smallest font of the figures below, in points (readable in print).
+MIN_FONT = 9
+
+
+def seed_intervals(summary, measures: Sequence[str], strategies: Sequence[str] | None = None,
+                   vmm: str = "qemu", labels: Mapping[str, str] | None = None,
+                   ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Per strategy (rows) and measure (colours): the mean over seeds of an
+    :func:`hcsim.over_seeds` summary, its t interval (thick bar) and the range
+    of the seeds (thin line, min..max), in percent."""
+    s = summary[summary["vmm"] == vmm]
+    names = list(strategies) if strategies is not None else list(dict.fromkeys(s["strategy"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.0, 0.55 * len(names) + 1.6), layout="constrained")
+    markers = "osD^v<>"
+    for k, m in enumerate(measures):
+        rows = s[s["measure"] == m].set_index("strategy").reindex(names)
+        y = np.arange(len(names)) + (k - (len(measures) - 1) / 2) * 0.22
+        color = OKABE_ITO[k % len(OKABE_ITO)]
+        ax.hlines(y, 100 * rows["min"], 100 * rows["max"], color=color, linewidth=0.8)
+        ax.errorbar(100 * rows["mean"], y, xerr=[100 * (rows["mean"] - rows["low"]),
+                                                 100 * (rows["high"] - rows["mean"])],
+                    fmt=markers[k % len(markers)], color=color, markersize=6, capsize=3,
+                    elinewidth=2.2, label=(labels or {}).get(m, m))
+    ax.set_yticks(np.arange(len(names)), names, fontsize=MIN_FONT + 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of pairs: mean over seeds, 95% t interval (bar), seed range (line)",
+                  fontsize=MIN_FONT + 1)
+    ax.tick_params(axis="x", labelsize=MIN_FONT + 1)
+    ax.grid(True, axis="x", linewidth=0.3)
+    ax.legend(fontsize=MIN_FONT + 1, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if title:
+        ax.set_title(title, fontsize=MIN_FONT + 2)
+    return ax
+
+
+def lag_curves(lags: Sequence[int], estimates: Mapping[str, tuple[Sequence[float], ...]],
+               never: Mapping[str, tuple[float, float, float]], ax: Axes | None = None,
+               xlabel: str = "", ylabel: str = "", title: str | None = None) -> Axes:
+    """Rates against a VMM lag on a true linear axis (``estimates[label] = (value,
+    low, high)`` aligned with ``lags``), with a VMM that never updates drawn as a
+    dashed horizontal line and its interval as a band, not as one more tick."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.2, 4.2), layout="constrained")
+    xs = np.asarray(lags, dtype=float)
+    markers = "osD^v"
+    for k, (label, (v, lo, hi)) in enumerate(estimates.items()):
+        color = OKABE_ITO[k % len(OKABE_ITO)]
+        v, lo, hi = (100 * np.asarray(a, dtype=float) for a in (v, lo, hi))
+        at = xs + (k - (len(estimates) - 1) / 2) * 0.08
+        ax.errorbar(at, v, yerr=[v - lo, hi - v], marker=markers[k % len(markers)],
+                    color=color, markersize=5, capsize=3, linewidth=1.2, label=label)
+        if label in never:
+            n, nlo, nhi = (100 * x for x in never[label])
+            ax.axhline(n, color=color, linestyle="--", linewidth=1.0,
+                       label=f"{label}, never updated")
+            ax.axhspan(nlo, nhi, color=color, alpha=0.12, linewidth=0)
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.tick_params(labelsize=MIN_FONT + 1)
+    ax.set_xlabel(xlabel, fontsize=MIN_FONT + 1)
+    ax.set_ylabel(ylabel + (" (%)" if ylabel else ""), fontsize=MIN_FONT + 1)
+    ax.grid(True, linewidth=0.3)
+    ax.legend(fontsize=MIN_FONT, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if title:
+        ax.set_title(title, fontsize=MIN_FONT + 2)
+    return ax

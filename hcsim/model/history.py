@@ -45,6 +45,18 @@ Extensions to DESIGN.md section 6 (documented in ``data/linux-upstream.md``):
   as identical on both sides) and ``History.features`` the vCPU feature set
   the lists are taken for (default: none, ``KVM_ARM_VCPU_PMU_V3`` is
   ``pmu``).
+* ``space_registers = "lazy" | "eager"`` and ``bits = "dense" |
+  "function-numbered"`` (top level): layout assumptions of the strategies
+  that place bits themselves (:mod:`hcsim.model.strategies.upstream`,
+  :mod:`~hcsim.model.strategies.reserved`).  ``lazy`` (default): a space's
+  first bitmap register is listed from the release of the space's first
+  service (DESIGN.md section 8); ``eager``: all three are listed from
+  ``registers_from``, as Linux did at v5.19.  ``dense`` (default): one bit
+  per service, packed in order of introduction; ``function-numbered``: a
+  service's bit is its first function number (a service with ``functions =
+  k`` uses up k bit positions), as the vendor bitmaps are (BMAP_2 bit n is
+  vendor function 64+n), so a register fills after 64 function numbers,
+  not 64 services.  Pinned services keep their pins either way.
 """
 
 from __future__ import annotations
@@ -70,6 +82,9 @@ DEFAULT_VIEW = "all"
 #: Name of the profile that an entry's own ``reset``/``accepts`` describe
 #: (QEMU ``-cpu max``, as probed).
 DEFAULT_HOST = "max"
+#: Layout assumptions (top-level ``space_registers`` and ``bits``), default first.
+SPACE_REGISTERS = ("lazy", "eager")
+BITS = ("dense", "function-numbered")
 
 
 @dataclass(frozen=True)
@@ -184,6 +199,8 @@ class History:
     other: OtherRegisters | None = None
     registers: str = DEFAULT_VIEW
     features: frozenset[str] = NO_FEATURES
+    space_registers: str = SPACE_REGISTERS[0]
+    bits: str = BITS[0]
 
     @property
     def has_other(self) -> bool:
@@ -319,7 +336,8 @@ class History:
 # Loading and validation
 
 _TOP_KEYS = {"name", "releases", "registers_from", "service", "firmware",
-             "stable", "source", "host", "fw_enoent_from", "reglists", "other"}
+             "stable", "source", "host", "fw_enoent_from", "reglists", "other",
+             "space_registers", "bits"}
 _SERVICE_KEYS = {"name", "space", "functions", "introduced", "default",
                  "register", "bit", "source", "use", "use_source"}
 #: When a guest calls a service (``[[service]] use``): ``boot`` only (its
@@ -532,11 +550,18 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     if host not in known_hosts:
         raise ck.fail(f"host {host!r} is not a profile of any [[firmware]] entry")
     other = _other(ck, doc, tuple(rels), origin)
+    layout = {}
+    for key, choices in (("space_registers", SPACE_REGISTERS), ("bits", BITS)):
+        value = doc.get(key, choices[0])
+        if value not in choices:
+            raise ck.fail(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+        layout[key] = value
     # Order of introduction: by release, then file order (DESIGN.md 8).
     services = tuple(sorted(services, key=lambda s: s.introduced))
     return History(name, tuple(rels), registers_from, services, firmware,
                    stable, source, host, fw_enoent_from, other,
-                   "all" if other is not None and DEFAULT_VIEW == "all" else DEFAULT_VIEW)
+                   "all" if other is not None and DEFAULT_VIEW == "all" else DEFAULT_VIEW,
+                   **layout)
 
 
 def _other(ck: _Checker, doc: dict, names: tuple[str, ...], origin: str
@@ -790,6 +815,10 @@ def dumps(h: History) -> str:
         lines.append(f"host = {_q(h.host)}")
     if h.fw_enoent_from:
         lines.append(f"fw_enoent_from = {_q(h.releases[h.fw_enoent_from])}")
+    if h.space_registers != SPACE_REGISTERS[0]:
+        lines.append(f"space_registers = {_q(h.space_registers)}")
+    if h.bits != BITS[0]:
+        lines.append(f"bits = {_q(h.bits)}")
     for s in h.services:
         lines += ["", "[[service]]", f"name = {_q(s.name)}",
                   f"space = {_q(s.space)}", f"functions = {s.functions}",

@@ -45,6 +45,18 @@ The model
   before drift existed.  :data:`LINUX_DRIFT` holds the rates fitted to the
   real lists (``data/linux-reglists.toml``; fit below).
 
+* **Layout assumptions** (written to the history's top level,
+  :mod:`hcsim.model.history`; they change no draw, only where bits go):
+  ``space_registers`` ``"lazy"`` (default: a space's bitmap register is
+  listed from its first service, DESIGN.md section 8) or ``"eager"`` (all
+  three listed from ``registers_from``, as Linux did at v5.19, when every
+  space already had a service); ``bits`` ``"dense"`` (default: one bit per
+  service, packed) or ``"function-numbered"`` (a service's bit is its first
+  function number, as the vendor bitmaps are: ``VENDOR_HYP_BMAP_2`` bit n is
+  vendor function 64+n, so a register holds 64 function numbers, not 64
+  services).  The defaults give the histories of before these parameters
+  existed, TOML included.
+
 Service names are ``{SPACE}_{NNNN}``, e.g. ``VENDOR_HYP_0007``: the space in
 upper case and the service's global order of introduction (from 1, at least
 four digits), so names are unique and say where a service lives.
@@ -68,7 +80,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from hcsim.errors import InputError
-from hcsim.model.history import History, from_dict
+from hcsim.model.history import BITS, SPACE_REGISTERS, History, from_dict
 from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
 
 SPACE_NAMES = tuple(SPACES)
@@ -170,6 +182,8 @@ class Params:
     drift_add_size: float = 1.0
     drift_remove: float = 0.0
     drift_remove_size: float = 1.0
+    space_registers: str = SPACE_REGISTERS[0]
+    bits: str = BITS[0]
 
     @property
     def drifts(self) -> bool:
@@ -187,9 +201,13 @@ class Params:
     def columns(self) -> dict[str, float | int]:
         """The parameters as flat table columns (``registers_from`` as an index)."""
         out = {k: v for k, v in asdict(self).items()
-               if k not in ("spaces", "name") and not k.startswith("drift")}
+               if k not in ("spaces", "name", "space_registers", "bits")
+               and not k.startswith("drift")}
         if self.drifts:     # the columns of today's sweeps stay as they were
             out.update({k: v for k, v in asdict(self).items() if k.startswith("drift")})
+        for key, choices in (("space_registers", SPACE_REGISTERS), ("bits", BITS)):
+            if getattr(self, key) != choices[0]:     # likewise
+                out[key] = getattr(self, key)
         out["registers_from"] = self.registers_from_index
         out["firmware"] = math.nan if self.firmware is None else self.firmware
         for space, p in zip(SPACE_NAMES, self.spaces):
@@ -210,6 +228,10 @@ class Params:
                          f"--drift-add-size {self.drift_add_size:g} "
                          f"--drift-remove {self.drift_remove:g} "
                          f"--drift-remove-size {self.drift_remove_size:g}")
+        if self.space_registers != SPACE_REGISTERS[0]:
+            parts.append(f"--space-registers {self.space_registers}")
+        if self.bits != BITS[0]:
+            parts.append(f"--bits {self.bits}")
         return " ".join(parts)
 
     def history(self, seed: int) -> History:
@@ -222,8 +244,13 @@ def params(releases: int = 50, rate: float = 0.25, burst: float = 0.05,
            opt_in: float = 0.1, registers_from: int | float = 0.5,
            firmware: float | None = None, name: str | None = None,
            drift_base: int = 232, drift_add: float = 0.0, drift_add_size: float = 1.0,
-           drift_remove: float = 0.0, drift_remove_size: float = 1.0) -> Params:
+           drift_remove: float = 0.0, drift_remove_size: float = 1.0,
+           space_registers: str = SPACE_REGISTERS[0], bits: str = BITS[0]) -> Params:
     """Check generator parameters and return them as :class:`Params`."""
+    for key, value, choices in (("space_registers", space_registers, SPACE_REGISTERS),
+                                ("bits", bits, BITS)):
+        if not isinstance(value, str) or value not in choices:
+            raise InputError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     drift_base = _number("drift_base", drift_base, 0, _SYSREG_INDICES // 2, integer=True)
     drift_add = _number("drift_add", drift_add, 0.0, 1.0)
     drift_remove = _number("drift_remove", drift_remove, 0.0, 1.0)
@@ -250,14 +277,14 @@ def params(releases: int = 50, rate: float = 0.25, burst: float = 0.05,
         raise InputError(f"name must be a non-empty string, got {name!r}")
     return Params(releases, rate, burst, burst_size, _spaces(spaces), functions,
                   opt_in, registers_from, firmware, name, drift_base, drift_add,
-                  drift_add_size, drift_remove, drift_remove_size)
+                  drift_add_size, drift_remove, drift_remove_size, space_registers, bits)
 
 
 def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float = 0.05,
              burst_size: float = 2.0, spaces=None, functions: float = 1.5,
              opt_in: float = 0.1, registers_from: int | float = 0.5,
              firmware: float | None = None, name: str | None = None,
-             **drift) -> History:
+             **extra) -> History:
     """A synthetic history, the same for the same arguments.
 
     Parameters
@@ -275,8 +302,10 @@ def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float
     firmware : per-release probability of a ``PSCI_VERSION`` bump, or None
         for no firmware register.
     name : history name (default ``synthetic-{seed}``).
-    drift : ``drift_base``, ``drift_add``, ``drift_add_size``, ``drift_remove``,
-        ``drift_remove_size`` (other-register drift; e.g. ``**LINUX_DRIFT``).
+    extra : ``drift_base``, ``drift_add``, ``drift_add_size``, ``drift_remove``,
+        ``drift_remove_size`` (other-register drift; e.g. ``**LINUX_DRIFT``);
+        ``space_registers`` (``"lazy"``/``"eager"``) and ``bits``
+        (``"dense"``/``"function-numbered"``), the layout assumptions.
 
     Examples
     --------
@@ -285,7 +314,7 @@ def generate(releases: int = 50, rate: float = 0.25, seed: int = 0, burst: float
     (('r0', 'r1', 'r2'), True)
     """
     return params(releases, rate, burst, burst_size, spaces, functions, opt_in,
-                  registers_from, firmware, name, **drift).history(seed)
+                  registers_from, firmware, name, **extra).history(seed)
 
 
 def check_seed(seed) -> int:
@@ -347,6 +376,9 @@ def _draw(p: Params, seed: int) -> History:
     doc = {"name": p.name or f"synthetic-{seed}", "releases": releases,
            "registers_from": releases[p.registers_from_index],
            "source": p.command(seed), "service": services}
+    for key, choices in (("space_registers", SPACE_REGISTERS), ("bits", BITS)):
+        if getattr(p, key) != choices[0]:
+            doc[key] = getattr(p, key)
     if p.firmware is not None:
         doc["firmware"] = [_psci(releases, u_firmware < p.firmware)]
     if p.drifts:

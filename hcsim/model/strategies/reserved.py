@@ -15,9 +15,29 @@ They differ in what a write of an unassigned bit does:
   a service it lacks, instead of dropping it silently, while the register
   list never grows inside the reservation, so QEMU's count check never sees
   a new register.
+
+``raz-einval:overflow=opt-in`` makes every service past the reservation
+opt-in (reset 0, as Linux made ``VENDOR_HYP_BMAP_2`` in v6.15): an overflow
+register then never turns a service on for a guest whose source kernel
+lacked it, at the price of new VMs of an unchanged VMM not getting those
+services (the pickup measure).  Implemented as the layout's own copy of the
+history with those services ``default = "off"``, which the spec and the
+engine both read.
+
+Under a history's ``bits = "function-numbered"`` (:mod:`hcsim.model.history`)
+the shared range is packed by function number instead of by service: a
+service with ``functions = k`` takes the bit at the next free position and
+uses up k positions, so the reservation holds 64*R function numbers.  (A
+shared range cannot use each space's own function numbers; this keeps the
+density of the per-space function-numbered bitmaps.)  Overflow registers
+exist only where a service's bit falls; an index that no bit falls in is
+skipped.  ``space_registers`` does not apply: reserved ranges are listed
+from ``registers_from``.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from hcsim.model.history import History
 from hcsim.model.regs import feat_reg
@@ -41,12 +61,20 @@ class Reserved(Strategy):
         regs = [FeatureReg(feat_reg(i, width), width, history.registers_from,
                            self.reserved_strict) for i in range(ranges)]
         bits = []
-        for n, s in enumerate(history.services):
-            index, bit = divmod(n, width)
-            if index >= ranges and index == len(regs):
+        position = {i: i for i in range(ranges)}      # register index -> list position
+        slot = 0
+        for s in history.services:
+            index, bit = divmod(slot, width)
+            slot += s.functions if history.bits == "function-numbered" else 1
+            if index not in position:
+                position[index] = len(regs)
                 regs.append(FeatureReg(feat_reg(index, width), width,
                                        max(history.registers_from, s.introduced), True))
-            bits.append(((index, bit),))
+            bits.append(((position[index], bit),))
+        if self.values.get("overflow") == "opt-in":
+            history = replace(history, services=tuple(
+                replace(s, default_on=False) if pairs[0][0] >= ranges else s
+                for s, pairs in zip(history.services, bits)))
         return Layout(history, regs, bits)
 
 
@@ -95,5 +123,8 @@ class Wide(Reserved):
 class RazEinval(Reserved):
     name = "raz-einval"
     summary = "ours: reserved range, RAZ, writing 1 to an unknown bit -EINVAL"
-    params = {"ranges": RANGES}
+    params = {"ranges": RANGES,
+              "overflow": Param("default", "services past the range: default (their own "
+                                "default, as upstream) or opt-in (reset 0, as "
+                                "VENDOR_HYP_BMAP_2)", choices=("default", "opt-in"))}
     reserved_strict = True

@@ -10,6 +10,7 @@ unused index >= 3 (DESIGN.md section 8).
 
 from __future__ import annotations
 
+from hcsim.errors import InputError
 from hcsim.model.history import History
 from hcsim.model.regs import decode, feat_reg
 from hcsim.model.smccc import SPACES
@@ -35,7 +36,19 @@ def per_space(history: History, width: int = BITS) -> Layout:
     A pinned ``(register, bit)`` names upstream's 64-bit placement; in wider
     registers it keeps its place in the space: the k-th 64-bit register of
     the space's upstream chain is bits ``64k..64k+63`` of the wide chain.
+
+    The history's layout assumptions (:mod:`hcsim.model.history`):
+    ``space_registers = "eager"`` lists every space's first register from
+    ``registers_from`` even before the space has a service;
+    ``bits = "function-numbered"`` puts an unpinned service at its first
+    function number ``f`` (numbered from 0 per space in order of
+    introduction, pinned services included): bit ``f mod width`` of the
+    ``f div width``-th register of the space's chain, a register that exists
+    only once a service needs it.  Its slot pinned by another service is bad
+    input.
     """
+    if history.bits == "function-numbered":
+        return _function_numbered(history, width)
     pins = _pins(history, width)
     used = {index for index, _ in pins.values()} | set(range(len(SPACES)))
     taken: dict[int, set[int]] = {}
@@ -60,11 +73,59 @@ def per_space(history: History, width: int = BITS) -> Layout:
             taken.setdefault(index, set()).add(bit)
         first_need.setdefault(index, s.introduced)
         bits.append(((index, bit),))
+    return _layout(history, width, first_need, bits)
+
+
+def _layout(history: History, width: int, first_need: dict[int, int],
+            bits: list[tuple[tuple[int, int], ...]]) -> Layout:
+    """The registers of ``first_need`` (index -> release), plus under
+    ``space_registers = "eager"`` the three space registers from ``registers_from``."""
+    if history.space_registers == "eager":
+        for index in range(len(SPACES)):
+            first_need[index] = history.registers_from
     regs = [FeatureReg(feat_reg(i, width), width, max(history.registers_from, rel), True)
             for i, rel in first_need.items()]
     pos = {r.id: k for k, r in enumerate(regs)}
     return Layout(history, regs,
                   [tuple((pos[feat_reg(i, width)], b) for i, b in p) for p in bits])
+
+
+def _function_numbered(history: History, width: int) -> Layout:
+    """:func:`per_space` with ``bits = "function-numbered"``."""
+    pins = _pins(history, width)
+    used = {index for index, _ in pins.values()} | set(range(len(SPACES)))
+    taken = {pin: n for n, pin in pins.items()}
+    # chain[space][k]: the register holding the space's functions k*width..;
+    # pinned registers claim their place in the chain first.
+    chains: dict[str, dict[int, int]] = {space: {0: n} for n, space in enumerate(SPACES)}
+    for n, (index, _) in pins.items():
+        chain = chains[history.services[n].space]
+        if index not in chain.values():
+            chain[max(chain) + 1] = index
+    next_fn = dict.fromkeys(SPACES, 0)
+    first_need: dict[int, int] = {}
+    bits = []
+    for n, s in enumerate(history.services):
+        fn = next_fn[s.space]
+        next_fn[s.space] += s.functions
+        if n in pins:
+            index, bit = pins[n]
+        else:
+            k, bit = divmod(fn, width)
+            chain = chains[s.space]
+            if k not in chain:
+                chain[k] = min(set(range(len(used) + len(SPACES) + 1)) - used)
+                used.add(chain[k])
+            index = chain[k]
+            if (index, bit) in taken:
+                other = history.services[taken[(index, bit)]].name
+                raise InputError(f"history {history.name!r}: service {s.name!r}: "
+                                 f"function-numbered bit {bit} of register {index} "
+                                 f"is pinned by {other!r}")
+            taken[(index, bit)] = n
+        first_need.setdefault(index, s.introduced)
+        bits.append(((index, bit),))
+    return _layout(history, width, first_need, bits)
 
 
 def _pins(history: History, width: int) -> dict[int, tuple[int, int]]:
