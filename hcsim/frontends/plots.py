@@ -475,10 +475,9 @@ def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "b
 #: in the order series take them.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
              "#F0E442")
-#: Smallest font of the figures below, in points (readable in print).
-MIN_FONT = 9
 
 
+@styled
 def seed_intervals(summary, measures: Sequence[str], strategies: Sequence[str] | None = None,
                    vmm: str = "qemu", labels: Mapping[str, str] | None = None,
                    ax: Axes | None = None, title: str | None = None) -> Axes:
@@ -511,6 +510,7 @@ def seed_intervals(summary, measures: Sequence[str], strategies: Sequence[str] |
     return ax
 
 
+@styled
 def lag_curves(lags: Sequence[int], estimates: Mapping[str, tuple[Sequence[float], ...]],
                never: Mapping[str, tuple[float, float, float]], ax: Axes | None = None,
                xlabel: str = "", ylabel: str = "", title: str | None = None) -> Axes:
