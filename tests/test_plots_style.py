@@ -54,6 +54,12 @@ def _timeline() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(hosts)
 
 
+def _summary() -> pd.DataFrame:
+    return pd.DataFrame([{"vmm": "qemu", "strategy": st, "measure": m, "mean": 0.3,
+                          "low": 0.25, "high": 0.35, "min": 0.2, "max": 0.4}
+                         for st in ("upstream", "raz-einval") for m in ("fwd", "bwd")])
+
+
 def _draw(name: str):
     shares = {"upstream": {"forward": {"preserved": 0.6, "refused": 0.4},
                            "backward": {"lost": 0.2, "refused": 0.8}}}
@@ -77,6 +83,11 @@ def _draw(name: str):
             {"a": [1.0, 2.0, 2.0, 3.0, np.inf], "b": [2.0, 3.0, 4.0]}, xlabel="releases",
             title="samples"),
         "fleet_timeline": lambda: plots.fleet_timeline(*_timeline(), title="a fleet"),
+        "seed_intervals": lambda: plots.seed_intervals(_summary(), ["fwd", "bwd"],
+                                                       title="over seeds"),
+        "lag_curves": lambda: plots.lag_curves(
+            [0, 1, 2], {"a": ([0.1, 0.2, 0.3], [0.05, 0.1, 0.2], [0.2, 0.3, 0.4])},
+            {"a": (0.5, 0.4, 0.6)}, xlabel="lag", ylabel="refused", title="lags"),
     }
     return draw[name]()
 
@@ -90,7 +101,7 @@ def _drawing_functions() -> list[str]:
 
 
 DRAWN = ["cost_vs_release", "cost_vs_vcpus", "distributions", "fleet_timeline", "heatmap",
-         "heatmaps", "rates_with_intervals", "share_bars"]
+         "heatmaps", "lag_curves", "rates_with_intervals", "seed_intervals", "share_bars"]
 
 
 @pytest.mark.parametrize("name", DRAWN)

@@ -288,7 +288,7 @@ def cost_vs_vcpus(bytes_per_vcpu: Mapping[str, float | None], vcpus: Sequence[in
     ax.set_xlabel("vCPUs per VM")
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", linewidth=0.3)
-    ax.legend(frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title)
     return ax
