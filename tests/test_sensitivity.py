@@ -130,3 +130,15 @@ def test_module_examples_run():
     import doctest
 
     assert doctest.testmod(sensitivity).failed == 0
+
+
+def test_over_layouts_covers_the_four_assumptions_on_the_same_draws():
+    t = hcsim.sensitivity.over_layouts(["upstream", "raz-einval"], "qemu", range(4),
+                                       ["era_fwd_preserved", "exhausted"], rate=2.0)
+    assert sorted(set(t["layout"])) == sorted(sensitivity.LAYOUTS) and len(sensitivity.LAYOUTS) == 4
+    ex = t[(t["measure"] == "exhausted") & (t["strategy"] == "raz-einval")]
+    by = ex.groupby("layout")["value"].mean()
+    # function-numbered bits fill a reservation sooner, never later
+    assert by["lazy, function-numbered"] >= by["lazy, dense"]
+    with pytest.raises(hcsim.InputError, match="varies bits"):
+        hcsim.sensitivity.over_layouts(["upstream"], "qemu", range(2), bits="dense")

@@ -323,3 +323,30 @@ def pivot(table: pd.DataFrame, measure: str, vmm: str) -> pd.DataFrame:
     if t.empty:
         raise InputError(f"no values of {measure!r} under {vmm!r} in the table")
     return t.pivot(index="seed", columns="strategy", values="value")
+
+
+#: The generator's layout assumptions (:mod:`hcsim.model.synthetic`), default first:
+#: label -> generator keywords.
+LAYOUTS = {f"{r}/{b}": {"space_registers": r, "bits": b}
+           for b in synthetic.BITS for r in synthetic.SPACE_REGISTERS}
+
+
+def over_layouts(strategies: Sequence[str] | str | None = None,
+                 vmms: Sequence[str] | str | None = ("qemu",), seeds: Iterable[int] = range(30),
+                 measures: Sequence[str] | str | None = None, **generate_kwargs: Any
+                 ) -> pd.DataFrame:
+    """:func:`seed_table` under every layout assumption of :data:`LAYOUTS`, the same
+    seeds (the same draws: the assumptions change where bits go, not what
+    arrives), with a ``layout`` column."""
+    import pandas as pd
+
+    clash = sorted(set(generate_kwargs) & {"space_registers", "bits"})
+    if clash:
+        raise InputError(f"over_layouts varies {clash[0]} itself")
+    seed_list = _seeds(seeds)
+    frames = []
+    for label, kw in LAYOUTS.items():
+        t = seed_table(strategies, vmms, seed_list, measures, **generate_kwargs, **kw)
+        t.insert(0, "layout", label)
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
