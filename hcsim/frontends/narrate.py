@@ -185,3 +185,16 @@ def survival(results, default: str | None = None) -> str:
 
 
 __all__ += ["survival"]
+
+
+def baseline_row(b) -> dict:
+    """A :func:`hcsim.baseline` as one table row: pairs safe, drifting and impossible,
+    the services it gives up and the firmware values it pins lower, per host."""
+    given = sorted({s for c in b.costs for s in c.given_up})
+    fw = sorted({f"{n} {d:#x}->{v:#x} ({c.host})" for c in b.costs for n, d, v in c.firmware})
+    return {"safe": sum(p.safe for p in b.pairs), "drift": len(b.drifting),
+            "impossible": len(b.impossible), "services given up": ", ".join(given) or "-",
+            "firmware": ", ".join(fw) or "-"}
+
+
+__all__ += ["baseline_row"]
