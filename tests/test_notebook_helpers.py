@@ -199,3 +199,20 @@ def test_tally_survival_and_ranking_say_what_the_cases_say():
         "fragile: holds by default, fails under y"
     assert narrate.ranking({"a": 0.1, "b": 0.3, "c": 0.1}) == "b 30.0% > a = c 10.0%"
     assert narrate.ci([0.1, 0.2, 0.3]).startswith("20.0% [")
+
+
+def test_readable_makes_small_labels_9_pt_and_colours_okabe_ito():
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+
+    from hcsim.frontends import plots
+
+    with plt.rc_context():
+        plots.readable()
+        assert FontProperties(size="small").get_size_in_points() >= 9
+        assert plt.rcParams["axes.prop_cycle"].by_key()["color"][:3] == list(plots.OKABE_ITO[:3])
+        ax = plots.seed_intervals(
+            __import__("hcsim").over_seeds(["upstream"], "qemu", range(3), ["silent_loss"]),
+            ["silent_loss"])
+        assert min(t.get_fontsize() for t in ax.get_yticklabels()) >= plots.MIN_FONT
+        plt.close("all")
