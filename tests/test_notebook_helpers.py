@@ -160,3 +160,34 @@ def test_narrate_table_escapes_pipes():
     md = narrate.table(["a", "b"], [("x|y", 1)]).data
     assert "x\\|y" in md and md.count("\n") == 2
     assert narrate.pct(0.1234) == "12.3%"
+
+
+def test_tally_survival_and_ranking_say_what_the_cases_say():
+    from hcsim.frontends import narrate
+
+    assert narrate.tally({1: True, 2: True, 3: True}) == "holds in all 3 seeds"
+    assert narrate.tally({"a": False, "b": False}, "hosts") == "does not hold in either of the 2 hosts"
+    mixed = narrate.tally({k: k % 3 != 0 for k in range(1, 10)})
+    assert mixed == "mixed: holds in 6 of 9 seeds, not in 3, 6, 9"
+    assert narrate.survival({"x": True, "y": True}) == "survives all 2"
+    assert narrate.survival({"x": True, "y": False, "z": True}) == \
+        "fragile: holds by default, fails under y"
+    assert narrate.ranking({"a": 0.1, "b": 0.3, "c": 0.1}) == "b 30.0% > a = c 10.0%"
+    assert narrate.ci([0.1, 0.2, 0.3]).startswith("20.0% [")
+
+
+def test_readable_makes_small_labels_9_pt_and_colours_okabe_ito():
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+
+    from hcsim.frontends import plots
+
+    with plt.rc_context():
+        plots.readable()
+        assert FontProperties(size="small").get_size_in_points() >= 9
+        assert plt.rcParams["axes.prop_cycle"].by_key()["color"][:3] == list(plots.OKABE_ITO[:3])
+        ax = plots.seed_intervals(
+            __import__("hcsim").over_seeds(["upstream"], "qemu", range(3), ["silent_loss"]),
+            ["silent_loss"])
+        assert min(t.get_fontsize() for t in ax.get_yticklabels()) >= plots.MIN_FONT
+        plt.close("all")

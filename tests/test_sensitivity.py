@@ -130,3 +130,59 @@ def test_module_examples_run():
     import doctest
 
     assert doctest.testmod(sensitivity).failed == 0
+
+
+def test_over_layouts_covers_the_four_assumptions_on_the_same_draws():
+    t = hcsim.sensitivity.over_layouts(["upstream", "raz-einval"], "qemu", range(4),
+                                       ["era_fwd_preserved", "exhausted"], rate=2.0)
+    assert sorted(set(t["layout"])) == sorted(sensitivity.LAYOUTS) and len(sensitivity.LAYOUTS) == 4
+    ex = t[(t["measure"] == "exhausted") & (t["strategy"] == "raz-einval")]
+    by = ex.groupby("layout")["value"].mean()
+    # function-numbered bits fill a reservation sooner, never later
+    assert by["lazy/function-numbered"] >= by["lazy/dense"]
+    with pytest.raises(hcsim.InputError, match="varies bits"):
+        hcsim.sensitivity.over_layouts(["upstream"], "qemu", range(2), bits="dense")
+
+
+def test_pivot_is_seeds_by_strategies_and_refuses_what_is_absent(table):
+    w = hcsim.sensitivity.pivot(table, "silent_loss", "qemu")
+    assert list(w.index) == list(SEEDS) and sorted(w.columns) == sorted(STRATS)
+    with pytest.raises(hcsim.InputError, match="no values"):
+        hcsim.sensitivity.pivot(table, "silent_loss", "crosvm")
+
+
+def test_era_path_spans_the_register_era():
+    h = hcsim.generate(releases=40, seed=0)
+    path = hcsim.sensitivity.era_path(h)
+    assert path[0] == h.releases[h.registers_from] and path[-1] == h.releases[-1]
+    assert [h.index(r) for r in path] == sorted({h.index(r) for r in path})
+    with pytest.raises(hcsim.InputError, match="needs 4"):
+        hcsim.sensitivity.era_path(hcsim.generate(releases=6, seed=0, registers_from=4))
+
+
+def test_fleet_over_seeds_rows_and_the_baseline_breaks_no_guest():
+    d = hcsim.sensitivity.fleet_over_seeds(range(2), ["raz-wi", "raz-einval"], ["qemu"],
+                                           hosts=20, guests=60, releases=30, rate=1.0)
+    assert sorted(set(d["seed"])) == [0, 1] and set(d["config"]) == {"default", "baseline"}
+    assert len(d) == 2 * 2 * 2
+    assert (d[d["config"] == "baseline"]["broken_guests"] == 0).all()
+    # the RAZ/WI rollback loses silently where raz-einval refuses
+    dflt = d[d["config"] == "default"].set_index(["seed", "strategy"])
+    assert (dflt.xs("raz-einval", level="strategy")["broken_guests"] == 0).all()
+
+
+def test_montecarlo_grid_estimates_and_layout_helpers():
+    mc = hcsim.montecarlo
+    g = mc.grid("rate", [0.5, 2.0], 6, 0, strategies=["upstream"], releases=20)
+    assert sorted(set(g["rate"])) == [0.5, 2.0] and len(g) == 12
+    est = mc.estimates(g, "rate", "silent_loss")
+    means, lows, highs = est["upstream"]
+    assert len(means) == 2 and (lows <= means).all() and (means <= highs).all()
+    hs = [hcsim.generate(releases=20, seed=k) for k in range(3)]
+    eager = mc.with_layout(hs, "eager", "dense")
+    assert [h.services for h in eager] == [h.services for h in hs]
+    assert {h.space_registers for h in eager} == {"eager"}
+    with pytest.raises(hcsim.InputError, match="unknown layout"):
+        mc.with_layout(hs, "sometimes", "dense")
+    # inside its reservation raz-einval lists no new register: no forward guest changes
+    assert all(v == 0.0 or math.isnan(v) for v in mc.fwd_changed(eager, "raz-einval"))

@@ -11,7 +11,9 @@ this module adds what the notebook needs on top:
 * :func:`lagged_codes`: the outcome matrix under a QEMU that lags the kernel
   by ``lag`` releases;
 * :func:`exhaustion_after`: releases from ``registers_from`` until a
-  reservation first needs a new register.
+  reservation first needs a new register;
+* :func:`grid` and :func:`estimates`: sweeps along one generator parameter
+  and the t intervals of their means.
 
 VMM lag, the model (where the task was silent): a migration between releases
 ``lo < hi`` is handled by the QEMU released with kernel ``hi - lag``.  That
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +40,9 @@ from hcsim.evaluation.measures import counts
 from hcsim.evaluation.outcomes import CODES, SILENT
 from hcsim.model.history import History
 from hcsim.model.strategies import parse as parse_strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: z of a two-sided 95% normal interval.
 Z95 = 1.959963984540054
@@ -118,3 +124,58 @@ def exhaustion_after(history: History, spec: str) -> float:
     """Releases from ``registers_from`` to the first new register (inf: never)."""
     ex = parse_strategy(spec).layout(history).exhaustion()
     return math.inf if ex is None else float(ex - history.registers_from)
+
+
+def grid(param: str, values: Sequence[float], futures: int, seed: int = 0,
+         strategies: Sequence[str] = ("upstream", "raz-wi", "raz-einval"),
+         vmms: Sequence[str] = ("qemu",), **generator) -> pd.DataFrame:
+    """A sweep (:func:`hcsim.analyses.sweep.run`, in this process) per value of one
+    generator parameter, the others as ``generator``; one frame, ``param`` a column."""
+    import pandas as pd
+
+    from hcsim.analyses.sweep import run
+
+    out = []
+    for v in values:
+        g = run(futures, seed, list(strategies), list(vmms), jobs=1, progress=False,
+                **(generator | {param: v}))
+        g[param] = v
+        out.append(g)
+    return pd.concat(out, ignore_index=True)
+
+
+def estimates(frame: pd.DataFrame, param: str, column: str,
+              strategies: Sequence[str] | None = None, level: float = 0.95
+              ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per strategy, (means, lows, highs) of ``column`` at each sorted value of
+    ``param``: the Student's t interval of the mean over futures
+    (:func:`hcsim.analyses.sensitivity.t_interval`)."""
+    from hcsim.analyses.sensitivity import t_interval
+
+    names = strategies if strategies is not None else list(dict.fromkeys(frame["strategy"]))
+    xs = sorted(frame[param].unique())
+    return {s: tuple(np.array([t_interval(frame[(frame["strategy"] == s) &
+                                                (frame[param] == v)][column], level)
+                               for v in xs]).T)
+            for s in names}
+
+
+def with_layout(histories: Sequence[History], space_registers: str, bits: str
+                ) -> list[History]:
+    """The same histories under other layout assumptions (:mod:`hcsim.model.history`):
+    the same services, releases and draws; only where bits go changes."""
+    from dataclasses import replace
+
+    from hcsim.errors import InputError
+    from hcsim.model.history import BITS, SPACE_REGISTERS
+
+    if space_registers not in SPACE_REGISTERS or bits not in BITS:
+        raise InputError(f"unknown layout {space_registers!r}, {bits!r} (space_registers: "
+                         f"{', '.join(SPACE_REGISTERS)}; bits: {', '.join(BITS)})")
+    return [replace(h, space_registers=space_registers, bits=bits) for h in histories]
+
+
+def fwd_changed(histories: Sequence[History], spec: str, lag: int | None = None) -> list[float]:
+    """Per history, the register-era share of forward pairs whose guest changed
+    under a QEMU ``lag`` releases behind (None: never updated), :func:`era_rates`."""
+    return [era_rates(lagged_codes(h, spec, [lag])[lag], h)["fwd_changed"] for h in histories]

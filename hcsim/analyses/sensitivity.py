@@ -49,6 +49,7 @@ from hcsim.evaluation.outcomes import CODES, OUTCOMES, SILENT
 from hcsim.model import strategies as strategies_mod
 from hcsim.model import synthetic
 from hcsim.model import vmm as vmm_mod
+from hcsim.model.history import History
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -323,3 +324,69 @@ def pivot(table: pd.DataFrame, measure: str, vmm: str) -> pd.DataFrame:
     if t.empty:
         raise InputError(f"no values of {measure!r} under {vmm!r} in the table")
     return t.pivot(index="seed", columns="strategy", values="value")
+
+
+#: The generator's layout assumptions (:mod:`hcsim.model.synthetic`), default first:
+#: label -> generator keywords.
+LAYOUTS = {f"{r}/{b}": {"space_registers": r, "bits": b}
+           for b in synthetic.BITS for r in synthetic.SPACE_REGISTERS}
+
+
+def over_layouts(strategies: Sequence[str] | str | None = None,
+                 vmms: Sequence[str] | str | None = ("qemu",), seeds: Iterable[int] = range(30),
+                 measures: Sequence[str] | str | None = None, **generate_kwargs: Any
+                 ) -> pd.DataFrame:
+    """:func:`seed_table` under every layout assumption of :data:`LAYOUTS`, the same
+    seeds (the same draws: the assumptions change where bits go, not what
+    arrives), with a ``layout`` column."""
+    import pandas as pd
+
+    clash = sorted(set(generate_kwargs) & {"space_registers", "bits"})
+    if clash:
+        raise InputError(f"over_layouts varies {clash[0]} itself")
+    seed_list = _seeds(seeds)
+    frames = []
+    for label, kw in LAYOUTS.items():
+        t = seed_table(strategies, vmms, seed_list, measures, **generate_kwargs, **kw)
+        t.insert(0, "layout", label)
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
+
+
+def fleet_over_seeds(seeds: Iterable[int] = range(30),
+                     strategies: Sequence[str] = ("upstream", "raz-wi", "raz-einval"),
+                     vmms: Sequence[str] = ("qemu",), hosts: int = 200, guests: int = 1000,
+                     fleet_seed: int = 0, **generate_kwargs: Any) -> pd.DataFrame:
+    """The rollout-and-rollback fleet of notebook 7 on one synthetic history per seed.
+
+    Each history gets :func:`hcsim.analyses.fleet.scenario` along four releases
+    of its register era (``registers_from``, then a third, two thirds and all
+    of the way to the last release), rolled back one step and forward
+    again, with ``hosts`` hosts and ``guests`` guests; both ``default`` and
+    ``baseline`` configurations.  One row per (seed, strategy, VMM,
+    configuration): the fleet summary columns and ``seed``.
+    """
+    import pandas as pd
+
+    from hcsim.analyses import fleet
+
+    params = synthetic.params(**generate_kwargs)
+    frames = []
+    for seed in _seeds(seeds):
+        h = params.history(seed)
+        inv, plan = fleet.scenario(h, era_path(h), hosts=hosts, guests=guests)
+        s = fleet.simulate(h, inv, plan, list(strategies), list(vmms),
+                           ("default", "baseline"), guests=guests, seed=fleet_seed).summary
+        s.insert(0, "seed", seed)
+        frames.append(s)
+    return pd.concat(frames, ignore_index=True)
+
+
+def era_path(history: History) -> list[str]:
+    """Four releases of the register era: its first, a third, two thirds, its last
+    (the rollout path of notebook 7's synthetic fleets)."""
+    era = list(history.releases[history.registers_from:])
+    if len(era) < 4:
+        raise InputError(f"history {history.name!r}: the register era has {len(era)} "
+                         "releases; a rollout path needs 4")
+    return [era[k * (len(era) - 1) // 3] for k in range(4)]

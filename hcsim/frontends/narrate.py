@@ -142,7 +142,7 @@ def tally(cases, unit: str = "seeds", show: int = 3) -> str:
     if not bad:
         return f"holds in {every} {unit}"
     if len(bad) == n:
-        return f"does not hold in {'either' if n == 2 else f'any of {n}'} {unit}"
+        return f"does not hold in {'either of the 2' if n == 2 else f'any of {n}'} {unit}"
     names = ", ".join(str(b) for b in bad[:show]) + (", ..." if len(bad) > show else "")
     return f"mixed: holds in {n - len(bad)} of {n} {unit}, not in {names}"
 
@@ -509,3 +509,46 @@ def changed_pairs(history: History, strategy: str, vmm: str,
 
 __all__ += ["MARKS", "blame_grid", "brief", "changed_pairs", "epoch_table", "epochs", "events",
             "hypercall_snapshot", "list_changes", "step_outcomes"]
+
+
+def ci(values, fmt: str = "pct") -> str:
+    """``mean [low, high]`` of values over futures: the Student's t 95% interval of
+    the mean (:func:`hcsim.analyses.sensitivity.t_interval`); ``fmt`` ``pct`` or a
+    format string such as ``"{:,.0f}"``."""
+    from hcsim.analyses.sensitivity import t_interval
+
+    show = pct if fmt == "pct" else fmt.format
+    m, lo, hi = t_interval(values)
+    return f"{show(m)} [{show(lo)}, {show(hi)}]"
+
+
+__all__ += ["ci"]
+
+
+def survival(results, default: str | None = None) -> str:
+    """Whether a claim survives other assumptions, from ``{assumption: holds}``
+    (bools) measured under each: ``survives all 4`` or ``fragile: ...`` naming the
+    assumptions under which the answer differs from ``default`` (the first)."""
+    results = dict(results)
+    base = results[default if default is not None else next(iter(results))]
+    changed = [k for k, v in results.items() if bool(v) != bool(base)]
+    if not changed:
+        return f"survives all {len(results)}"
+    return (f"fragile: {'holds' if base else 'fails'} by default, "
+            f"{'fails' if base else 'holds'} under {'; '.join(changed)}")
+
+
+__all__ += ["survival"]
+
+
+def baseline_row(b) -> dict:
+    """A :func:`hcsim.baseline` as one table row: pairs safe, drifting and impossible,
+    the services it gives up and the firmware values it pins lower, per host."""
+    given = sorted({s for c in b.costs for s in c.given_up})
+    fw = sorted({f"{n} {d:#x}->{v:#x} ({c.host})" for c in b.costs for n, d, v in c.firmware})
+    return {"safe": sum(p.safe for p in b.pairs), "drift": len(b.drifting),
+            "impossible": len(b.impossible), "services given up": ", ".join(given) or "-",
+            "firmware": ", ".join(fw) or "-"}
+
+
+__all__ += ["baseline_row"]

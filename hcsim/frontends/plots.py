@@ -567,3 +567,10 @@ def frontier(table, ax: Axes | None = None, title: str | None = None) -> Axes:
     if title:
         ax.set_title(title)
     return ax
+
+def report_style() -> None:
+    """Matplotlib defaults for the figures of a report: a base font of 11 pt, so that
+    ``fontsize="small"`` labels are at least 9 pt, and the :data:`OKABE_ITO` colour
+    cycle for series drawn with default colours (``C0``, ``C1``, ...)."""
+    plt.rcParams.update({"font.size": 11.0,
+                         "axes.prop_cycle": plt.cycler(color=list(OKABE_ITO))})
