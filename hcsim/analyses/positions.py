@@ -372,9 +372,14 @@ def _raz_wi_range(ev: Evidence):
     return N, evidence, rule, condition
 
 
+def _never_zero(h: History) -> list:
+    """Firmware registers of ``h`` that accept 0 in no release (PSCI_VERSION)."""
+    return [f for f in h.firmware if all(0 not in v.accepts for _, v in f.values)]
+
+
 def _range_exists_0x14(ev: Evidence):
     real = ev.linux
-    never_zero = [f for f in real.firmware if all(0 not in v.accepts for _, v in f.values)]
+    never_zero = _never_zero(real)
     N = {"fw": Number("fw", len(real.firmware), "count"),
          "never zero": Number("never zero", len(never_zero), "count"),
          "zero fwd": ev.over("zero fwd", lambda h: ev.era(h, "upstream", "zero-unknown",
@@ -425,7 +430,7 @@ def _no_point_preadvertising(ev: Evidence):
 
 def _firmware_not_id_registers(ev: Evidence):
     real = ev.linux
-    never_zero = [f for f in real.firmware if all(0 not in v.accepts for _, v in f.values)]
+    never_zero = _never_zero(real)
     n_rel = len(real.releases)
     rejected = [(s, d) for s in range(n_rel) for d in range(s)
                 if any(f.introduced <= d and f.at(s, real.host).reset
