@@ -176,14 +176,14 @@ def test_tally_survival_and_ranking_say_what_the_cases_say():
     assert narrate.ci([0.1, 0.2, 0.3]).startswith("20.0% [")
 
 
-def test_readable_makes_small_labels_9_pt_and_colours_okabe_ito():
+def test_report_style_makes_small_labels_9_pt_and_colours_okabe_ito():
     import matplotlib.pyplot as plt
     from matplotlib.font_manager import FontProperties
 
     from hcsim.frontends import plots
 
     with plt.rc_context():
-        plots.readable()
+        plots.report_style()
         assert FontProperties(size="small").get_size_in_points() >= 9
         assert plt.rcParams["axes.prop_cycle"].by_key()["color"][:3] == list(plots.OKABE_ITO[:3])
         ax = plots.seed_intervals(
