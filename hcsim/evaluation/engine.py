@@ -358,6 +358,7 @@ class Model:
             raise EngineUnsupported(f"{vmm.name} writes back a list without the feature "
                                     "registers under invalidate-on-write")
         self._scratch: dict[int, np.ndarray] = {}
+        self._reg_saves = regs.saves.tolist()
         self._list_rule(history, strategy, vmm)
 
     def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
@@ -384,10 +385,23 @@ class Model:
             raise EngineUnsupported(f"{vmm.name} hides a firmware register")
         from hcsim.evaluation import lists
         layout = strategy.layout(history)
-        hyp, other = lists.saved_lists(history, layout, vmm.saves, hidden)
-        if other and not facts(vmm, sorted({i for ids in set(other) for i in ids})).handles.all():
+        cache = history.other._tables if history.other is not None else {}
+        key = vmm.key
+        # the hypercall ids saved per release (lists.saved_hyp from the arrays;
+        # every firmware register is saved, none hidden: checked above)
+        kept = [p for p, (rid, s) in enumerate(zip(la.reg_ids, self._reg_saves))
+                if s and rid not in hidden]
+        hyp = lists.listed_by_release(
+            self.n, [*la.fw_intro.tolist(), *la.reg_lf[kept].tolist()],
+            [*(f.id for f in la.fw), *(la.reg_ids[p] for p in kept)])
+        saved = lists.saved_other(history, vmm.saves, hidden, key)
+        handled = cache.get(("handled", saved.token, key))
+        if handled is None:
+            handled = cache[("handled", saved.token, key)] = bool(
+                facts(vmm, saved.ids).handles.all())
+        if not handled:
             raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
-        hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden}
+        hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden} if hidden else set()
         if hid_pos and (self.inval_feature or self.inval_fw):
             # invalidate-on-write clears a hidden register that nothing rewrites
             raise EngineUnsupported("a hidden feature register under invalidate-on-write")
@@ -401,14 +415,13 @@ class Model:
             self.hid = pack(hid, self.nw)
             self.strict_members = la.strict_members & ~hid[None, :]
         first_hyp = min((ids[0] for ids in hyp if ids), default=None)
-        if first_hyp is not None and any(ids and ids[-1] > first_hyp for ids in set(other)):
+        if first_hyp is not None and saved.ids and saved.ids[-1] > first_hyp:
             raise EngineUnsupported("an other register sorts after a hypercall register")
         drops = safe if self.whole_list else frozenset()
-        cache = history.other._tables if history.other is not None else {}
-        key = ("rule", tuple(hyp), tuple(other), drops)
-        tab = cache.get(key)            # shared by the strategies and VMMs that save alike
+        tkey = ("rule", tuple(hyp), saved.token, drops)
+        tab = cache.get(tkey)           # shared by the strategies and VMMs that save alike
         if tab is None:
-            tab = cache[key] = lists.tables(hyp, other, drops)
+            tab = cache[tkey] = lists.tables(hyp, saved.lists, drops)
         self.le = tab.epoch
         self.tab = tab
         if self.tolerant:
@@ -554,11 +567,19 @@ class Model:
         listed = self.tol_lf[None, None, :] <= rel[None, :, None]
         zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
         U = len(tab.universe)
-        keys = np.empty(C * R, np.int64)
+        zero = zero.reshape(C * R, -1)
+        e_rows = np.tile(self.le[rel], C)
+        # distinct (list epoch, zero registers) rows, in order of first appearance
+        rows = np.concatenate([e_rows[:, None].view(np.uint8),
+                               np.packbits(zero, axis=1)], axis=1)
+        rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        ukeys = np.empty(len(first), np.int64)
         new_src, new_drop, new_keys = [], [], []
-        for i, (c, r) in enumerate(np.ndindex(C, R)):
-            e = int(self.le[rel[r]])
-            bits = self.tol_bit[zero[c, r]]
+        for u in np.argsort(first, kind="stable"):
+            i = int(first[u])
+            e = int(e_rows[i])
+            bits = self.tol_bit[zero[i]]
             key = e.to_bytes(4, "little") + bits.astype(np.int32).tobytes()
             k = self.tol_keys.get(key)
             if k is None:
@@ -568,7 +589,8 @@ class Model:
                 new_src.append(tab.members[e])
                 new_drop.append(drop)
                 new_keys.append(k)
-            keys[i] = k
+            ukeys[u] = k
+        keys = ukeys[inverse.reshape(-1)]
         if new_keys:
             packed = lists._pack(np.array(new_drop))
             rows = lists.qemu_codes(tab, np.array(new_src), packed)
