@@ -296,6 +296,24 @@ def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
 
 # -- one strategy under one VMM ---------------------------------------------------------
 
+#: :func:`hcsim.model.vmm.facts` of the register lists of layouts, per policy:
+#: a strategy's registers recur from history to history (a sweep), while
+#: the other lists ``facts`` remembers do not, so its own bounded memo
+#: forgets them; a few hundred entries cover every strategy and policy.
+_REG_FACTS: dict[tuple, object] = {}
+_REG_FACTS_MAX = 512
+
+
+def _facts(vmm: Vmm, ids: Sequence[int]):
+    key = (vmm.key, tuple(ids))
+    hit = _REG_FACTS.get(key)
+    if hit is None:
+        if len(_REG_FACTS) >= _REG_FACTS_MAX:
+            _REG_FACTS.pop(next(iter(_REG_FACTS)))
+        hit = _REG_FACTS[key] = facts(vmm, key[1])
+    return hit
+
+
 @dataclass
 class _Side:
     """Per-row arrays of sources or destinations."""
@@ -340,7 +358,7 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = facts(vmm, la.reg_ids), facts(vmm, [f.id for f in la.fw])
+        regs, fw = _facts(vmm, la.reg_ids), _facts(vmm, [f.id for f in la.fw])
         hidden = np.array([rid in rule.hidden for rid in la.reg_ids], bool)
         if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")

@@ -117,17 +117,23 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
         epoch[r] = keys.setdefault((sort(hyp[r]), sort(other[r])), len(keys))
     lists = list(keys)
     E = len(lists)
-    universe = sorted({i for h, o in lists for i in (*h, *o)})
-    index = {rid: k for k, rid in enumerate(universe)}
+    hyp_ids = [np.array(h, dtype=np.uint64) for h, _ in lists]
+    all_ids = [np.concatenate([h, np.array(o, dtype=np.uint64)])
+               for h, (_, o) in zip(hyp_ids, lists)]
+    uni = np.unique(np.concatenate(all_ids)) if E else np.zeros(0, np.uint64)
+    universe = uni.tolist()
     U = len(universe)
     member = np.zeros((E, max(U, 1)), bool)
     is_hyp = np.zeros(max(U, 1), bool)
-    for e, (h, o) in enumerate(lists):
-        member[e, [index[i] for i in h]] = True
-        member[e, [index[i] for i in o]] = True
-        is_hyp[[index[i] for i in h]] = True
+    for e, ids in enumerate(all_ids):
+        member[e, np.searchsorted(uni, ids)] = True
+    for h in hyp_ids:
+        is_hyp[np.searchsorted(uni, h)] = True
     is_safe = np.zeros(max(U, 1), bool)
-    is_safe[[index[i] for i in safe if i in index]] = True
+    if U and safe:
+        safe_ids = np.array(sorted(safe), dtype=np.uint64)
+        at = np.minimum(np.searchsorted(uni, safe_ids), U - 1)
+        is_safe[at[uni[at] == safe_ids]] = True
     M = _pack(member)                                   # [E, nw]
     HYP = _pack(is_hyp[None])[0]
     OTH = _pack(~is_hyp[None] & (np.arange(max(U, 1)) < U)[None])[0]
