@@ -197,6 +197,7 @@ class _LayoutArrays:
         self.group_members = pack(members, nw)
         self.reg_lf_sorted = np.unique(np.array(lf, dtype=np.int64))
         self.reg_ids = [r.id for r in regs]
+        self.reg_ids_u64 = ids
         self.reg_lf = np.array(lf, dtype=np.int64)
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
@@ -409,7 +410,7 @@ class Model:
             # the destination's own writes clear feature registers nothing rewrites
             raise EngineUnsupported(f"{vmm.name} writes back a list without the feature "
                                     "registers under invalidate-on-write")
-        self._reg_saves = regs.saves.tolist()
+        self._reg_saves = regs.saves
         self._list_rule(history, strategy, vmm)
 
     def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
@@ -440,11 +441,18 @@ class Model:
         key = vmm.key
         # the hypercall ids saved per release (lists.saved_hyp from the arrays;
         # every firmware register is saved, none hidden: checked above)
-        kept = [p for p, (rid, s) in enumerate(zip(la.reg_ids, self._reg_saves))
-                if s and rid not in hidden]
-        hyp = lists.listed_by_release(
-            self.n, [*la.fw_intro.tolist(), *la.reg_lf[kept].tolist()],
-            [*(f.id for f in la.fw), *(la.reg_ids[p] for p in kept)])
+        kept = self._reg_saves
+        if hidden:
+            kept = kept & ~np.array([rid in hidden for rid in la.reg_ids], bool)
+        kept = np.flatnonzero(kept)
+        # keyed by the listing events, not the lists (hashing those costs more)
+        events = (np.concatenate([la.fw_intro, la.reg_lf[kept]]),
+                  np.concatenate([np.array([f.id for f in la.fw], np.uint64),
+                                  la.reg_ids_u64[kept]]))
+        hkey = ("hyp", self.n, events[0].tobytes(), events[1].tobytes())
+        hyp = cache.get(hkey)
+        if hyp is None:
+            hyp = cache[hkey] = lists.listed_by_release(self.n, events[0], events[1].tolist())
         saved = lists.saved_other(history, vmm.saves, hidden, key)
         handled = cache.get(("handled", saved.token, key))
         if handled is None:
@@ -469,7 +477,7 @@ class Model:
         if first_hyp is not None and saved.ids and saved.ids[-1] > first_hyp:
             raise EngineUnsupported("an other register sorts after a hypercall register")
         drops = safe if self.whole_list else frozenset()
-        tkey = ("rule", tuple(hyp), saved.token, drops)
+        tkey = ("rule", hkey, saved.token, drops)
         tab = cache.get(tkey)           # shared by the strategies and VMMs that save alike
         if tab is None:
             tab = cache[tkey] = lists.tables(hyp, saved.lists, drops)
