@@ -82,6 +82,7 @@ history's host CPU profile.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -196,6 +197,7 @@ class _LayoutArrays:
         self.group_members = pack(members, nw)
         self.reg_lf_sorted = np.unique(np.array(lf, dtype=np.int64))
         self.reg_ids = [r.id for r in regs]
+        self.reg_ids_u64 = ids
         self.reg_lf = np.array(lf, dtype=np.int64)
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
@@ -294,7 +296,58 @@ def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
     return hit
 
 
+# -- scratch memory ----------------------------------------------------------------------
+
+#: Scratch buffers up to this size survive :func:`_release`: a chunk's
+#: (about 1.2 MiB at the default chunk size), so that call after call reuses
+#: memory already mapped (fresh arrays cost page faults, which dominated
+#: small histories).
+_KEEP_BYTES = 4 << 20
+_SCRATCH = threading.local()
+
+
+def _work(slot: int, shape: tuple[int, int], dtype) -> np.ndarray:
+    """A scratch array reused from chunk to chunk and call to call (per thread).
+
+    Only the kernel's temporaries live here; what :meth:`Model.pairs`
+    returns is only valid until its next call.
+    """
+    pool = getattr(_SCRATCH, "pool", None)
+    if pool is None:
+        pool = _SCRATCH.pool = {}
+    size = shape[0] * shape[1]
+    buf = pool.get(slot)
+    if buf is None or buf.dtype != dtype or buf.size < size:
+        buf = pool[slot] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
+def _release() -> None:
+    """Free the scratch buffers larger than :data:`_KEEP_BYTES`."""
+    pool = getattr(_SCRATCH, "pool", {})
+    for slot in [k for k, buf in pool.items() if buf.nbytes > _KEEP_BYTES]:
+        del pool[slot]
+
+
 # -- one strategy under one VMM ---------------------------------------------------------
+
+#: :func:`hcsim.model.vmm.facts` of the register lists of layouts, per policy:
+#: a strategy's registers recur from history to history (a sweep), while
+#: the other lists ``facts`` remembers do not, so its own bounded memo
+#: forgets them; a few hundred entries cover every strategy and policy.
+_REG_FACTS: dict[tuple, object] = {}
+_REG_FACTS_MAX = 512
+
+
+def _facts(vmm: Vmm, ids: Sequence[int]):
+    key = (vmm.key, tuple(ids))
+    hit = _REG_FACTS.get(key)
+    if hit is None:
+        if len(_REG_FACTS) >= _REG_FACTS_MAX:
+            _REG_FACTS.pop(next(iter(_REG_FACTS)))
+        hit = _REG_FACTS[key] = facts(vmm, key[1])
+    return hit
+
 
 @dataclass
 class _Side:
@@ -340,7 +393,7 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = facts(vmm, la.reg_ids), facts(vmm, [f.id for f in la.fw])
+        regs, fw = _facts(vmm, la.reg_ids), _facts(vmm, [f.id for f in la.fw])
         hidden = np.array([rid in rule.hidden for rid in la.reg_ids], bool)
         if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
@@ -357,7 +410,7 @@ class Model:
             # the destination's own writes clear feature registers nothing rewrites
             raise EngineUnsupported(f"{vmm.name} writes back a list without the feature "
                                     "registers under invalidate-on-write")
-        self._scratch: dict[int, np.ndarray] = {}
+        self._reg_saves = regs.saves
         self._list_rule(history, strategy, vmm)
 
     def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
@@ -384,10 +437,30 @@ class Model:
             raise EngineUnsupported(f"{vmm.name} hides a firmware register")
         from hcsim.evaluation import lists
         layout = strategy.layout(history)
-        hyp, other = lists.saved_lists(history, layout, vmm.saves, hidden)
-        if other and not facts(vmm, sorted({i for ids in set(other) for i in ids})).handles.all():
+        cache = history.other._tables if history.other is not None else {}
+        key = vmm.key
+        # the hypercall ids saved per release (lists.saved_hyp from the arrays;
+        # every firmware register is saved, none hidden: checked above)
+        kept = self._reg_saves
+        if hidden:
+            kept = kept & ~np.array([rid in hidden for rid in la.reg_ids], bool)
+        kept = np.flatnonzero(kept)
+        # keyed by the listing events, not the lists (hashing those costs more)
+        events = (np.concatenate([la.fw_intro, la.reg_lf[kept]]),
+                  np.concatenate([np.array([f.id for f in la.fw], np.uint64),
+                                  la.reg_ids_u64[kept]]))
+        hkey = ("hyp", self.n, events[0].tobytes(), events[1].tobytes())
+        hyp = cache.get(hkey)
+        if hyp is None:
+            hyp = cache[hkey] = lists.listed_by_release(self.n, events[0], events[1].tolist())
+        saved = lists.saved_other(history, vmm.saves, hidden, key)
+        handled = cache.get(("handled", saved.token, key))
+        if handled is None:
+            handled = cache[("handled", saved.token, key)] = bool(
+                facts(vmm, saved.ids).handles.all())
+        if not handled:
             raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
-        hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden}
+        hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden} if hidden else set()
         if hid_pos and (self.inval_feature or self.inval_fw):
             # invalidate-on-write clears a hidden register that nothing rewrites
             raise EngineUnsupported("a hidden feature register under invalidate-on-write")
@@ -401,14 +474,13 @@ class Model:
             self.hid = pack(hid, self.nw)
             self.strict_members = la.strict_members & ~hid[None, :]
         first_hyp = min((ids[0] for ids in hyp if ids), default=None)
-        if first_hyp is not None and any(ids and ids[-1] > first_hyp for ids in set(other)):
+        if first_hyp is not None and saved.ids and saved.ids[-1] > first_hyp:
             raise EngineUnsupported("an other register sorts after a hypercall register")
         drops = safe if self.whole_list else frozenset()
-        cache = history.other._tables if history.other is not None else {}
-        key = ("rule", tuple(hyp), tuple(other), drops)
-        tab = cache.get(key)            # shared by the strategies and VMMs that save alike
+        tkey = ("rule", hkey, saved.token, drops)
+        tab = cache.get(tkey)           # shared by the strategies and VMMs that save alike
         if tab is None:
-            tab = cache[key] = lists.tables(hyp, other, drops)
+            tab = cache[tkey] = lists.tables(hyp, saved.lists, drops)
         self.le = tab.epoch
         self.tab = tab
         if self.tolerant:
@@ -437,20 +509,11 @@ class Model:
             self.lcode = self.tol_rows
 
     def release(self) -> None:
-        """Free the scratch buffers (a cached model keeps only its small arrays)."""
-        self._scratch.clear()
+        """Free the large scratch buffers (:func:`_work`)."""
+        _release()
 
     def _work(self, slot: int, shape: tuple[int, int], dtype) -> np.ndarray:
-        """A scratch array reused from chunk to chunk (fresh arrays cost page faults).
-
-        Only the kernel's temporaries live here; what :meth:`pairs` returns
-        is only valid until its next call.
-        """
-        size = shape[0] * shape[1]
-        buf = self._scratch.get(slot)
-        if buf is None or buf.dtype != dtype or buf.size < size:
-            buf = self._scratch[slot] = np.empty(size, dtype)
-        return buf[:size].reshape(shape)
+        return _work(slot, shape, dtype)
 
     # -- per-release quantities ----------------------------------------------------
     def _max_at_or_below(self, values: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -554,11 +617,19 @@ class Model:
         listed = self.tol_lf[None, None, :] <= rel[None, :, None]
         zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
         U = len(tab.universe)
-        keys = np.empty(C * R, np.int64)
+        zero = zero.reshape(C * R, -1)
+        e_rows = np.tile(self.le[rel], C)
+        # distinct (list epoch, zero registers) rows, in order of first appearance
+        rows = np.concatenate([e_rows[:, None].view(np.uint8),
+                               np.packbits(zero, axis=1)], axis=1)
+        rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        ukeys = np.empty(len(first), np.int64)
         new_src, new_drop, new_keys = [], [], []
-        for i, (c, r) in enumerate(np.ndindex(C, R)):
-            e = int(self.le[rel[r]])
-            bits = self.tol_bit[zero[c, r]]
+        for u in np.argsort(first, kind="stable"):
+            i = int(first[u])
+            e = int(e_rows[i])
+            bits = self.tol_bit[zero[i]]
             key = e.to_bytes(4, "little") + bits.astype(np.int32).tobytes()
             k = self.tol_keys.get(key)
             if k is None:
@@ -568,7 +639,8 @@ class Model:
                 new_src.append(tab.members[e])
                 new_drop.append(drop)
                 new_keys.append(k)
-            keys[i] = k
+            ukeys[u] = k
+        keys = ukeys[inverse.reshape(-1)]
         if new_keys:
             packed = lists._pack(np.array(new_drop))
             rows = lists.qemu_codes(tab, np.array(new_src), packed)
@@ -871,6 +943,16 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
                                          minlength=len(OUTCOMES))[:len(OUTCOMES)])
         return out
     dst = m.destinations(np.arange(n))
+    if C * n * n <= _SMALL_CHUNKS * chunk_pairs:
+        # Small: one chunk (per-chunk calls would dominate), each pair's code
+        # shifted by its direction, so one pass per (code, direction) counts it.
+        code, _, _ = m.pairs(m.sources(np.arange(n), off), dst)
+        coded = np.add(code.reshape(C, n, n), _direction(n))
+        k = len(OUTCOMES)
+        both = np.array([np.count_nonzero(coded == o) for o in range(2 * k - 1)], np.int64)
+        both = np.append(both, coded.size - both.sum()).reshape(2, k)   # [backward+diag, forward]
+        diag = _tally(np.diagonal(code.reshape(C, n, n), axis1=1, axis2=2))
+        return np.stack([both[1], both[0] - diag])
     for rel, src in m.row_chunks(off, chunk_pairs):
         code, _, _ = m.pairs(src, dst)
         # Sources s0..s1-1: destinations before s0 are all backward, from s1
@@ -884,6 +966,23 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
         out[2] += forward
         out[0] += _tally(block) - forward - _tally(np.diagonal(block, axis1=1, axis2=2))
     return out[[2, 0]]
+
+
+#: Counts of at most this many chunks of pairs (configurations x releases**2)
+#: are counted in one (:func:`_count`): 4 at the default chunk size, measured
+#: 2x faster at 316 releases than four chunks (their per-chunk calls).
+_SMALL_CHUNKS = 4
+_DIRECTIONS: dict[int, np.ndarray] = {}
+
+
+def _direction(n: int) -> np.ndarray:
+    """``[n, n]`` int8: ``len(OUTCOMES)`` where the destination is newer, else 0."""
+    hit = _DIRECTIONS.get(n)
+    if hit is None:
+        if len(_DIRECTIONS) >= 8:
+            _DIRECTIONS.pop(next(iter(_DIRECTIONS)))
+        hit = _DIRECTIONS[n] = np.triu(np.full((n, n), len(OUTCOMES), np.int8), 1)
+    return hit
 
 
 def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:

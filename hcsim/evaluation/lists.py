@@ -102,22 +102,38 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
     n = len(hyp)
     keys: dict[tuple, int] = {}
     epoch = np.empty(n, np.int64)
+    norm: dict[int, tuple] = {}     # each list object sorted once (rows repeat objects)
+
+    def sort(ids) -> tuple:
+        hit = norm.get(id(ids))
+        if hit is None:
+            hit = norm[id(ids)] = tuple(sorted(ids))
+        return hit
+
     for r in range(n):
-        key = (tuple(sorted(hyp[r])), tuple(sorted(other[r])))
-        epoch[r] = keys.setdefault(key, len(keys))
+        if r and hyp[r] is hyp[r - 1] and other[r] is other[r - 1]:
+            epoch[r] = epoch[r - 1]
+            continue
+        epoch[r] = keys.setdefault((sort(hyp[r]), sort(other[r])), len(keys))
     lists = list(keys)
     E = len(lists)
-    universe = sorted({i for h, o in lists for i in (*h, *o)})
-    index = {rid: k for k, rid in enumerate(universe)}
+    hyp_ids = [np.array(h, dtype=np.uint64) for h, _ in lists]
+    all_ids = [np.concatenate([h, np.array(o, dtype=np.uint64)])
+               for h, (_, o) in zip(hyp_ids, lists)]
+    uni = np.unique(np.concatenate(all_ids)) if E else np.zeros(0, np.uint64)
+    universe = uni.tolist()
     U = len(universe)
     member = np.zeros((E, max(U, 1)), bool)
     is_hyp = np.zeros(max(U, 1), bool)
-    for e, (h, o) in enumerate(lists):
-        member[e, [index[i] for i in h]] = True
-        member[e, [index[i] for i in o]] = True
-        is_hyp[[index[i] for i in h]] = True
+    for e, ids in enumerate(all_ids):
+        member[e, np.searchsorted(uni, ids)] = True
+    for h in hyp_ids:
+        is_hyp[np.searchsorted(uni, h)] = True
     is_safe = np.zeros(max(U, 1), bool)
-    is_safe[[index[i] for i in safe if i in index]] = True
+    if U and safe:
+        safe_ids = np.array(sorted(safe), dtype=np.uint64)
+        at = np.minimum(np.searchsorted(uni, safe_ids), U - 1)
+        is_safe[at[uni[at] == safe_ids]] = True
     M = _pack(member)                                   # [E, nw]
     HYP = _pack(is_hyp[None])[0]
     OTH = _pack(~is_hyp[None] & (np.arange(max(U, 1)) < U)[None])[0]
@@ -155,32 +171,82 @@ def blame_of(ids: Sequence[int], is_hypercall) -> int:
     return sum(kinds)
 
 
-def saved_lists(history, layout, saves, hidden: frozenset[int] = frozenset()
-                ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+def saved_lists(history, layout, saves, hidden: frozenset[int] = frozenset(),
+                key=None) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """Per release, the hypercall ids and the other ids a VMM saves.
 
     ``saves(id)`` is the VMM's choice (asked once per distinct id); ``hidden``
     ids are left out (QEMU's ``x-mig-hidden-regs``).  Firmware registers are
     listed from their introduction, feature registers from ``listed_from``,
     other registers as :meth:`hcsim.model.history.History.other_table` says
-    (the history's host and vCPU features).
+    (the history's host and vCPU features).  With ``key`` (what identifies
+    ``saves``, e.g. :attr:`hcsim.model.vmm.Vmm.key`) the other lists are
+    computed once per history and key (:func:`saved_other`).
     """
-    n = len(history.releases)
+    return (saved_hyp(history, layout, saves, hidden),
+            list(saved_other(history, saves, hidden, key).lists))
+
+
+def saved_hyp(history, layout, saves, hidden: frozenset[int] = frozenset(),
+              reg_saves: Sequence[bool] | None = None) -> list[tuple[int, ...]]:
+    """Per release, the hypercall ids a VMM saves (see :func:`saved_lists`).
+
+    ``reg_saves``: ``saves`` of every register of ``layout``, if known."""
     fw = [(f.introduced, f.id) for f in history.firmware if saves(f.id) and f.id not in hidden]
-    feats = [(r.listed_from, r.id) for r in layout.regs if saves(r.id) and r.id not in hidden]
-    events = sorted(fw + feats)
-    hyp, now, k = [], [], 0
-    for rel in range(n):
-        while k < len(events) and events[k][0] <= rel:
-            now.append(events[k][1])
-            k += 1
-        hyp.append(tuple(sorted(now)) if not hyp or len(now) != len(hyp[-1]) else hyp[-1])
-    table = history.other_table() or ((),) * n
+    if reg_saves is None:
+        reg_saves = [saves(r.id) for r in layout.regs]
+    feats = [(r.listed_from, r.id) for r, kept in zip(layout.regs, reg_saves)
+             if kept and r.id not in hidden]
+    return listed_by_release(len(history.releases), *zip(*(fw + feats)) if fw or feats
+                             else ((), ()))
+
+
+def listed_by_release(n: int, listed_from: Sequence[int], ids: Sequence[int]
+                      ) -> list[tuple[int, ...]]:
+    """Per release ``r < n``, the sorted ``ids`` with ``listed_from <= r``;
+    releases listing the same ids share one tuple."""
+    lf = np.asarray(listed_from, dtype=np.int64).reshape(-1)
+    order = np.argsort(lf, kind="stable")
+    ids = [ids[k] for k in order.tolist()]
+    upto = np.searchsorted(lf[order], np.arange(n), side="right")
+    lists: dict[int, tuple[int, ...]] = {}
+    return [lists.get(k) or lists.setdefault(k, tuple(sorted(ids[:k])))
+            for k in upto.tolist()]
+
+
+@dataclass(frozen=True)
+class SavedOther:
+    """The other registers a VMM saves, per release (:func:`saved_other`)."""
+
+    lists: tuple[tuple[int, ...], ...]   # per release, sorted
+    ids: tuple[int, ...]                 # every id of some list, sorted
+    token: object                        # hashable; the same lists give the same token
+
+
+def saved_other(history, saves, hidden: frozenset[int] = frozenset(), key=None) -> SavedOther:
+    """Per release, the other ids a VMM saves (``saves``, minus ``hidden``).
+
+    With ``key`` (what identifies ``saves``) the answer is kept with the
+    history's other-register data, so the strategies and VMMs of one
+    history ask ``saves`` of each id once.
+    """
+    table = history.other_table()
+    cache = history.other._tables if table is not None and key is not None else None
+    ck = ("saved", history.host, history.features, key, hidden)
+    if cache is not None and ck in cache:
+        return cache[ck]
+    if table is None:
+        table = ((),) * len(history.releases)
     universe = {i for ids in set(table) for i in ids}
     keep = {i for i in universe if saves(i) and i not in hidden}
+    memo: dict = {}         # equal lists become one object (tables() relies on it for speed)
     if len(keep) == len(universe):
-        other = list(table)
+        other = tuple(memo.setdefault(ids, ids) for ids in table)
     else:
-        cache: dict = {}
-        other = [cache.setdefault(ids, tuple(i for i in ids if i in keep)) for ids in table]
-    return hyp, other
+        other = tuple(memo.setdefault(ids, tuple(i for i in ids if i in keep)) for ids in table)
+    if cache is None:
+        return SavedOther(other, tuple(sorted(keep)), other)
+    tokens = cache.setdefault(("tokens", history.host, history.features), {})
+    token = (history.host, history.features, tokens.setdefault(other, len(tokens)))
+    out = cache[ck] = SavedOther(other, tuple(sorted(keep)), token)
+    return out

@@ -87,12 +87,22 @@ class OtherRegisters:
 
     def __post_init__(self):
         if self.reglists is None:
-            n = len(self.names)
-            lists: list[set[int]] = [set() for _ in range(n)]
+            # one pass over the releases where spans start or end; releases
+            # between share one tuple
+            gone: dict[int, list[int]] = {}
+            come: dict[int, list[int]] = {}
             for rid, first, end in self.spans:
-                for r in range(first, end):
-                    lists[r].add(rid)
-            object.__setattr__(self, "_by_release", tuple(tuple(sorted(s)) for s in lists))
+                come.setdefault(first, []).append(rid)
+                gone.setdefault(end, []).append(rid)
+            now: set[int] = set()
+            lists, ids = [], ()
+            for r in range(len(self.names)):
+                if r in come or r in gone:
+                    now.difference_update(gone.get(r, ()))
+                    now.update(come.get(r, ()))
+                    ids = tuple(sorted(now))
+                lists.append(ids)
+            object.__setattr__(self, "_by_release", tuple(lists))
 
     def check_features(self, features: frozenset[str]) -> None:
         """:class:`InputError` unless the data covers the vCPU ``features``."""
@@ -175,6 +185,8 @@ def from_entries(entries: list, names: tuple[str, ...], fail) -> OtherRegisters:
     if not isinstance(entries, list):
         raise fail("other must be an array of tables ([[other]])")
     spans: list[tuple[int, int, int]] = []
+    index = {name: k for k, name in reversed(list(enumerate(names)))}
+    by_id: dict[int, list[tuple[int, int]]] = {}
     for n, e in enumerate(entries):
         where = f"other #{n + 1}"
         if not isinstance(e, dict):
@@ -195,16 +207,17 @@ def from_entries(entries: list, names: tuple[str, ...], fail) -> OtherRegisters:
         if "name" in e and e["name"] != sysreg_name(rid):
             raise fail(f"{where}: name {e['name']!r} but {text} is {sysreg_name(rid)}")
         for key in ("introduced", "removed"):
-            if key in e and e[key] not in names:
+            if key in e and (not isinstance(e[key], str) or e[key] not in index):
                 raise fail(f"{where}: {key}: unknown release {e[key]!r}")
         if "introduced" not in e:
             raise fail(f"{where}: missing key 'introduced'")
-        first = names.index(e["introduced"])
-        end = names.index(e["removed"]) if "removed" in e else len(names)
+        first = index[e["introduced"]]
+        end = index[e["removed"]] if "removed" in e else len(names)
         if end <= first:
             raise fail(f"{where}: removed {e['removed']!r} is not after introduced")
-        for other_id, a, b in spans:
-            if other_id == rid and a < end and first < b:
+        for a, b in by_id.get(rid, ()):
+            if a < end and first < b:
                 raise fail(f"{where}: {sysreg_name(rid)} is listed twice in {e['introduced']!r}")
         spans.append((rid, first, end))
+        by_id.setdefault(rid, []).append((first, end))
     return OtherRegisters("[[other]]", names, (NO_FEATURES,), (), tuple(spans))
