@@ -176,13 +176,13 @@ def cost_excess(histories: Sequence[History], a: str, b: str, vmm: str = "qemu"
 
 def where_worse(grid: Grid, a: str, others: Sequence[str], vmm: str, scope: str = "all"
                 ) -> pd.DataFrame:
-    """The pairs where ``a`` is less safe than each of ``others``, grouped by the
+    """The pairs where ``a`` is less safe than each runnable one of ``others``, grouped by the
     other strategy, direction, whether the source and the destination predate
     ``registers_from`` (have no feature register) and the two outcomes."""
     rows: dict[tuple, int] = {}
     for b in others:
-        if b == a:
-            continue
+        if b == a or not grid.ranks(b, vmm, scope)[1]:
+            continue                    # the VMM cannot run b: not compared (module doc)
         for h, ca, cb in zip(grid.histories, grid.codes(a, vmm), grid.codes(b, vmm)):
             worse = (RANK[ca] > RANK[cb]) & _mask(h, scope)
             for s, d in zip(*np.nonzero(worse)):

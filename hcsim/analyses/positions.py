@@ -498,12 +498,14 @@ def _wide_registers(ev: Evidence):
          "fc iow": ev.over("fc iow", lambda h: ev.era(h, "invalidate-on-write", "firecracker",
                                                       "forward")["harm"]),
          "new regs": ev.over("new regs", lambda h: len(parse_strategy("upstream").layout(h).regs)
-                             - len(parse_strategy(marc).layout(h).regs), kind="count")}
+                             - len(parse_strategy(marc).layout(h).regs),
+                             "heavy" if ev.heavy else "futures", kind="count")}
     evidence = (f"Marc's reading ({marc}: per-space 2048-bit registers, first write clears "
                 f"them all), {_over_seeds_text(ev)}: QEMU cannot save a register wider than 64 "
                 f"bits ({N['unsupported']} of pairs unsupported, Cloud Hypervisor likewise); "
                 f"under Firecracker forward harm {N['fc']} against {N['fc iow']} for 64-bit "
-                f"invalidate-on-write, with {N['new regs']} fewer registers than upstream")
+                f"invalidate-on-write; in busy futures it lists {N['new regs']} fewer "
+                f"registers than upstream")
 
     def rule(n):
         if n["unsupported"].value > 0:
