@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hcsim.analyses.montecarlo import mean_interval
 from hcsim.errors import InputError
 from hcsim.evaluation.backends import evaluate
 from hcsim.evaluation.measures import counts, new_vm_pickup
@@ -110,15 +111,8 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
 
     With one value the interval is the value itself; with none, NaNs.
     """
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, mean, mean
-    half = t_quantile(level, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, mean - half, mean + half
+    n = int(np.isfinite(np.asarray(values, dtype=float)).sum())
+    return mean_interval(values, t_quantile(level, n - 1) if n >= 2 else math.nan)
 
 
 def _seeds(seeds: Iterable[int]) -> tuple[int, ...]:
