@@ -493,11 +493,12 @@ class Model:
             self.tol_bit = np.array([index[la.reg_ids[p]] for p in regs_saved], np.int64)
             self.tol_lf = np.array([layout.regs[p].listed_from for p in regs_saved], np.int64)
             members = np.zeros((len(regs_saved), self.K), bool)
+            row = {p: i for i, p in enumerate(regs_saved)}
             for k, pos in enumerate(la.slot_pos):
                 for p in pos:
-                    if p in regs_saved:
-                        members[regs_saved.index(p), k] = True
-            self.tol_members = members.astype(np.int64)
+                    if p in row:
+                        members[row[p], k] = True
+            self.tol_members = pack(members, self.nw)      # [P, nw]
             self.tol_keys: dict[bytes, int] = {}
             self.tol_rows = np.zeros((0, len(tab.counts)), np.int8)
         # A snapshot writer meets the other registers first (they sort first):
@@ -613,7 +614,7 @@ class Model:
         from hcsim.evaluation import lists
         C, R = V.shape[0], len(rel)
         tab = self.tab
-        nonzero = (unpack(V, self.K).astype(np.int64) @ self.tol_members.T) > 0   # [C, R, P]
+        nonzero = (V[:, :, None, :] & self.tol_members).any(-1)             # [C, R, P]
         listed = self.tol_lf[None, None, :] <= rel[None, :, None]
         zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
         U = len(tab.universe)
