@@ -22,7 +22,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from histgen import OTHER_IDS
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from hcsim.evaluation import engine, measures
@@ -32,7 +33,7 @@ from hcsim.evaluation.outcomes import BLAME_CODES, BLAMES, CODES, OUTCOMES, pack
 from hcsim.evaluation.spec import migrate
 from hcsim.model import strategies
 from hcsim.model.config import Setting
-from hcsim.model.history import History, dumps, from_dict
+from hcsim.model.history import BITS, History, dumps, from_dict
 from hcsim.model.regs import feat_reg
 from hcsim.model.strategies import FeatureReg, Layout, Strategy
 from hcsim.model.strategies import parse as parse_strategy
@@ -73,7 +74,8 @@ def examples(n: int) -> settings:
 
 
 @st.composite
-def histories(draw, max_releases: int = 5, bulk: bool = True, hosts: bool = True) -> History:
+def histories(draw, max_releases: int = 5, bulk: bool = True, hosts: bool = True,
+              drift: bool = False, overflow: bool = False) -> History:
     """Valid histories exercising every rule the engine must reproduce.
 
     Up to ``max_releases`` releases, ``registers_from`` anywhere; a handful
@@ -83,6 +85,12 @@ def histories(draw, max_releases: int = 5, bulk: bool = True, hosts: bool = True
     overflow past every reserved range); 0-3 firmware registers, ``store``
     or ``check``, with value changes at later releases; sometimes values for
     a host CPU profile (``hosts``, also in changes) and migrations on it.
+
+    ``drift``: other registers (:data:`histgen.OTHER_IDS`) listed from and
+    removed at drawn releases.  ``overflow``: always a bulk, of 150-300
+    services, and sometimes ``bits = "function-numbered"``, so that every
+    reserved range of 3 or 4 registers is often exceeded (the 65-140 above
+    exceed only 1 or 2).
     """
     n = draw(st.integers(1, max_releases))
     rels = [f"r{k}" for k in range(n)]
@@ -103,11 +111,11 @@ def histories(draw, max_releases: int = 5, bulk: bool = True, hosts: bool = True
                 svc["register"] = f"0x{0x6030000000160000 | index:x}"
                 svc["bit"] = bit
         doc["service"].append(svc)
-    if bulk and draw(st.integers(0, 3)) == 0:
+    if overflow or bulk and draw(st.integers(0, 3)) == 0:
         space = draw(st.sampled_from(SPACES))
         first = draw(st.integers(0, n - 1))
         opt_in = draw(st.booleans())
-        for k in range(draw(st.integers(65, 140))):
+        for k in range(draw(st.integers(150, 300) if overflow else st.integers(65, 140))):
             doc["service"].append({
                 "name": f"B{k}", "space": space,
                 "introduced": rels[draw(st.integers(first, n - 1)) if k % 16 == 0 else first],
@@ -131,6 +139,17 @@ def histories(draw, max_releases: int = 5, bulk: bool = True, hosts: bool = True
     if any(HOST in f.get("hosts", {}) or any(HOST in c.get("hosts", {}) for c in f["changes"])
            for f in doc["firmware"]):
         doc["host"] = draw(st.sampled_from([HOST, "max"]))
+    if overflow:
+        doc["bits"] = draw(st.sampled_from(BITS))
+    if drift:
+        doc["other"] = []
+        for rid in OTHER_IDS:
+            if draw(st.booleans()):
+                first = draw(st.integers(0, n - 1))
+                entry = {"id": rid, "introduced": rels[first]}
+                if first + 1 < n and draw(st.booleans()):
+                    entry["removed"] = rels[draw(st.integers(first + 1, n - 1))]
+                doc["other"].append(entry)
     return from_dict(doc, origin="hypothesis")
 
 
@@ -292,6 +311,53 @@ def test_engine_equals_spec_for_every_strategy_at_once(h, data):
 def test_engine_equals_spec_full_bitmap_of_64_bit_registers(h, data):
     """``full-bitmap`` at its default width: 2048 registers, slow in the spec."""
     assert_same(h, ["full-bitmap:width=64"], configurations(data.draw, h)[:2])
+
+
+# -- raz-einval's opt-in overflow over the whole register list ---------------------------
+
+#: ``raz-einval`` with services past its reservation made opt-in, at the
+#: default 4 reserved registers and at 3.
+OVERFLOW_SPECS = ("raz-einval:overflow=opt-in", "raz-einval:ranges=3,overflow=opt-in")
+#: Every VMM policy, and QEMU with Eric Auger's series tolerating two of the
+#: drifting other registers (one SYSREG, one DEMUX) instead of its defaults.
+WHOLE_LIST_VMMS = (*POLICIES, "qemu-compat:hidden=,safe-missing=0x603000000013c103;0x6020000000110000")
+
+
+def overflows(h: History, spec: str) -> bool:
+    """Does ``spec`` need registers past its reserved range on ``h``?"""
+    strategy = parse_strategy(spec)
+    return len(strategy.layout(h).regs) > int(strategy.values["ranges"])
+
+
+@examples(60)
+@given(histories(max_releases=4, drift=True, overflow=True), st.sampled_from(OVERFLOW_SPECS),
+       st.sampled_from(["all", "hypercall"]), st.data())
+def test_engine_equals_spec_for_opt_in_overflow_with_and_without_drift(h, spec, view, data):
+    """Both views: ``all`` (other registers drift between releases) and ``hypercall``."""
+    h = h.with_registers(view)
+    event(f"overflow past the reservation: {overflows(h, spec)}")
+    assert_same(h, [spec], configurations(data.draw, h), vmms=WHOLE_LIST_VMMS)
+
+
+def test_engine_equals_spec_for_opt_in_overflow_on_a_chosen_history():
+    """300 vendor services past both reservations, TCR2_EL1 dropped at r2 and
+    a DEMUX register added at r3; an opt-in overflow service turned on."""
+    services = [{"name": f"V{k}", "space": "vendor-hyp", "introduced": f"r{min(3, k // 80)}",
+                 "default": "off" if k % 50 == 7 else "on"} for k in range(300)]
+    other = [{"id": "0x603000000013c103", "introduced": "r0", "removed": "r2"},
+             {"id": "0x6020000000110000", "introduced": "r3"},
+             {"id": "0x603000000013c100", "introduced": "r0"}]
+    h = from_dict(_doc(registers_from="r1", service=services, other=other))
+    for spec in OVERFLOW_SPECS:
+        assert overflows(h, spec)
+        layout = parse_strategy(spec).layout(h)
+        ranges = int(parse_strategy(spec).values["ranges"])
+        # past the reservation every service resets to 0; inside, each keeps its default
+        for s, pairs, orig in zip(layout.history.services, layout.bits, h.services):
+            assert s.default_on == (orig.default_on and pairs[0][0] < ranges)
+    configs = [frozenset(), Setting(off=frozenset({"V3"}), on=frozenset({"V250", "V290"}))]
+    for view in ("all", "hypercall"):
+        assert_same(h.with_registers(view), OVERFLOW_SPECS, configs, vmms=WHOLE_LIST_VMMS)
 
 
 # -- chosen cases ----------------------------------------------------------------------
