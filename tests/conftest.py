@@ -5,8 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hcsim.model import history
+
+# The whole suite (tests/ and the notebooks) must run in under 10 minutes on
+# two cores, CI's pip install included; it aims at 6.  Property tests set
+# their own example counts (at least 25 where they compare the engine with
+# the spec; ``HCSIM_DIFF_EXAMPLES`` multiplies those of the differential
+# tests).  This profile gives every test what the explicit settings do not
+# say: no deadline (the scalar spec's time per example varies tenfold with
+# the drawn history, and a loaded CI machine must not fail a test on time)
+# and no health check failing a test for a slow or large draw.  Select
+# another with ``pytest --hypothesis-profile NAME``.
+settings.register_profile("hcsim", deadline=None, max_examples=50,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("hcsim")
 
 DATA = Path(__file__).parent / "data"
 

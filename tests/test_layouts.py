@@ -179,7 +179,7 @@ def test_sweep_cli_option_is_one_line_on_a_bad_value():
 
 # -- engine = spec on the new layouts ---------------------------------------------------
 
-@examples(120)
+@examples(60)
 @given(histories(), st.sampled_from(LAYOUTS), st.sampled_from(SPECS), st.data())
 def test_engine_equals_spec_on_every_layout(h, layout, spec, data):
     h = replace(h, space_registers=layout[0], bits=layout[1])
