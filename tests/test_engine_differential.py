@@ -83,15 +83,14 @@ def histories(draw, max_releases: int = 5, bulk: bool = True, hosts: bool = True
     of services with 1-3 functions (sometimes 60-70, to straddle full-bitmap
     registers), opt-in ones, pinned upstream registers and bits; sometimes a
     bulk of 65-140 services in one space (a second upstream register,
-    overflow past every reserved range); 0-3 firmware registers, ``store``
+    overflow past a reserved range of 1 or 2 registers); 0-3 firmware registers, ``store``
     or ``check``, with value changes at later releases; sometimes values for
     a host CPU profile (``hosts``, also in changes) and migrations on it.
 
     ``drift``: other registers (:data:`histgen.OTHER_IDS`) listed from and
     removed at drawn releases.  ``overflow``: always a bulk, of 150-300
-    services, and sometimes ``bits = "function-numbered"``, so that every
-    reserved range of 3 or 4 registers is often exceeded (the 65-140 above
-    exceed only 1 or 2).
+    services, and sometimes ``bits = "function-numbered"``, so that
+    reserved ranges of 3 or 4 registers are often exceeded too.
     """
     n = draw(st.integers(1, max_releases))
     rels = [f"r{k}" for k in range(n)]
