@@ -331,24 +331,6 @@ def _release() -> None:
 
 # -- one strategy under one VMM ---------------------------------------------------------
 
-#: :func:`hcsim.model.vmm.facts` of the register lists of layouts, per policy:
-#: a strategy's registers recur from history to history (a sweep), while
-#: the other lists ``facts`` remembers do not, so its own bounded memo
-#: forgets them; a few hundred entries cover every strategy and policy.
-_REG_FACTS: dict[tuple, object] = {}
-_REG_FACTS_MAX = 512
-
-
-def _facts(vmm: Vmm, ids: Sequence[int]):
-    key = (vmm.key, tuple(ids))
-    hit = _REG_FACTS.get(key)
-    if hit is None:
-        if len(_REG_FACTS) >= _REG_FACTS_MAX:
-            _REG_FACTS.pop(next(iter(_REG_FACTS)))
-        hit = _REG_FACTS[key] = facts(vmm, key[1])
-    return hit
-
-
 @dataclass
 class _Side:
     """Per-row arrays of sources or destinations."""
@@ -393,7 +375,7 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = _facts(vmm, la.reg_ids), _facts(vmm, [f.id for f in la.fw])
+        regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, [f.id for f in la.fw])
         hidden = np.array([rid in rule.hidden for rid in la.reg_ids], bool)
         if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
@@ -929,14 +911,9 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
     C, n = len(cfgs), m.n
     out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
     if compress:
-        # Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
-        # forward when i < j; inside one epoch, size * (size - 1) / 2 each way.
-        starts = m.arrays.starts
-        size = np.diff(np.append(starts, n)).astype(np.float64)
+        starts, fwd = _epoch_weights(m)
         E = len(starts)
         code, _, _ = m.pairs(m.sources(starts, off), m.destinations(starts))
-        fwd = np.triu(np.outer(size, size), 1)
-        fwd[np.diag_indices(E)] = size * (size - 1) / 2
         flat = code.reshape(-1)
         out = np.empty((2, len(OUTCOMES)), np.int64)    # float64 counts are exact below 2**53
         for k, weights in enumerate((fwd, fwd.T)):
@@ -967,6 +944,52 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
         out[2] += forward
         out[0] += _tally(block) - forward - _tally(np.diagonal(block, axis1=1, axis2=2))
     return out[[2, 0]]
+
+
+def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
+    """The epochs' first releases, and ``[E, E]`` forward release pairs per epoch pair.
+
+    Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
+    forward when i < j; inside one epoch, size * (size - 1) / 2 each way
+    (the backward weights are the transpose).
+    """
+    starts = m.arrays.starts
+    size = np.diff(np.append(starts, m.n)).astype(np.float64)
+    fwd = np.triu(np.outer(size, size), 1)
+    fwd[np.diag_indices(len(starts))] = size * (size - 1) / 2
+    return starts, fwd
+
+
+def tally(history: History, strategy: Strategy, vmm: Vmm,
+          configs: Sequence[Config | Setting] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What a scorecard needs, without the ``[n, n]`` matrix: outcome counts
+    ``[2, 6]`` and refused pairs by blame code ``[2, 4]`` (forward, backward;
+    configurations pooled).
+
+    The same numbers :func:`hcsim.evaluation.measures.counts` and
+    :func:`~hcsim.evaluation.measures.refusals_by_blame` give on
+    :func:`evaluate`'s outcomes (``tests/test_engine_tally.py``), counted on
+    epoch pairs, each weighted by the release pairs it stands for (as
+    :func:`counts` does): what a sweep scores per history.
+    """
+    cfgs = _configs(configs)
+    m = model(history, strategy, vmm)
+    off = m.settings(cfgs)
+    C = len(cfgs)
+    starts, fwd = _epoch_weights(m)
+    E = len(starts)
+    try:
+        code, _, _, blames = m.pairs(m.sources(starts, off), m.destinations(starts), blame=True)
+        # bin = outcome code * 4 + blame (0 unless refused): one weighted count per direction
+        bins = (code.astype(np.int64) * 4 + blames).reshape(-1)
+    finally:
+        m.release()
+    k = len(OUTCOMES)
+    out = np.empty((2, k, 4), np.int64)     # float64 weights are exact below 2**53
+    for d, weights in enumerate((fwd, fwd.T)):
+        out[d] = np.rint(np.bincount(bins, np.broadcast_to(weights, (C, E, E)).reshape(-1),
+                                     minlength=4 * k)[:4 * k]).reshape(k, 4)
+    return out.sum(-1), out[:, REFUSED]
 
 
 #: Counts of at most this many chunks of pairs (configurations x releases**2)
@@ -1001,4 +1024,4 @@ def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
 
 
 __all__ = ["DEFAULT_CHUNK_PAIRS", "EngineUnsupported", "Model", "counts", "evaluate", "model",
-           "supports"]
+           "supports", "tally"]

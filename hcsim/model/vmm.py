@@ -398,37 +398,53 @@ class Facts(NamedTuple):
     sizes: np.ndarray       # wire bytes, int64
 
 
-#: Answers per policy key and register id, and per policy key and id list.
-_FACTS: dict[tuple, dict[int, tuple[bool, bool, int]]] = {}
-_LISTS: dict[tuple, Facts] = {}
+class _Answers:
+    """One policy's answers, as sorted arrays of the ids asked so far."""
+
+    __slots__ = ("ids", "saves", "handles", "sizes")
+
+    def __init__(self):
+        self.ids = np.zeros(0, np.uint64)
+        self.saves = np.zeros(0, bool)
+        self.handles = np.zeros(0, bool)
+        self.sizes = np.zeros(0, np.int64)
+
+    def learn(self, vmm: Vmm, new: np.ndarray) -> None:
+        """Ask the policy about ``new`` (sorted, distinct, none known yet)."""
+        rows = [(vmm.saves(rid), vmm.handles(rid), vmm.wire_bytes(rid)) for rid in new.tolist()]
+        saves, handles, sizes = (np.array(col, dt) for col, dt in
+                                 zip(zip(*rows), (bool, bool, np.int64)))
+        at = np.searchsorted(self.ids, new)
+        self.ids = np.insert(self.ids, at, new)
+        self.saves = np.insert(self.saves, at, saves)
+        self.handles = np.insert(self.handles, at, handles)
+        self.sizes = np.insert(self.sizes, at, sizes)
 
 
-def facts(vmm: Vmm, ids: Sequence[int]) -> Facts:
+#: Answers per policy key (every id ever asked; ids are few: the hypercall
+#: registers of every layout and the system registers of the histories).
+_ANSWERS: dict[tuple, _Answers] = {}
+
+
+def facts(vmm: Vmm, ids: Sequence[int] | np.ndarray) -> Facts:
     """``saves``, ``handles`` and ``wire_bytes`` of every id under ``vmm``, memoised.
 
     The three are pure functions of the policy and the id, asked of every
-    register (never of a sample), and the same ids and lists recur from
-    history to history (2048 of them under ``full-bitmap``), so each is
-    computed once per policy.
+    register (never of a sample); each is computed once per policy and id
+    (the same ids recur from history to history: 2048 of them under
+    ``full-bitmap``), and a list is answered by one sorted lookup.
     """
-    ids = tuple(ids)
-    key = (vmm.key, ids)
-    hit = _LISTS.get(key)
-    if hit is not None:
-        return hit
-    table = _FACTS.setdefault(vmm.key, {})
-    rows = []
-    for rid in ids:
-        answer = table.get(rid)
-        if answer is None:
-            answer = table[rid] = (vmm.saves(rid), vmm.handles(rid), vmm.wire_bytes(rid))
-        rows.append(answer)
-    saves, handles, sizes = zip(*rows) if rows else ((), (), ())
-    hit = Facts(np.array(saves, bool), np.array(handles, bool), np.array(sizes, np.int64))
-    if len(_LISTS) >= 64:       # bounded: a sweep's histories make ever new lists
-        _LISTS.pop(next(iter(_LISTS)))
-    _LISTS[key] = hit
-    return hit
+    arr = np.asarray(ids, np.uint64).reshape(-1)
+    table = _ANSWERS.get(vmm.key)
+    if table is None:
+        table = _ANSWERS[vmm.key] = _Answers()
+    at = np.searchsorted(table.ids, arr)
+    known = at < len(table.ids)
+    known[known] = table.ids[at[known]] == arr[known]
+    if not known.all():
+        table.learn(vmm, np.unique(arr[~known]))
+        at = np.searchsorted(table.ids, arr)
+    return Facts(table.saves[at], table.handles[at], table.sizes[at])
 
 
 REGISTRY: dict[str, type[Vmm]] = {
