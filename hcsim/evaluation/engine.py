@@ -376,7 +376,8 @@ class Model:
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
         regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, [f.id for f in la.fw])
-        hidden = np.array([rid in rule.hidden for rid in la.reg_ids], bool)
+        hidden = (np.isin(la.reg_ids_u64, np.array(sorted(rule.hidden), np.uint64))
+                  if rule.hidden else np.zeros(len(la.reg_ids), bool))
         if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
         self.saves_features = bool((regs.saves | hidden).all()) and regs.saves.any()
@@ -435,7 +436,7 @@ class Model:
         hyp = cache.get(hkey)
         if hyp is None:
             hyp = cache[hkey] = lists.listed_by_release(self.n, events[0], events[1].tolist())
-        saved = lists.saved_other(history, vmm.saves, hidden, key)
+        saved = lists.saved_other(history, vmm)
         handled = cache.get(("handled", saved.token, key))
         if handled is None:
             handled = cache[("handled", saved.token, key)] = bool(
