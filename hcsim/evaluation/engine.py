@@ -204,6 +204,7 @@ class _LayoutArrays:
         self.fw_epoch, self.fw_bad = self._firmware_epochs()
         self.fw_threshold = self._firmware_thresholds()
         self.starts = self._epochs()
+        self.epoch_weights: np.ndarray | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model] = {}
 
@@ -954,11 +955,15 @@ def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
     forward when i < j; inside one epoch, size * (size - 1) / 2 each way
     (the backward weights are the transpose).
     """
-    starts = m.arrays.starts
-    size = np.diff(np.append(starts, m.n)).astype(np.float64)
-    fwd = np.triu(np.outer(size, size), 1)
-    fwd[np.diag_indices(len(starts))] = size * (size - 1) / 2
-    return starts, fwd
+    la = m.arrays
+    fwd = la.epoch_weights          # one per layout: its VMMs share the epochs
+    if fwd is None:
+        size = np.diff(np.append(la.starts, m.n)).astype(np.float64)
+        fwd = np.triu(np.outer(size, size), 1)
+        fwd[np.diag_indices(len(la.starts))] = size * (size - 1) / 2
+        fwd.flags.writeable = False
+        la.epoch_weights = fwd
+    return la.starts, fwd
 
 
 def tally(history: History, strategy: Strategy, vmm: Vmm,
