@@ -17,15 +17,16 @@ reads and the vectorised engine reads too; a failed restore raises
 * ``qemu-tolerant`` (*hypothetical*: a review suggestion on the QEMU list,
   never implemented): as ``qemu``, but an incoming feature register the
   destination lacks, whose value is 0, is dropped before the count check.
-* ``qemu-compat``: QEMU with Eric Auger's posted series (RFC 2025-09, v4
-  2026-01-26, "failed to load cpu:cpreg_vmstate_array_len"; FACTS.md
-  section 4; posted, not known to be merged): ``x-mig-hidden-regs`` ids are
+* ``qemu-compat``: QEMU with Eric Auger's series (RFC 2025-09 to v10
+  2026-04, "failed to load cpu:cpreg_vmstate_array_len"; docs/FACTS.md
+  section 4; merged according to its author, not verified here): ``x-mig-hidden-regs`` ids are
   removed from the cpreg list (neither saved nor restored, whatever their
   value, so not configured either: :attr:`RestoreRule.hidden`); incoming
   ids in ``x-mig-safe-missing-regs`` that the destination lacks are ignored,
   in the count check too (:attr:`RestoreRule.tolerated`).  Parameters
   ``hidden=ID;ID`` and ``safe-missing=ID;ID`` (hex ids or kernel names),
-  default the series' compat for the virt machine: ``VENDOR_HYP_BMAP_2``
+  default the series' *example* compat (v4 patch 10/10, "[DO NOT UPSTREAM]
+  Enforce compatibility with older kernels"): ``VENDOR_HYP_BMAP_2``
   hidden; ``TCR2_EL1``, ``PIRE0_EL1``, ``PIR_EL1`` safe-missing.
 * ``zero-unknown`` (Oliver's wish): as ``qemu``, and every destination feature
   register absent from the stream is written 0.
@@ -335,7 +336,9 @@ class QemuTolerant(Vmm):
                        drop_zero_unknown_features=True)
 
 
-#: ``qemu-compat`` defaults: the series' compat for the virt machine.
+#: ``qemu-compat`` defaults: the series' example compat (v4 patch 10/10, marked
+#: "[DO NOT UPSTREAM]" by its author; the compat v4 proposes upstream lists only
+#: AArch32 DBGDTRTX as safe-missing).
 VENDOR_HYP_BMAP_2 = 0x6030000000160003
 TCR2_EL1, PIRE0_EL1, PIR_EL1 = 0x603000000013C103, 0x603000000013C512, 0x603000000013C513
 COMPAT_HIDDEN = (VENDOR_HYP_BMAP_2,)
@@ -344,7 +347,7 @@ COMPAT_SAFE_MISSING = (TCR2_EL1, PIRE0_EL1, PIR_EL1)
 
 class QemuCompat(Vmm):
     name = "qemu-compat"
-    summary = ("qemu + Eric Auger's posted series (2026): x-mig-hidden-regs, "
+    summary = ("qemu + Eric Auger's series (2025-26): x-mig-hidden-regs, "
                "x-mig-safe-missing-regs")
     params = {"hidden": COMPAT_HIDDEN, "safe-missing": COMPAT_SAFE_MISSING}
 
