@@ -1,16 +1,19 @@
 """Sweep throughput: time ``hcsim sweep`` and say where a history's time goes.
 
-    python benchmarks/bench_sweep.py                 # the issue-4 target
+    python benchmarks/bench_sweep.py --drift linux   # the issue-11 target
     python benchmarks/bench_sweep.py --histories 500 --profile-only
 
-1. Runs ``hcsim sweep --histories K --releases N --output TMP.parquet`` (every
-   strategy, every VMM policy, all cores) as a subprocess and prints its wall
-   and CPU time.
-2. In this process, on a few histories, splits the CPU time of one history
-   by strategy: building the layout (``Strategy.layout``), the first
-   ``score(evaluate(...))`` (which also builds the engine's per-layout arrays),
-   and the other VMM policies' summaries.  The sum times K / cores estimates
-   the sweep on an otherwise idle machine.
+1. Runs ``hcsim sweep --histories K --releases N [--drift D] --output
+   TMP.parquet`` (every strategy, every VMM policy, all cores) as a
+   subprocess and prints its wall and CPU time.
+2. In this process, on a few histories (after as many to warm the per-id
+   memos, as in a long sweep), splits the CPU time of one history the way
+   the sweep spends it: generating it, building each strategy's layout, the
+   engine's model of each (strategy, VMM) (:func:`hcsim.evaluation.engine.model`:
+   the layout's arrays and the whole-list tables), counting its pairs
+   (:func:`hcsim.evaluation.engine.tally`) and the scorecard
+   (:func:`hcsim.evaluation.measures.score_counts`: cost, pickup).  The sum
+   times K / cores estimates the sweep on an otherwise idle machine.
 
 CPU times (not wall) are used for the breakdown so that other load on the
 machine does not inflate them.
@@ -27,17 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from hcsim.evaluation.backends import evaluate
-from hcsim.evaluation.measures import score
+from hcsim.evaluation import engine
+from hcsim.evaluation.measures import score_counts
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
+from hcsim.model.synthetic import DRIFT_PRESETS
 
 
-def run_sweep(histories: int, releases: int, jobs: int | None) -> None:
+def run_sweep(histories: int, releases: int, jobs: int | None, drift: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep.parquet"
         argv = ["hcsim", "sweep", "--histories", str(histories), "--releases", str(releases),
                 "--output", str(out)]
+        if drift != "none":
+            argv += ["--drift", drift]
         if jobs:
             argv += ["--jobs", str(jobs)]
         print("$", " ".join(argv).replace(str(out), "sweep.parquet"))
@@ -52,42 +58,46 @@ def run_sweep(histories: int, releases: int, jobs: int | None) -> None:
           f"output {size / 1e6:.1f} MB, load average {os.getloadavg()[0]:.2f}")
 
 
-def breakdown(histories: int, releases: int, jobs: int) -> None:
-    params = synthetic.params(releases=releases)
-    hs = [params.history(seed) for seed in range(histories)]
+def breakdown(histories: int, releases: int, jobs: int, drift: str) -> None:
+    params = synthetic.params(releases=releases, **DRIFT_PRESETS[drift])
     vmms = [vmm_mod.parse(v) for v in vmm_mod.REGISTRY]
     clock = time.process_time
-    rows, total = [], 0.0
-    for spec in strategies.DEFAULTS:
-        layout = first = rest = 0.0
-        for h in hs:
-            strategy = strategies.parse(spec)
+    parts = dict.fromkeys(("generate", "layout", "model", "tally", "score"), 0.0)
+    for warm in (True, False):
+        for seed in range(histories):
             t0 = clock()
-            strategy.layout(h)
-            t1 = clock()
-            score(evaluate(h, strategy, vmms[0], sets=False))
-            t2 = clock()
-            for vmm in vmms[1:]:
-                score(evaluate(h, strategy, vmm, sets=False))
-            t3 = clock()
-            layout, first, rest = layout + t1 - t0, first + t2 - t1, rest + t3 - t2
-        per = [1e3 * x / len(hs) for x in (layout, first, rest)]
-        rows.append((spec, *per, sum(per)))
-        total += sum(per)
-    t0 = clock()
-    for seed in range(histories):
-        params.history(seed)
-    gen = 1e3 * (clock() - t0) / histories
-    total += gen
-    print(f"\nCPU ms per history ({releases} releases, {len(vmms)} VMM policies), "
-          f"mean of {histories} histories:")
-    print(f"{'strategy':<22}{'layout':>8}{'1st VMM':>9}{'5 more':>8}{'total':>8}")
-    for spec, lay, fst, rst, tot in rows:
-        print(f"{spec:<22}{lay:8.2f}{fst:9.2f}{rst:8.2f}{tot:8.2f}")
-    print(f"{'generate':<22}{'':25}{gen:8.2f}")
-    print(f"{'all':<22}{'':25}{total:8.2f}")
+            h = params.history(seed + (0 if warm else histories))
+            t = {"generate": clock() - t0}
+            for spec in strategies.DEFAULTS:
+                strategy = strategies.parse(spec)
+                t0 = clock()
+                strategy.layout(h)
+                t["layout"] = t.get("layout", 0) + clock() - t0
+                for vmm in vmms:
+                    t0 = clock()
+                    try:
+                        engine.model(h, strategy, vmm)
+                    except engine.EngineUnsupported:
+                        continue
+                    t1 = clock()
+                    counted, refused = engine.tally(h, strategy, vmm)
+                    t2 = clock()
+                    score_counts(h, strategy, vmm, counted, refused)
+                    t3 = clock()
+                    for k, dt in (("model", t1 - t0), ("tally", t2 - t1), ("score", t3 - t2)):
+                        t[k] = t.get(k, 0) + dt
+            if not warm:
+                for k, dt in t.items():
+                    parts[k] += dt
+    total = sum(parts.values())
+    print(f"\nCPU ms per history ({releases} releases, drift {drift}, "
+          f"{len(strategies.DEFAULTS)} strategies x {len(vmms)} VMM policies), "
+          f"mean of {histories} histories after {histories} to warm up:")
+    for k, v in parts.items():
+        print(f"{k:<10}{1e3 * v / histories:8.2f}")
+    print(f"{'all':<10}{1e3 * total / histories:8.2f}")
     print(f"estimate for 10,000 histories on {jobs} idle cores: "
-          f"{total * 10_000 / 1e3 / jobs:.0f} s (before pool and output overhead)")
+          f"{total / histories * 10_000 / jobs:.0f} s (before pool and output overhead)")
 
 
 def main() -> None:
@@ -95,12 +105,14 @@ def main() -> None:
     ap.add_argument("--histories", type=int, default=10_000)
     ap.add_argument("--releases", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--drift", default="none", choices=sorted(DRIFT_PRESETS))
     ap.add_argument("--profile-histories", type=int, default=50)
     ap.add_argument("--profile-only", action="store_true")
     args = ap.parse_args()
     if not args.profile_only:
-        run_sweep(args.histories, args.releases, args.jobs)
-    breakdown(args.profile_histories, args.releases, args.jobs or os.cpu_count() or 1)
+        run_sweep(args.histories, args.releases, args.jobs, args.drift)
+    breakdown(args.profile_histories, args.releases, args.jobs or os.cpu_count() or 1,
+              args.drift)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 seeds ``seed`` .. ``seed + histories - 1``, so any row can be regenerated
 with ``hcsim generate --seed``), scores every (history, strategy, VMM
 policy, configuration) with the vectorised engine
-(:func:`hcsim.evaluation.backends.evaluate` and :func:`hcsim.evaluation.measures.score`,
-the same path as ``hcsim compare``) and
+(:func:`hcsim.evaluation.backends.tally` and
+:func:`hcsim.evaluation.measures.score_counts`: the scorecard of ``hcsim compare``
+from the same counts, taken on epoch pairs without the ``[n, n]`` matrix) and
 returns a tidy :class:`pandas.DataFrame`, one row per combination:
 
 * ``seed``, the generator parameters (``releases``, ``rate``, ``burst``,
@@ -54,8 +55,8 @@ import numpy as np
 
 from hcsim import files, limits
 from hcsim.errors import InputError
-from hcsim.evaluation.backends import evaluate, note
-from hcsim.evaluation.measures import score
+from hcsim.evaluation.backends import note, tally
+from hcsim.evaluation.measures import score_counts
 from hcsim.model import config as config_mod
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
@@ -116,10 +117,10 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
         for si, strategy in enumerate(chosen):
             for vi, vmm in enumerate(vmms):
                 for ci, configs_i in enumerate(configs):
-                    outcomes = evaluate(history, strategy, vmm, configs_i, how, sets=False)
-                    if outcomes.reason:
+                    counted, refused, outcomes = tally(history, strategy, vmm, configs_i, how)
+                    if outcomes is not None and outcomes.reason:
                         log.warning("seed %d: %s", seed, note(outcomes))
-                    row = score(outcomes).flat()
+                    row = score_counts(history, strategy, vmm, counted, refused).flat()
                     ex = row["exhaustion"]
                     for k, v in zip(keys, (seed, len(history.services), si, vi, ci,
                                            history.index(ex) if ex else -1)):

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from hcsim.errors import InputError
-from hcsim.evaluation import engine, spec
+from hcsim.evaluation import engine, measures, spec
 from hcsim.evaluation.engine import EngineUnsupported
 from hcsim.evaluation.outcomes import Outcomes
 from hcsim.model.config import Config, Setting
@@ -52,6 +54,29 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
             raise EngineUnsupported(f"the engine cannot evaluate {strategy.spec} under "
                                     f"{vmm.name}: {reason}")
     return spec.evaluate(history, strategy, vmm, cfgs, vcpus, reason)
+
+
+def tally(history: History, strategy: Strategy, vmm: Vmm,
+          configs: Sequence[Config | Setting] | None = None, backend: str = "auto"
+          ) -> tuple[np.ndarray, np.ndarray, Outcomes | None]:
+    """Outcome counts ``[2, 6]`` and refused pairs by blame ``[2, 4]``
+    (:func:`hcsim.evaluation.measures.counts`, :func:`~hcsim.evaluation.measures.blamed`),
+    what :func:`hcsim.evaluation.measures.score_counts` needs.
+
+    The engine counts them on epoch pairs without the ``[n, n]`` matrix
+    (:func:`hcsim.evaluation.engine.tally`); where it does not model the
+    evaluation (``auto``), the spec's outcomes are counted and returned
+    too, so that the caller can say why (:func:`note`).
+    """
+    if backend not in CHOICES:
+        raise InputError(f"unknown backend {backend!r} (known: {', '.join(CHOICES)})")
+    if backend != "spec":
+        try:
+            return (*engine.tally(history, strategy, vmm, configs), None)
+        except EngineUnsupported:   # "engine": evaluate raises it, saying which evaluation
+            pass
+    outcomes = evaluate(history, strategy, vmm, configs, backend, sets=False)
+    return measures.counts(outcomes), measures.blamed(outcomes), outcomes
 
 
 def note(outcomes: Outcomes) -> str:

@@ -204,6 +204,7 @@ class _LayoutArrays:
         self.fw_epoch, self.fw_bad = self._firmware_epochs()
         self.fw_threshold = self._firmware_thresholds()
         self.starts = self._epochs()
+        self.epoch_weights: np.ndarray | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model] = {}
 
@@ -331,24 +332,6 @@ def _release() -> None:
 
 # -- one strategy under one VMM ---------------------------------------------------------
 
-#: :func:`hcsim.model.vmm.facts` of the register lists of layouts, per policy:
-#: a strategy's registers recur from history to history (a sweep), while
-#: the other lists ``facts`` remembers do not, so its own bounded memo
-#: forgets them; a few hundred entries cover every strategy and policy.
-_REG_FACTS: dict[tuple, object] = {}
-_REG_FACTS_MAX = 512
-
-
-def _facts(vmm: Vmm, ids: Sequence[int]):
-    key = (vmm.key, tuple(ids))
-    hit = _REG_FACTS.get(key)
-    if hit is None:
-        if len(_REG_FACTS) >= _REG_FACTS_MAX:
-            _REG_FACTS.pop(next(iter(_REG_FACTS)))
-        hit = _REG_FACTS[key] = facts(vmm, key[1])
-    return hit
-
-
 @dataclass
 class _Side:
     """Per-row arrays of sources or destinations."""
@@ -393,8 +376,9 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = _facts(vmm, la.reg_ids), _facts(vmm, [f.id for f in la.fw])
-        hidden = np.array([rid in rule.hidden for rid in la.reg_ids], bool)
+        regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, [f.id for f in la.fw])
+        hidden = (np.isin(la.reg_ids_u64, np.array(sorted(rule.hidden), np.uint64))
+                  if rule.hidden else np.zeros(len(la.reg_ids), bool))
         if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
         self.saves_features = bool((regs.saves | hidden).all()) and regs.saves.any()
@@ -453,7 +437,7 @@ class Model:
         hyp = cache.get(hkey)
         if hyp is None:
             hyp = cache[hkey] = lists.listed_by_release(self.n, events[0], events[1].tolist())
-        saved = lists.saved_other(history, vmm.saves, hidden, key)
+        saved = lists.saved_other(history, vmm)
         handled = cache.get(("handled", saved.token, key))
         if handled is None:
             handled = cache[("handled", saved.token, key)] = bool(
@@ -929,14 +913,9 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
     C, n = len(cfgs), m.n
     out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
     if compress:
-        # Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
-        # forward when i < j; inside one epoch, size * (size - 1) / 2 each way.
-        starts = m.arrays.starts
-        size = np.diff(np.append(starts, n)).astype(np.float64)
+        starts, fwd = _epoch_weights(m)
         E = len(starts)
         code, _, _ = m.pairs(m.sources(starts, off), m.destinations(starts))
-        fwd = np.triu(np.outer(size, size), 1)
-        fwd[np.diag_indices(E)] = size * (size - 1) / 2
         flat = code.reshape(-1)
         out = np.empty((2, len(OUTCOMES)), np.int64)    # float64 counts are exact below 2**53
         for k, weights in enumerate((fwd, fwd.T)):
@@ -967,6 +946,56 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
         out[2] += forward
         out[0] += _tally(block) - forward - _tally(np.diagonal(block, axis1=1, axis2=2))
     return out[[2, 0]]
+
+
+def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
+    """The epochs' first releases, and ``[E, E]`` forward release pairs per epoch pair.
+
+    Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
+    forward when i < j; inside one epoch, size * (size - 1) / 2 each way
+    (the backward weights are the transpose).
+    """
+    la = m.arrays
+    fwd = la.epoch_weights          # one per layout: its VMMs share the epochs
+    if fwd is None:
+        size = np.diff(np.append(la.starts, m.n)).astype(np.float64)
+        fwd = np.triu(np.outer(size, size), 1)
+        fwd[np.diag_indices(len(la.starts))] = size * (size - 1) / 2
+        fwd.flags.writeable = False
+        la.epoch_weights = fwd
+    return la.starts, fwd
+
+
+def tally(history: History, strategy: Strategy, vmm: Vmm,
+          configs: Sequence[Config | Setting] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What a scorecard needs, without the ``[n, n]`` matrix: outcome counts
+    ``[2, 6]`` and refused pairs by blame code ``[2, 4]`` (forward, backward;
+    configurations pooled).
+
+    The same numbers :func:`hcsim.evaluation.measures.counts` and
+    :func:`~hcsim.evaluation.measures.refusals_by_blame` give on
+    :func:`evaluate`'s outcomes (``tests/test_engine_tally.py``), counted on
+    epoch pairs, each weighted by the release pairs it stands for (as
+    :func:`counts` does): what a sweep scores per history.
+    """
+    cfgs = _configs(configs)
+    m = model(history, strategy, vmm)
+    off = m.settings(cfgs)
+    C = len(cfgs)
+    starts, fwd = _epoch_weights(m)
+    E = len(starts)
+    try:
+        code, _, _, blames = m.pairs(m.sources(starts, off), m.destinations(starts), blame=True)
+        # bin = outcome code * 4 + blame (0 unless refused): one weighted count per direction
+        bins = (code.astype(np.int64) * 4 + blames).reshape(-1)
+    finally:
+        m.release()
+    k = len(OUTCOMES)
+    out = np.empty((2, k, 4), np.int64)     # float64 weights are exact below 2**53
+    for d, weights in enumerate((fwd, fwd.T)):
+        out[d] = np.rint(np.bincount(bins, np.broadcast_to(weights, (C, E, E)).reshape(-1),
+                                     minlength=4 * k)[:4 * k]).reshape(k, 4)
+    return out.sum(-1), out[:, REFUSED]
 
 
 #: Counts of at most this many chunks of pairs (configurations x releases**2)
@@ -1001,4 +1030,4 @@ def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
 
 
 __all__ = ["DEFAULT_CHUNK_PAIRS", "EngineUnsupported", "Model", "counts", "evaluate", "model",
-           "supports"]
+           "supports", "tally"]

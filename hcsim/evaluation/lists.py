@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -117,18 +118,21 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
         epoch[r] = keys.setdefault((sort(hyp[r]), sort(other[r])), len(keys))
     lists = list(keys)
     E = len(lists)
-    hyp_ids = [np.array(h, dtype=np.uint64) for h, _ in lists]
-    all_ids = [np.concatenate([h, np.array(o, dtype=np.uint64)])
-               for h, (_, o) in zip(hyp_ids, lists)]
-    uni = np.unique(np.concatenate(all_ids)) if E else np.zeros(0, np.uint64)
+    # every (epoch, id) of the lists, hypercall ids marked: one unique, one scatter
+    hlen = np.array([len(h) for h, _ in lists], np.int64)
+    sizes = hlen + np.array([len(o) for _, o in lists], np.int64)
+    flat = np.fromiter(chain.from_iterable(part for pair in lists for part in pair),
+                       np.uint64, int(sizes.sum()))
+    # the k-th id of an epoch's list is a hypercall id when k < that epoch's hlen
+    k = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    hyp_mask = k < np.repeat(hlen, sizes)
+    uni, where = np.unique(flat, return_inverse=True)
     universe = uni.tolist()
     U = len(universe)
     member = np.zeros((E, max(U, 1)), bool)
+    member[np.repeat(np.arange(E), sizes), where] = True
     is_hyp = np.zeros(max(U, 1), bool)
-    for e, ids in enumerate(all_ids):
-        member[e, np.searchsorted(uni, ids)] = True
-    for h in hyp_ids:
-        is_hyp[np.searchsorted(uni, h)] = True
+    is_hyp[where[hyp_mask]] = True
     is_safe = np.zeros(max(U, 1), bool)
     if U and safe:
         safe_ids = np.array(sorted(safe), dtype=np.uint64)
@@ -139,8 +143,8 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
     OTH = _pack(~is_hyp[None] & (np.arange(max(U, 1)) < U)[None])[0]
     SAFE = _pack(is_safe[None])[0]
     counts = _popcount(M)
-    # every index below the destination's last (highest) listed id
-    last = np.array([np.flatnonzero(row).max() if row.any() else -1 for row in member])
+    # every index below the destination's last (highest) listed id (-1: lists nothing)
+    last = np.where(member.any(1), member.shape[1] - 1 - member[:, ::-1].argmax(1), -1)
     below = _pack(np.arange(max(U, 1))[None, :] < last[:, None])   # [E, nw]
     qemu = np.zeros((E, E), np.int8)
     missing = np.zeros((E, E), np.int8)
@@ -165,42 +169,6 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
     return ListTables(epoch, qemu, missing, counts, tuple(universe), M, HYP, OTH, below, SAFE)
 
 
-def blame_of(ids: Sequence[int], is_hypercall) -> int:
-    """Blame code of offending ids (``is_hypercall(id)`` says which kind)."""
-    kinds = {HYPERCALL if is_hypercall(r) else OTHER for r in ids}
-    return sum(kinds)
-
-
-def saved_lists(history, layout, saves, hidden: frozenset[int] = frozenset(),
-                key=None) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
-    """Per release, the hypercall ids and the other ids a VMM saves.
-
-    ``saves(id)`` is the VMM's choice (asked once per distinct id); ``hidden``
-    ids are left out (QEMU's ``x-mig-hidden-regs``).  Firmware registers are
-    listed from their introduction, feature registers from ``listed_from``,
-    other registers as :meth:`hcsim.model.history.History.other_table` says
-    (the history's host and vCPU features).  With ``key`` (what identifies
-    ``saves``, e.g. :attr:`hcsim.model.vmm.Vmm.key`) the other lists are
-    computed once per history and key (:func:`saved_other`).
-    """
-    return (saved_hyp(history, layout, saves, hidden),
-            list(saved_other(history, saves, hidden, key).lists))
-
-
-def saved_hyp(history, layout, saves, hidden: frozenset[int] = frozenset(),
-              reg_saves: Sequence[bool] | None = None) -> list[tuple[int, ...]]:
-    """Per release, the hypercall ids a VMM saves (see :func:`saved_lists`).
-
-    ``reg_saves``: ``saves`` of every register of ``layout``, if known."""
-    fw = [(f.introduced, f.id) for f in history.firmware if saves(f.id) and f.id not in hidden]
-    if reg_saves is None:
-        reg_saves = [saves(r.id) for r in layout.regs]
-    feats = [(r.listed_from, r.id) for r, kept in zip(layout.regs, reg_saves)
-             if kept and r.id not in hidden]
-    return listed_by_release(len(history.releases), *zip(*(fw + feats)) if fw or feats
-                             else ((), ()))
-
-
 def listed_by_release(n: int, listed_from: Sequence[int], ids: Sequence[int]
                       ) -> list[tuple[int, ...]]:
     """Per release ``r < n``, the sorted ``ids`` with ``listed_from <= r``;
@@ -223,30 +191,36 @@ class SavedOther:
     token: object                        # hashable; the same lists give the same token
 
 
-def saved_other(history, saves, hidden: frozenset[int] = frozenset(), key=None) -> SavedOther:
-    """Per release, the other ids a VMM saves (``saves``, minus ``hidden``).
+def saved_other(history, vmm) -> SavedOther:
+    """Per release, the other ids ``vmm`` saves (its ``saves``: hidden ids left out).
 
-    With ``key`` (what identifies ``saves``) the answer is kept with the
-    history's other-register data, so the strategies and VMMs of one
-    history ask ``saves`` of each id once.
+    Kept with the history's other-register data, so the strategies of one
+    history share it, and asked of :func:`hcsim.model.vmm.facts` (one sorted
+    lookup of every id the history lists).
     """
+    from hcsim.model.vmm import facts
+
     table = history.other_table()
-    cache = history.other._tables if table is not None and key is not None else None
-    ck = ("saved", history.host, history.features, key, hidden)
+    key = vmm.key
+    cache = history.other._tables if table is not None else None
+    ck = ("saved", history.host, history.features, key)
     if cache is not None and ck in cache:
         return cache[ck]
     if table is None:
         table = ((),) * len(history.releases)
-    universe = {i for ids in set(table) for i in ids}
-    keep = {i for i in universe if saves(i) and i not in hidden}
+    objects = {id(ids): ids for ids in table}       # releases repeat list objects
+    universe = np.unique(np.concatenate([np.zeros(0, np.uint64)] + [
+        np.array(ids, np.uint64) for ids in objects.values()]))
+    kept = universe[facts(vmm, universe).saves].tolist()
+    keep = set(kept)
     memo: dict = {}         # equal lists become one object (tables() relies on it for speed)
-    if len(keep) == len(universe):
-        other = tuple(memo.setdefault(ids, ids) for ids in table)
-    else:
-        other = tuple(memo.setdefault(ids, tuple(i for i in ids if i in keep)) for ids in table)
+    every = len(kept) == len(universe)
+    canonical = {k: memo.setdefault(ids, ids if every else tuple(i for i in ids if i in keep))
+                 for k, ids in objects.items()}
+    other = tuple(canonical[id(ids)] for ids in table)
     if cache is None:
-        return SavedOther(other, tuple(sorted(keep)), other)
+        return SavedOther(other, tuple(kept), other)
     tokens = cache.setdefault(("tokens", history.host, history.features), {})
     token = (history.host, history.features, tokens.setdefault(other, len(tokens)))
-    out = cache[ck] = SavedOther(other, tuple(sorted(keep)), token)
+    out = cache[ck] = SavedOther(other, tuple(kept), token)
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from math import ceil
 
 import numpy as np
@@ -227,13 +227,16 @@ class Score:
         for direction in DIRECTIONS:
             for o, v in getattr(self, direction).items():
                 row[f"{SHARE_PREFIX[direction]}_{o}"] = v
-        row.update({k: v for k, v in asdict(self).items()
-                    if k not in ("strategy", "refused_by", *DIRECTIONS)})
+        row.update({k: getattr(self, k) for k in _FLAT})
         for direction in DIRECTIONS:
             for col, v in (self.refused_by or {}).get(direction, {}).items():
                 row[f"{SHARE_PREFIX[direction]}_refused_{col}"] = v
         return row
 
+
+#: The scalar fields of :class:`Score`, in order, as :meth:`Score.flat` lists them.
+_FLAT = tuple(f.name for f in fields(Score)
+              if f.name not in ("strategy", "refused_by", *DIRECTIONS))
 
 #: Scorecard columns of refusals by blame: ``strategy`` (the hypercall
 #: registers, firmware or feature, trip the check: what a strategy and its
@@ -242,19 +245,27 @@ class Score:
 REFUSAL_SPLIT = {1: "strategy", 2: "drift", 3: "both"}
 
 
+def blamed(outcomes: Outcomes, since: int = 0) -> np.ndarray:
+    """Refused pairs by blame code ``[2, 4]`` (forward, backward), configurations
+    pooled; pairs as :func:`counts`."""
+    codes, blames = outcomes.codes, outcomes.blame_codes()
+    grid = codes if codes.ndim == 3 else codes[None]
+    blames = blames if blames.ndim == 3 else blames[None]
+    # bin = direction * 4 + blame of a refused pair; 8 and up: not refused, or neither direction
+    direction = _directions(grid.shape[1], since) // len(OUTCOMES)
+    bins = np.where(grid == REFUSED, direction * 4 + blames, 8)
+    return np.bincount(bins.ravel(), minlength=12)[:8].reshape(2, 4)
+
+
 def refusals_by_blame(outcomes: Outcomes, since: int = 0) -> dict[str, dict[str, float]]:
     """Share of each direction's pairs refused, by blame (:data:`REFUSAL_SPLIT`)."""
-    codes, blames = outcomes.codes, outcomes.blame_codes()
-    n = codes.shape[1]
-    out = {}
-    for direction in DIRECTIONS:
-        pick = pair_mask(n, direction, since).ravel()
-        c = codes.reshape(len(codes), n * n)[:, pick]
-        b = blames.reshape(len(codes), n * n)[:, pick]
-        total = c.size or 1
-        out[direction] = {col: int(((c == REFUSED) & (b == k)).sum()) / total
-                          for k, col in REFUSAL_SPLIT.items()}
-    return out
+    return _by_blame(counts(outcomes, since), blamed(outcomes, since))
+
+
+def _by_blame(counted: np.ndarray, refused: np.ndarray) -> dict[str, dict[str, float]]:
+    return {name: {col: int(refused[k, b]) / (int(counted[k].sum()) or 1)
+                   for b, col in REFUSAL_SPLIT.items()}
+            for k, name in enumerate(DIRECTIONS)}
 
 
 def _shares(row: np.ndarray) -> dict[str, float]:
@@ -264,13 +275,21 @@ def _shares(row: np.ndarray) -> dict[str, float]:
 
 def score(outcomes: Outcomes, since: int = 0) -> Score:
     """Summarise one strategy's outcomes and cost under one VMM (pairs from ``since``)."""
-    history, strategy, vmm = outcomes.history, outcomes.strategy, outcomes.vmm
-    fwd, bwd = counts(outcomes, since)
+    return score_counts(outcomes.history, outcomes.strategy, outcomes.vmm,
+                        counts(outcomes, since), blamed(outcomes, since))
+
+
+def score_counts(history: History, strategy: Strategy, vmm: Vmm, counted: np.ndarray,
+                 refused: np.ndarray) -> Score:
+    """:func:`score` from the counts alone: outcome counts ``[2, 6]`` (:func:`counts`)
+    and refused pairs by blame ``[2, 4]`` (:func:`blamed`), as
+    :func:`hcsim.evaluation.engine.tally` gives them without the matrix."""
+    fwd, bwd = counted
     both = fwd + bwd
     silent = sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1)
     last = cost_at(history, strategy, vmm, len(history.releases) - 1)
     forward = _shares(fwd)
     return Score(strategy.spec, forward, _shares(bwd), silent, last.bytes_per_vcpu,
                  new_vm_pickup(history, strategy), exhaustion(history, strategy),
-                 forward["preserved"] < 1.0, refusals_by_blame(outcomes, since),
+                 forward["preserved"] < 1.0, _by_blame(counted, refused),
                  last.list_bytes_per_vcpu)

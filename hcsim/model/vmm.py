@@ -17,15 +17,16 @@ reads and the vectorised engine reads too; a failed restore raises
 * ``qemu-tolerant`` (*hypothetical*: a review suggestion on the QEMU list,
   never implemented): as ``qemu``, but an incoming feature register the
   destination lacks, whose value is 0, is dropped before the count check.
-* ``qemu-compat``: QEMU with Eric Auger's posted series (RFC 2025-09, v4
-  2026-01-26, "failed to load cpu:cpreg_vmstate_array_len"; FACTS.md
-  section 4; posted, not known to be merged): ``x-mig-hidden-regs`` ids are
+* ``qemu-compat``: QEMU with Eric Auger's series (RFC 2025-09 to v10
+  2026-04, "failed to load cpu:cpreg_vmstate_array_len"; docs/FACTS.md
+  section 4; merged according to its author, not verified here): ``x-mig-hidden-regs`` ids are
   removed from the cpreg list (neither saved nor restored, whatever their
   value, so not configured either: :attr:`RestoreRule.hidden`); incoming
   ids in ``x-mig-safe-missing-regs`` that the destination lacks are ignored,
   in the count check too (:attr:`RestoreRule.tolerated`).  Parameters
   ``hidden=ID;ID`` and ``safe-missing=ID;ID`` (hex ids or kernel names),
-  default the series' compat for the virt machine: ``VENDOR_HYP_BMAP_2``
+  default the series' *example* compat (v4 patch 10/10, "[DO NOT UPSTREAM]
+  Enforce compatibility with older kernels"): ``VENDOR_HYP_BMAP_2``
   hidden; ``TCR2_EL1``, ``PIRE0_EL1``, ``PIR_EL1`` safe-missing.
 * ``zero-unknown`` (Oliver's wish): as ``qemu``, and every destination feature
   register absent from the stream is written 0.
@@ -335,7 +336,9 @@ class QemuTolerant(Vmm):
                        drop_zero_unknown_features=True)
 
 
-#: ``qemu-compat`` defaults: the series' compat for the virt machine.
+#: ``qemu-compat`` defaults: the series' example compat (v4 patch 10/10, marked
+#: "[DO NOT UPSTREAM]" by its author; the compat v4 proposes upstream lists only
+#: AArch32 DBGDTRTX as safe-missing).
 VENDOR_HYP_BMAP_2 = 0x6030000000160003
 TCR2_EL1, PIRE0_EL1, PIR_EL1 = 0x603000000013C103, 0x603000000013C512, 0x603000000013C513
 COMPAT_HIDDEN = (VENDOR_HYP_BMAP_2,)
@@ -344,7 +347,7 @@ COMPAT_SAFE_MISSING = (TCR2_EL1, PIRE0_EL1, PIR_EL1)
 
 class QemuCompat(Vmm):
     name = "qemu-compat"
-    summary = ("qemu + Eric Auger's posted series (2026): x-mig-hidden-regs, "
+    summary = ("qemu + Eric Auger's series (2025-26): x-mig-hidden-regs, "
                "x-mig-safe-missing-regs")
     params = {"hidden": COMPAT_HIDDEN, "safe-missing": COMPAT_SAFE_MISSING}
 
@@ -398,37 +401,53 @@ class Facts(NamedTuple):
     sizes: np.ndarray       # wire bytes, int64
 
 
-#: Answers per policy key and register id, and per policy key and id list.
-_FACTS: dict[tuple, dict[int, tuple[bool, bool, int]]] = {}
-_LISTS: dict[tuple, Facts] = {}
+class _Answers:
+    """One policy's answers, as sorted arrays of the ids asked so far."""
+
+    __slots__ = ("ids", "saves", "handles", "sizes")
+
+    def __init__(self):
+        self.ids = np.zeros(0, np.uint64)
+        self.saves = np.zeros(0, bool)
+        self.handles = np.zeros(0, bool)
+        self.sizes = np.zeros(0, np.int64)
+
+    def learn(self, vmm: Vmm, new: np.ndarray) -> None:
+        """Ask the policy about ``new`` (sorted, distinct, none known yet)."""
+        rows = [(vmm.saves(rid), vmm.handles(rid), vmm.wire_bytes(rid)) for rid in new.tolist()]
+        saves, handles, sizes = (np.array(col, dt) for col, dt in
+                                 zip(zip(*rows), (bool, bool, np.int64)))
+        at = np.searchsorted(self.ids, new)
+        self.ids = np.insert(self.ids, at, new)
+        self.saves = np.insert(self.saves, at, saves)
+        self.handles = np.insert(self.handles, at, handles)
+        self.sizes = np.insert(self.sizes, at, sizes)
 
 
-def facts(vmm: Vmm, ids: Sequence[int]) -> Facts:
+#: Answers per policy key (every id ever asked; ids are few: the hypercall
+#: registers of every layout and the system registers of the histories).
+_ANSWERS: dict[tuple, _Answers] = {}
+
+
+def facts(vmm: Vmm, ids: Sequence[int] | np.ndarray) -> Facts:
     """``saves``, ``handles`` and ``wire_bytes`` of every id under ``vmm``, memoised.
 
     The three are pure functions of the policy and the id, asked of every
-    register (never of a sample), and the same ids and lists recur from
-    history to history (2048 of them under ``full-bitmap``), so each is
-    computed once per policy.
+    register (never of a sample); each is computed once per policy and id
+    (the same ids recur from history to history: 2048 of them under
+    ``full-bitmap``), and a list is answered by one sorted lookup.
     """
-    ids = tuple(ids)
-    key = (vmm.key, ids)
-    hit = _LISTS.get(key)
-    if hit is not None:
-        return hit
-    table = _FACTS.setdefault(vmm.key, {})
-    rows = []
-    for rid in ids:
-        answer = table.get(rid)
-        if answer is None:
-            answer = table[rid] = (vmm.saves(rid), vmm.handles(rid), vmm.wire_bytes(rid))
-        rows.append(answer)
-    saves, handles, sizes = zip(*rows) if rows else ((), (), ())
-    hit = Facts(np.array(saves, bool), np.array(handles, bool), np.array(sizes, np.int64))
-    if len(_LISTS) >= 64:       # bounded: a sweep's histories make ever new lists
-        _LISTS.pop(next(iter(_LISTS)))
-    _LISTS[key] = hit
-    return hit
+    arr = np.asarray(ids, np.uint64).reshape(-1)
+    table = _ANSWERS.get(vmm.key)
+    if table is None:
+        table = _ANSWERS[vmm.key] = _Answers()
+    at = np.searchsorted(table.ids, arr)
+    known = at < len(table.ids)
+    known[known] = table.ids[at[known]] == arr[known]
+    if not known.all():
+        table.learn(vmm, np.unique(arr[~known]))
+        at = np.searchsorted(table.ids, arr)
+    return Facts(table.saves[at], table.handles[at], table.sizes[at])
 
 
 REGISTRY: dict[str, type[Vmm]] = {

@@ -1,0 +1,83 @@
+"""The sweep's counts without the matrix equal the counts of the spec's outcomes.
+
+:func:`hcsim.evaluation.engine.tally` counts outcomes and refusals by blame on
+epoch pairs, weighted by the release pairs each stands for; a sweep scores
+every history with it (:func:`hcsim.evaluation.measures.score_counts`).  Here
+it meets the scalar spec, pair by pair counted, on random histories with and
+without other-register drift, for every strategy (drawn parameters) and VMM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from histgen import histories as drift_histories
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from test_engine_differential import (
+    POLICIES,
+    configurations,
+    examples,
+    histories,
+    small,
+    spec_strategy,
+)
+
+from hcsim.evaluation import backends, engine, measures
+from hcsim.evaluation.engine import EngineUnsupported
+from hcsim.model.strategies import parse as parse_strategy
+from hcsim.model.vmm import parse as parse_vmm
+
+
+def check(h, strategy, policy, configs) -> None:
+    want = backends.evaluate(h, strategy, policy, configs, backend="spec")
+    counted, refused = engine.tally(h, strategy, policy, configs)
+    assert counted.tolist() == measures.counts(want).tolist()
+    assert refused.tolist() == measures.blamed(want).tolist()
+    assert measures.score_counts(h, strategy, policy, counted, refused) == measures.score(want)
+    via, _, outcomes = backends.tally(h, strategy, policy, configs)
+    assert outcomes is None and via.tolist() == counted.tolist()
+
+
+@examples(80)
+@given(histories(), spec_strategy(), st.sampled_from(sorted(POLICIES)), st.data())
+def test_tally_equals_the_spec(h, spec, vmm, data):
+    assume(small(h, spec))
+    configs = configurations(data.draw, h)
+    strategy, policy = parse_strategy(spec), POLICIES[vmm]()
+    assume(engine.supports(h, strategy, policy, configs)[0])
+    check(h, strategy, policy, configs)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drift_histories(max_releases=6, max_services=6, drift=True), spec_strategy(),
+       st.sampled_from(["qemu", "qemu-compat", "qemu-tolerant", "firecracker", "crosvm"]))
+def test_tally_equals_the_spec_with_drift(h, spec, vmm):
+    assume(small(h, spec))
+    strategy, policy = parse_strategy(spec), parse_vmm(vmm)
+    assume(engine.supports(h, strategy, policy)[0])
+    check(h, strategy, policy, None)
+
+
+def test_tally_on_linux_equals_the_matrix_and_has_every_blame(linux_whole):
+    """On Linux under QEMU (the whole list) every blame occurs, and the
+    counts are those of the engine's own matrix."""
+    strategy, policy = parse_strategy("upstream"), parse_vmm("qemu")
+    counted, refused = engine.tally(linux_whole, strategy, policy)
+    assert (refused[:, 1:] > 0).any(0).all()       # hypercall, other, both
+    full = engine.evaluate(linux_whole, strategy, policy, compress=False)
+    assert counted.tolist() == measures.counts(full).tolist()
+    assert refused.tolist() == measures.blamed(full).tolist()
+
+
+def test_tally_falls_back_to_the_spec_and_says_why(linux):
+    """Where the engine cannot answer, ``auto`` counts the spec's outcomes and
+    returns them (their reason); ``engine`` raises."""
+    strategy, policy = parse_strategy("invalidate-on-write"), parse_vmm("qemu-compat")
+    ok, reason = engine.supports(linux, strategy, policy)
+    assert not ok
+    with pytest.raises(EngineUnsupported, match="cannot evaluate"):
+        backends.tally(linux, strategy, policy, backend="engine")
+    counted, refused, outcomes = backends.tally(linux, strategy, policy)
+    assert outcomes.reason == reason
+    assert np.array_equal(counted, measures.counts(outcomes))
