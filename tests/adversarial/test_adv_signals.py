@@ -52,6 +52,17 @@ def alive(pids) -> set[int]:
     return out
 
 
+def default_signals() -> None:
+    """In the child: SIGINT and SIGTERM at their defaults, whatever pytest inherited.
+
+    A shell starts a background job with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored (as hcsim keeps SIGHUP under nohup): run that
+    way, hcsim would rightly finish its work, and the test would not test
+    the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def interrupt(tmp_path, argv, ready, sig=signal.SIGTERM, code=143, message="hcsim: terminated"):
     """Start ``hcsim ARGV``, wait until ``ready(pid)``, send ``sig``; assert the contract."""
     target = tmp_path / "out.csv"
@@ -59,7 +70,8 @@ def interrupt(tmp_path, argv, ready, sig=signal.SIGTERM, code=143, message="hcsi
     target.chmod(0o640)
     snap = Snapshot(tmp_path)
     proc = subprocess.Popen([*python(), *argv, "--output", str(target)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     try:
         assert wait_for(lambda: ready(proc.pid) or proc.poll() is not None), "never ready"
         assert proc.poll() is None, f"finished before the signal: {proc.stderr.read()}"
