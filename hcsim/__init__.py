@@ -173,9 +173,11 @@ def scorecard(history: History, vmm: str | Vmm, strategies: Sequence[str | Strat
         history = history.since(since)
     policy = _vmm(vmm)
     cfgs = _configs(history, configs)
-    rows = [measures.score(backends.evaluate(history, _strategy(s), policy, cfgs, backend,
-                                             sets=False)).flat()
-            for s in (strategies if strategies is not None else STRATEGIES)]
+    rows = []
+    for s in (strategies if strategies is not None else STRATEGIES):
+        strategy = _strategy(s)
+        counted, refused, _ = backends.tally(history, strategy, policy, cfgs, backend)
+        rows.append(measures.score_counts(history, strategy, policy, counted, refused).flat())
     card = pd.DataFrame(rows)
     if len(card):
         for col in ("bytes_per_vcpu", "list_bytes_per_vcpu"):
