@@ -81,10 +81,15 @@ def configure(vmm: Vmm, cpus: list[VCPU], off: Config | Setting) -> None:
 
 def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
             off: Config | Setting = frozenset(), vcpus: int = 1,
-            host: str | None = None) -> Migration:
-    """Create, configure and save a VM on ``src``; restore it on ``dst``."""
-    cpus = boot(Kernel(history, src, strategy, host), vcpus)
-    dcpus = boot(Kernel(history, dst, strategy, host), vcpus)
+            host: str | None = None, kernels: dict | None = None) -> Migration:
+    """Create, configure and save a VM on ``src``; restore it on ``dst``.
+
+    Every migration boots new VMs.  ``kernels`` (a dict the caller keeps for
+    one history and strategy) reuses the :class:`Kernel` of a release: a
+    kernel is the release's configuration, which no VM changes.
+    """
+    cpus = boot(_kernel(history, src, strategy, host, kernels), vcpus)
+    dcpus = boot(_kernel(history, dst, strategy, host, kernels), vcpus)
     cause = unsupported(vmm, cpus[0], dcpus[0])
     if cause is not None:
         return Migration(src, dst, "unsupported", cause=cause)
@@ -100,6 +105,16 @@ def migrate(history: History, strategy: Strategy, vmm: Vmm, src: int, dst: int,
                      after - before, before - after)
 
 
+def _kernel(history: History, release: int, strategy: Strategy, host: str | None,
+            kernels: dict | None) -> Kernel:
+    if kernels is None:
+        return Kernel(history, release, strategy, host)
+    hit = kernels.get((release, host))
+    if hit is None:
+        hit = kernels[(release, host)] = Kernel(history, release, strategy, host)
+    return hit
+
+
 def evaluate(history: History, strategy: Strategy, vmm: Vmm,
              configs: Sequence[Config | Setting], vcpus: int = 1,
              reason: str = "") -> Outcomes:
@@ -110,10 +125,11 @@ def evaluate(history: History, strategy: Strategy, vmm: Vmm,
     codes = np.empty(shape, np.int8)
     bits = np.zeros((2, *shape, len(history.services)), bool)
     causes = {}
+    kernels: dict = {}
     for c, off in enumerate(configs):
         for s in range(n):
             for d in range(n):
-                m = migrate(history, strategy, vmm, s, d, off, vcpus)
+                m = migrate(history, strategy, vmm, s, d, off, vcpus, kernels=kernels)
                 codes[c, s, d] = CODES[m.outcome]
                 if m.cause is not None:
                     causes[(c, s, d)] = m.cause
