@@ -157,6 +157,18 @@ def fresh(history: History, strategy: Strategy, release: int
     return per[key]
 
 
+def _fresh_ids(history: History, strategy: Strategy, release: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fresh`'s list as ``uint64`` ids and their classes ``(id >> 16) & 0xfff``
+    (kept with it: a sweep asks once per VMM)."""
+    per = _FRESH.setdefault(strategy.layout(history), {})
+    key = ("ids", release, history.host)
+    if key not in per:
+        ids = np.array(fresh(history, strategy, release)[0], np.uint64)
+        per[key] = (ids, (ids >> np.uint64(16)) & np.uint64(0xFFF))
+    return per[key]
+
+
 def registers(history: History, strategy: Strategy, release: int) -> dict[int, int]:
     """What a new VM's vCPU lists and reads at ``release``: ``{id: value}``."""
     cpu = boot(Kernel(history, release, strategy), 1)[0]
@@ -168,11 +180,10 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     """Registers saved, wire bytes and ioctls of one save/restore."""
     floor = ceil(len(history.supported(release)) / 8)
     name = history.releases[release]
-    ids = fresh(history, strategy, release)[0]
+    ids, cls = _fresh_ids(history, strategy, release)
     answers = facts(vmm, ids)
     if not answers.handles.all():
         return Cost(name, None, None, None, None, floor)
-    cls = (np.array(ids, np.uint64) >> np.uint64(16)) & np.uint64(0xFFF)
     hyp = (cls == 0x16) if feature_only else ((cls == 0x14) | (cls == 0x16))
     saved = answers.saves & hyp
     per_vcpu, count = int(answers.sizes[saved].sum()), int(saved.sum())
