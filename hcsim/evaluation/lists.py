@@ -208,19 +208,30 @@ def saved_other(history, vmm) -> SavedOther:
         return cache[ck]
     if table is None:
         table = ((),) * len(history.releases)
-    objects = {id(ids): ids for ids in table}       # releases repeat list objects
-    universe = np.unique(np.concatenate([np.zeros(0, np.uint64)] + [
-        np.array(ids, np.uint64) for ids in objects.values()]))
+    base = cache.get(("lists", history.host, history.features)) if cache is not None else None
+    if base is None:
+        # Per history, whatever the VMM: each distinct list once (releases repeat
+        # list objects; equal lists become one object, which tables() relies on
+        # for speed), and every id any release lists.
+        memo: dict = {}
+        canonical = {id(ids): memo.setdefault(ids, ids) for ids in table}
+        universe = np.unique(np.concatenate([np.zeros(0, np.uint64)] + [
+            np.array(ids, np.uint64) for ids in memo]))
+        base = (canonical, universe)
+        if cache is not None:
+            cache[("lists", history.host, history.features)] = base
+    canonical, universe = base
     kept = universe[facts(vmm, universe).saves].tolist()
-    keep = set(kept)
-    memo: dict = {}         # equal lists become one object (tables() relies on it for speed)
-    every = len(kept) == len(universe)
-    canonical = {k: memo.setdefault(ids, ids if every else tuple(i for i in ids if i in keep))
-                 for k, ids in objects.items()}
+    if len(kept) < len(universe):
+        keep, memo = set(kept), {}
+        canonical = {k: memo.setdefault(ids, tuple(i for i in ids if i in keep))
+                     for k, ids in canonical.items()}
     other = tuple(canonical[id(ids)] for ids in table)
     if cache is None:
         return SavedOther(other, tuple(kept), other)
+    # The same list objects give the same token (objects the cache keeps alive).
     tokens = cache.setdefault(("tokens", history.host, history.features), {})
-    token = (history.host, history.features, tokens.setdefault(other, len(tokens)))
+    token = (history.host, history.features,
+             tokens.setdefault(tuple(map(id, other)), len(tokens)))
     out = cache[ck] = SavedOther(other, tuple(kept), token)
     return out
