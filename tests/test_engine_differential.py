@@ -27,7 +27,7 @@ from histgen import OTHER_IDS
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from hcsim.evaluation import engine, measures
+from hcsim.evaluation import backends, engine, measures
 from hcsim.evaluation.backends import evaluate
 from hcsim.evaluation.engine import EngineUnsupported
 from hcsim.evaluation.outcomes import BLAME_CODES, BLAMES, CODES, OUTCOMES, pack, unpack, words_for
@@ -481,7 +481,8 @@ def test_engine_equals_spec_when_a_service_spans_registers_listed_apart(h, data)
 @examples(75)
 @given(histories(), spec_strategy(), st.sampled_from(sorted(POLICIES)), st.data())
 def test_counts_and_score_equal_the_spec(h, spec, vmm, data):
-    """Streaming counts (both modes, any chunk) and the scorecard row match the spec."""
+    """Streaming counts (both modes, any chunk), the sweep's tally and the
+    scorecard row match the spec."""
     assume(small(h, spec))
     configs = configurations(data.draw, h)
     strategy, policy = parse_strategy(spec), POLICIES[vmm]()
@@ -494,6 +495,18 @@ def test_counts_and_score_equal_the_spec(h, spec, vmm, data):
                                                       measures.counts(want).tolist())
     got = evaluate(h, strategy, policy, configs, backend="engine")
     assert measures.score(got) == measures.score(want)
+    check_tally(h, strategy, policy, configs, want)
+
+
+def check_tally(h, strategy, policy, configs, want) -> None:
+    """:func:`engine.tally` (the sweep's counts, no matrix) equals the spec's
+    counted outcomes, and the scorecard from it equals the spec's."""
+    counted, refused = engine.tally(h, strategy, policy, configs)
+    assert counted.tolist() == measures.counts(want).tolist()
+    assert refused.tolist() == measures.blamed(want).tolist()
+    assert measures.score_counts(h, strategy, policy, counted, refused) == measures.score(want)
+    via, _, outcomes = backends.tally(h, strategy, policy, configs)
+    assert outcomes is None and via.tolist() == counted.tolist()
 
 
 def test_packed_sets_round_trip():

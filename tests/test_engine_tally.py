@@ -2,9 +2,10 @@
 
 :func:`hcsim.evaluation.engine.tally` counts outcomes and refusals by blame on
 epoch pairs, weighted by the release pairs each stands for; a sweep scores
-every history with it (:func:`hcsim.evaluation.measures.score_counts`).  Here
-it meets the scalar spec, pair by pair counted, on random histories with and
-without other-register drift, for every strategy (drawn parameters) and VMM.
+every history with it (:func:`hcsim.evaluation.measures.score_counts`).
+``test_counts_and_score_equal_the_spec`` (test_engine_differential.py) checks
+it on random histories for every strategy (drawn parameters) and VMM; here on
+histories with other-register drift, on Linux, and where the spec stands in.
 """
 
 from __future__ import annotations
@@ -14,39 +15,12 @@ import pytest
 from histgen import histories as drift_histories
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_engine_differential import (
-    POLICIES,
-    configurations,
-    examples,
-    histories,
-    small,
-    spec_strategy,
-)
+from test_engine_differential import check_tally, small, spec_strategy
 
 from hcsim.evaluation import backends, engine, measures
 from hcsim.evaluation.engine import EngineUnsupported
 from hcsim.model.strategies import parse as parse_strategy
 from hcsim.model.vmm import parse as parse_vmm
-
-
-def check(h, strategy, policy, configs) -> None:
-    want = backends.evaluate(h, strategy, policy, configs, backend="spec")
-    counted, refused = engine.tally(h, strategy, policy, configs)
-    assert counted.tolist() == measures.counts(want).tolist()
-    assert refused.tolist() == measures.blamed(want).tolist()
-    assert measures.score_counts(h, strategy, policy, counted, refused) == measures.score(want)
-    via, _, outcomes = backends.tally(h, strategy, policy, configs)
-    assert outcomes is None and via.tolist() == counted.tolist()
-
-
-@examples(80)
-@given(histories(), spec_strategy(), st.sampled_from(sorted(POLICIES)), st.data())
-def test_tally_equals_the_spec(h, spec, vmm, data):
-    assume(small(h, spec))
-    configs = configurations(data.draw, h)
-    strategy, policy = parse_strategy(spec), POLICIES[vmm]()
-    assume(engine.supports(h, strategy, policy, configs)[0])
-    check(h, strategy, policy, configs)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -56,7 +30,8 @@ def test_tally_equals_the_spec_with_drift(h, spec, vmm):
     assume(small(h, spec))
     strategy, policy = parse_strategy(spec), parse_vmm(vmm)
     assume(engine.supports(h, strategy, policy)[0])
-    check(h, strategy, policy, None)
+    check_tally(h, strategy, policy, None,
+                backends.evaluate(h, strategy, policy, None, backend="spec"))
 
 
 def test_tally_on_linux_equals_the_matrix_and_has_every_blame(linux_whole):
