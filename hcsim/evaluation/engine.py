@@ -377,8 +377,9 @@ class Model:
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
         regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, [f.id for f in la.fw])
-        hidden = (np.isin(la.reg_ids_u64, np.array(sorted(rule.hidden), np.uint64))
-                  if rule.hidden else np.zeros(len(la.reg_ids), bool))
+        hidden = self._reg_hidden = (
+            np.isin(la.reg_ids_u64, np.array(sorted(rule.hidden), np.uint64))
+            if rule.hidden else np.zeros(len(la.reg_ids), bool))
         if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
         self.saves_features = bool((regs.saves | hidden).all()) and regs.saves.any()
@@ -423,12 +424,9 @@ class Model:
         layout = strategy.layout(history)
         cache = history.other._tables if history.other is not None else {}
         key = vmm.key
-        # the hypercall ids saved per release (lists.saved_hyp from the arrays;
-        # every firmware register is saved, none hidden: checked above)
-        kept = self._reg_saves
-        if hidden:
-            kept = kept & ~np.array([rid in hidden for rid in la.reg_ids], bool)
-        kept = np.flatnonzero(kept)
+        # the hypercall ids saved per release (every firmware register is
+        # saved, none hidden: checked above)
+        kept = np.flatnonzero(self._reg_saves & ~self._reg_hidden)
         # keyed by the listing events, not the lists (hashing those costs more)
         events = (np.concatenate([la.fw_intro, la.reg_lf[kept]]),
                   np.concatenate([np.array([f.id for f in la.fw], np.uint64),
@@ -444,7 +442,7 @@ class Model:
                 facts(vmm, saved.ids).handles.all())
         if not handled:
             raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
-        hid_pos = {p for p, rid in enumerate(la.reg_ids) if rid in hidden} if hidden else set()
+        hid_pos = set(np.flatnonzero(self._reg_hidden).tolist())
         if hid_pos and (self.inval_feature or self.inval_fw):
             # invalidate-on-write clears a hidden register that nothing rewrites
             raise EngineUnsupported("a hidden feature register under invalidate-on-write")
@@ -914,14 +912,8 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
     out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
     if compress:
         starts, fwd = _epoch_weights(m)
-        E = len(starts)
         code, _, _ = m.pairs(m.sources(starts, off), m.destinations(starts))
-        flat = code.reshape(-1)
-        out = np.empty((2, len(OUTCOMES)), np.int64)    # float64 counts are exact below 2**53
-        for k, weights in enumerate((fwd, fwd.T)):
-            out[k] = np.rint(np.bincount(flat, np.broadcast_to(weights, (C, E, E)).reshape(-1),
-                                         minlength=len(OUTCOMES))[:len(OUTCOMES)])
-        return out
+        return _epoch_counts(code, fwd, len(OUTCOMES))
     dst = m.destinations(np.arange(n))
     if C * n * n <= _SMALL_CHUNKS * chunk_pairs:
         # Small: one chunk (per-chunk calls would dominate), each pair's code
@@ -966,6 +958,17 @@ def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
     return la.starts, fwd
 
 
+def _epoch_counts(bins: np.ndarray, fwd: np.ndarray, size: int) -> np.ndarray:
+    """``[2, size]``: how many release pairs, forward then backward, fall in
+    each bin of ``bins`` (``[C * E, E]`` over epoch pairs, ``fwd`` from
+    :func:`_epoch_weights`).  Float64 weights count exactly below 2**53."""
+    E = len(fwd)
+    flat = bins.reshape(-1)
+    return np.stack([np.rint(np.bincount(flat, np.broadcast_to(w, (len(flat) // (E * E), E, E))
+                                         .reshape(-1), minlength=size)[:size]).astype(np.int64)
+                     for w in (fwd, fwd.T)])
+
+
 def tally(history: History, strategy: Strategy, vmm: Vmm,
           configs: Sequence[Config | Setting] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """What a scorecard needs, without the ``[n, n]`` matrix: outcome counts
@@ -974,27 +977,22 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
 
     The same numbers :func:`hcsim.evaluation.measures.counts` and
     :func:`~hcsim.evaluation.measures.refusals_by_blame` give on
-    :func:`evaluate`'s outcomes (``tests/test_engine_tally.py``), counted on
+    :func:`evaluate`'s outcomes (``test_counts_and_score_equal_the_spec``,
+    ``tests/test_engine_tally.py``), counted on
     epoch pairs, each weighted by the release pairs it stands for (as
     :func:`counts` does): what a sweep scores per history.
     """
-    cfgs = _configs(configs)
     m = model(history, strategy, vmm)
-    off = m.settings(cfgs)
-    C = len(cfgs)
+    off = m.settings(_configs(configs))
     starts, fwd = _epoch_weights(m)
-    E = len(starts)
     try:
         code, _, _, blames = m.pairs(m.sources(starts, off), m.destinations(starts), blame=True)
-        # bin = outcome code * 4 + blame (0 unless refused): one weighted count per direction
-        bins = (code.astype(np.int64) * 4 + blames).reshape(-1)
+        # bin = outcome code * 4 + blame (0 unless refused)
+        bins = code.astype(np.int64) * 4 + blames
     finally:
         m.release()
     k = len(OUTCOMES)
-    out = np.empty((2, k, 4), np.int64)     # float64 weights are exact below 2**53
-    for d, weights in enumerate((fwd, fwd.T)):
-        out[d] = np.rint(np.bincount(bins, np.broadcast_to(weights, (C, E, E)).reshape(-1),
-                                     minlength=4 * k)[:4 * k]).reshape(k, 4)
+    out = _epoch_counts(bins, fwd, 4 * k).reshape(2, k, 4)
     return out.sum(-1), out[:, REFUSED]
 
 

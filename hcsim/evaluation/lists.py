@@ -32,6 +32,8 @@ from itertools import chain
 
 import numpy as np
 
+from hcsim.model.vmm import facts
+
 NONE, HYPERCALL, OTHER, BOTH = 0, 1, 2, 3
 #: Blame names by code, as the ``matrix`` csv spells them.
 BLAMES = ("", "hypercall", "other", "both")
@@ -188,7 +190,7 @@ class SavedOther:
 
     lists: tuple[tuple[int, ...], ...]   # per release, sorted
     ids: tuple[int, ...]                 # every id of some list, sorted
-    token: object                        # hashable; the same lists give the same token
+    token: object                        # hashable; the same list objects give the same token
 
 
 def saved_other(history, vmm) -> SavedOther:
@@ -198,8 +200,6 @@ def saved_other(history, vmm) -> SavedOther:
     history share it, and asked of :func:`hcsim.model.vmm.facts` (one sorted
     lookup of every id the history lists).
     """
-    from hcsim.model.vmm import facts
-
     table = history.other_table()
     key = vmm.key
     cache = history.other._tables if table is not None else None
