@@ -56,3 +56,9 @@ def test_tally_falls_back_to_the_spec_and_says_why(linux):
     counted, refused, outcomes = backends.tally(linux, strategy, policy)
     assert outcomes.reason == reason
     assert np.array_equal(counted, measures.counts(outcomes))
+
+
+def test_tally_refuses_an_unknown_backend_in_one_line(linux):
+    from hcsim.errors import InputError
+    with pytest.raises(InputError, match=r"^unknown backend 'fast' \(known: auto, engine, spec\)$"):
+        backends.tally(linux, parse_strategy("upstream"), parse_vmm("qemu"), backend="fast")
