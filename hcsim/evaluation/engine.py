@@ -90,6 +90,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcsim.errors import InputError
+from hcsim.evaluation import lists
 from hcsim.evaluation.outcomes import OUTCOMES, REFUSED, UNSUPPORTED, Outcomes, pack, unpack, words_for
 from hcsim.model.config import Config, Setting
 from hcsim.model.history import History
@@ -201,12 +202,14 @@ class _LayoutArrays:
         self.reg_lf = np.array(lf, dtype=np.int64)
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
+        self.fw_ids = np.array([f.id for f in h.firmware], dtype=np.uint64)
         self.fw_epoch, self.fw_bad = self._firmware_epochs()
         self.fw_threshold = self._firmware_thresholds()
         self.starts = self._epochs()
         self.epoch_weights: np.ndarray | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model] = {}
+        self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
 
     def _table(self, thresholds: np.ndarray) -> np.ndarray:
         """``[n, nw]``: row ``r`` has the services with ``threshold <= r``."""
@@ -420,26 +423,25 @@ class Model:
             return
         if hidden & {f.id for f in la.fw}:
             raise EngineUnsupported(f"{vmm.name} hides a firmware register")
-        from hcsim.evaluation import lists
-        layout = strategy.layout(history)
-        cache = history.other._tables if history.other is not None else {}
+        # shared by the strategies and VMMs of the history (its other-register
+        # data), else by the VMMs of this layout
+        cache = history.other._tables if history.other is not None else la.lists
         key = vmm.key
         # the hypercall ids saved per release (every firmware register is
         # saved, none hidden: checked above)
         kept = np.flatnonzero(self._reg_saves & ~self._reg_hidden)
         # keyed by the listing events, not the lists (hashing those costs more)
         events = (np.concatenate([la.fw_intro, la.reg_lf[kept]]),
-                  np.concatenate([np.array([f.id for f in la.fw], np.uint64),
-                                  la.reg_ids_u64[kept]]))
+                  np.concatenate([la.fw_ids, la.reg_ids_u64[kept]]))
         hkey = ("hyp", self.n, events[0].tobytes(), events[1].tobytes())
         hyp = cache.get(hkey)
         if hyp is None:
-            hyp = cache[hkey] = lists.listed_by_release(self.n, events[0], events[1].tolist())
+            hyp = cache[hkey] = lists.listed_by_release(self.n, *events)
         saved = lists.saved_other(history, vmm)
         handled = cache.get(("handled", saved.token, key))
         if handled is None:
             handled = cache[("handled", saved.token, key)] = bool(
-                facts(vmm, saved.ids).handles.all())
+                facts(vmm, saved.lists.ids).handles.all())
         if not handled:
             raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
         hid_pos = set(np.flatnonzero(self._reg_hidden).tolist())
@@ -455,8 +457,7 @@ class Model:
                 hid[k] = bool(pos) and all(inside)
             self.hid = pack(hid, self.nw)
             self.strict_members = la.strict_members & ~hid[None, :]
-        first_hyp = min((ids[0] for ids in hyp if ids), default=None)
-        if first_hyp is not None and saved.ids and saved.ids[-1] > first_hyp:
+        if len(hyp.ids) and len(saved.lists.ids) and saved.lists.ids[-1] > hyp.ids[0]:
             raise EngineUnsupported("an other register sorts after a hypercall register")
         drops = safe if self.whole_list else frozenset()
         tkey = ("rule", hkey, saved.token, drops)
@@ -469,13 +470,14 @@ class Model:
             # qemu-tolerant: a zero-valued feature register the destination lacks is
             # dropped too; a source row's drops depend on its values, so its table
             # row is computed per (list epoch, zero registers) key (_tolerant_keys)
-            index = {rid: k for k, rid in enumerate(tab.universe)}
-            regs_saved = [p for p, rid in enumerate(la.reg_ids)
-                          if rid in index and p not in hid_pos]
-            self.tol_bit = np.array([index[la.reg_ids[p]] for p in regs_saved], np.int64)
-            self.tol_lf = np.array([layout.regs[p].listed_from for p in regs_saved], np.int64)
+            uni = tab.universe
+            at = np.minimum(np.searchsorted(uni, la.reg_ids_u64), max(len(uni) - 1, 0))
+            inside = (uni[at] == la.reg_ids_u64) if len(uni) else np.zeros(len(at), bool)
+            regs_saved = np.flatnonzero(inside & ~self._reg_hidden)
+            self.tol_bit = at[regs_saved]
+            self.tol_lf = la.reg_lf[regs_saved]
             members = np.zeros((len(regs_saved), self.K), bool)
-            row = {p: i for i, p in enumerate(regs_saved)}
+            row = {p: i for i, p in enumerate(regs_saved.tolist())}
             for k, pos in enumerate(la.slot_pos):
                 for p in pos:
                     if p in row:
@@ -593,7 +595,6 @@ class Model:
     def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray) -> np.ndarray:
         """Rows of :attr:`lcode` for ``qemu-tolerant`` sources: one per list epoch
         and set of zero-valued feature registers (their drops), added as met."""
-        from hcsim.evaluation import lists
         C, R = V.shape[0], len(rel)
         tab = self.tab
         nonzero = (V[:, :, None, :] & self.tol_members).any(-1)             # [C, R, P]

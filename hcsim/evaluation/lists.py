@@ -56,7 +56,7 @@ class ListTables:
     qemu: np.ndarray       # [E, E] int8 blame code of QEMU's count check and walk
     missing: np.ndarray    # [E, E] int8 blame code of the ids the destination lacks
     counts: np.ndarray     # [E] saved registers (the whole list)
-    universe: tuple[int, ...] = ()
+    universe: np.ndarray | None = None  # [U] uint64 sorted ids of bits 0..U-1
     members: np.ndarray | None = None   # [E, nw] packed lists
     hyp: np.ndarray | None = None       # [nw] hypercall ids
     oth: np.ndarray | None = None       # [nw] other ids
@@ -99,47 +99,93 @@ def _popcount(words: np.ndarray) -> np.ndarray:
     return np.bitwise_count(words).sum(-1, dtype=np.int64)
 
 
-def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
-           safe: frozenset[int] = frozenset()) -> ListTables:
-    """The tables for saved lists ``hyp[r]`` (hypercall ids) and ``other[r]``."""
-    n = len(hyp)
-    keys: dict[tuple, int] = {}
+@dataclass(frozen=True)
+class Lists:
+    """Lists of ids per release as a membership table: release ``r`` lists
+    ``ids[member[epoch[r]]]`` (``ids`` sorted, ``member`` ``[L, len(ids)]``
+    bool, one row per distinct list)."""
+
+    epoch: np.ndarray       # [n] row of member per release
+    member: np.ndarray      # [L, U] bool
+    ids: np.ndarray         # [U] uint64, sorted
+
+
+def _distinct(epoch: np.ndarray, member: np.ndarray, ids: np.ndarray) -> Lists:
+    """The same lists with equal rows of ``member`` merged."""
+    if len(member) > 1:
+        packed = _pack(member)
+        rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1] * 8))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        if len(first) < len(member):
+            # renumber by first appearance, so the rows keep their order
+            order = np.argsort(first, kind="stable")
+            rank = np.empty(len(order), np.int64)
+            rank[order] = np.arange(len(order))
+            epoch = rank[inverse.reshape(-1)][epoch]
+            member = member[first[order]]
+    return Lists(epoch, member, ids)
+
+
+def of_table(table: Sequence[Sequence[int]]) -> Lists:
+    """:class:`Lists` of sorted id tuples per release (rows that repeat a
+    tuple object, as :meth:`hcsim.model.other.OtherRegisters.table`'s do,
+    are read once)."""
+    n = len(table)
     epoch = np.empty(n, np.int64)
-    norm: dict[int, tuple] = {}     # each list object sorted once (rows repeat objects)
-
-    def sort(ids) -> tuple:
-        hit = norm.get(id(ids))
-        if hit is None:
-            hit = norm[id(ids)] = tuple(sorted(ids))
-        return hit
-
-    for r in range(n):
-        if r and hyp[r] is hyp[r - 1] and other[r] is other[r - 1]:
-            epoch[r] = epoch[r - 1]
-            continue
-        epoch[r] = keys.setdefault((sort(hyp[r]), sort(other[r])), len(keys))
-    lists = list(keys)
-    E = len(lists)
-    # every (epoch, id) of the lists, hypercall ids marked: one unique, one scatter
-    hlen = np.array([len(h) for h, _ in lists], np.int64)
-    sizes = hlen + np.array([len(o) for _, o in lists], np.int64)
-    flat = np.fromiter(chain.from_iterable(part for pair in lists for part in pair),
-                       np.uint64, int(sizes.sum()))
-    # the k-th id of an epoch's list is a hypercall id when k < that epoch's hlen
-    k = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    hyp_mask = k < np.repeat(hlen, sizes)
+    seen: dict[int, int] = {}
+    distinct: list[Sequence[int]] = []
+    for r, ids in enumerate(table):
+        k = seen.get(id(ids))
+        if k is None:
+            k = seen[id(ids)] = len(distinct)
+            distinct.append(ids)
+        epoch[r] = k
+    sizes = np.array([len(ids) for ids in distinct], np.int64)
+    flat = np.fromiter(chain.from_iterable(distinct), np.uint64, int(sizes.sum()))
     uni, where = np.unique(flat, return_inverse=True)
-    universe = uni.tolist()
-    U = len(universe)
-    member = np.zeros((E, max(U, 1)), bool)
-    member[np.repeat(np.arange(E), sizes), where] = True
-    is_hyp = np.zeros(max(U, 1), bool)
-    is_hyp[where[hyp_mask]] = True
+    member = np.zeros((len(distinct), len(uni)), bool)
+    member[np.repeat(np.arange(len(distinct)), sizes), where.reshape(-1)] = True
+    return _distinct(epoch, member, uni)
+
+
+def listed_by_release(n: int, listed_from: Sequence[int], ids: Sequence[int]) -> Lists:
+    """Per release ``r < n``, the ``ids`` with ``listed_from <= r``: one row
+    per number of ids listed so far (each a distinct list)."""
+    lf = np.asarray(listed_from, dtype=np.int64).reshape(-1)
+    arr = np.asarray(ids, dtype=np.uint64).reshape(-1)
+    by_id = np.argsort(arr, kind="stable")
+    arr, lf = arr[by_id], lf[by_id]
+    order = np.argsort(lf, kind="stable")
+    rank = np.empty(len(lf), np.int64)
+    rank[order] = np.arange(len(lf))
+    upto = np.searchsorted(lf[order], np.arange(n), side="right")
+    states, epoch = np.unique(upto, return_inverse=True)
+    return Lists(epoch.reshape(-1), rank[None, :] < states[:, None], arr)
+
+
+def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset()) -> ListTables:
+    """The tables for saved lists: per release, the hypercall ids ``hyp`` lists
+    and the other ids ``other`` lists."""
+    # a list epoch is a (hypercall row, other row) pair; the rows are distinct
+    # lists and the two id sets disjoint, so equal pairs are equal lists
+    H = len(hyp.member)
+    key = other.epoch * H + hyp.epoch
+    pairs, epoch = np.unique(key, return_inverse=True)
+    epoch = epoch.reshape(-1)
+    uni = np.concatenate([other.ids, hyp.ids])
+    member = np.concatenate([other.member[pairs // H], hyp.member[pairs % H]], axis=1)
+    is_hyp = np.arange(len(uni)) >= len(other.ids)
+    if len(uni) > 1 and (uni[1:] < uni[:-1]).any():     # an other id sorts among them
+        by_id = np.argsort(uni, kind="stable")
+        uni, member, is_hyp = uni[by_id], member[:, by_id], is_hyp[by_id]
+    U = len(uni)
+    E = len(pairs)
+    if U == 0:
+        member = np.zeros((E, 1), bool)
+        is_hyp = np.zeros(1, bool)
     is_safe = np.zeros(max(U, 1), bool)
     if U and safe:
-        safe_ids = np.array(sorted(safe), dtype=np.uint64)
-        at = np.minimum(np.searchsorted(uni, safe_ids), U - 1)
-        is_safe[at[uni[at] == safe_ids]] = True
+        is_safe[:U] = np.isin(uni, np.array(sorted(safe), dtype=np.uint64))
     M = _pack(member)                                   # [E, nw]
     HYP = _pack(is_hyp[None])[0]
     OTH = _pack(~is_hyp[None] & (np.arange(max(U, 1)) < U)[None])[0]
@@ -168,70 +214,41 @@ def tables(hyp: Sequence[Sequence[int]], other: Sequence[Sequence[int]],
         qemu[a:a + rows] = code
         missing[a:a + rows] = ((lack & HYP).any(-1) * HYPERCALL
                                + (lack & OTH).any(-1) * OTHER)
-    return ListTables(epoch, qemu, missing, counts, tuple(universe), M, HYP, OTH, below, SAFE)
-
-
-def listed_by_release(n: int, listed_from: Sequence[int], ids: Sequence[int]
-                      ) -> list[tuple[int, ...]]:
-    """Per release ``r < n``, the sorted ``ids`` with ``listed_from <= r``;
-    releases listing the same ids share one tuple."""
-    lf = np.asarray(listed_from, dtype=np.int64).reshape(-1)
-    order = np.argsort(lf, kind="stable")
-    ids = [ids[k] for k in order.tolist()]
-    upto = np.searchsorted(lf[order], np.arange(n), side="right")
-    lists: dict[int, tuple[int, ...]] = {}
-    return [lists.get(k) or lists.setdefault(k, tuple(sorted(ids[:k])))
-            for k in upto.tolist()]
+    return ListTables(epoch, qemu, missing, counts, uni, M, HYP, OTH, below, SAFE)
 
 
 @dataclass(frozen=True)
 class SavedOther:
     """The other registers a VMM saves, per release (:func:`saved_other`)."""
 
-    lists: tuple[tuple[int, ...], ...]   # per release, sorted
-    ids: tuple[int, ...]                 # every id of some list, sorted
-    token: object                        # hashable; the same list objects give the same token
+    lists: Lists
+    token: object          # hashable: the same saved lists give the same token
 
 
 def saved_other(history, vmm) -> SavedOther:
     """Per release, the other ids ``vmm`` saves (its ``saves``: hidden ids left out).
 
-    Kept with the history's other-register data, so the strategies of one
-    history share it, and asked of :func:`hcsim.model.vmm.facts` (one sorted
-    lookup of every id the history lists).
+    The lists are read once per history (kept with its other-register data,
+    so its strategies and VMMs share them) and each VMM asks
+    :func:`hcsim.model.vmm.facts` once about every id they hold.
     """
     table = history.other_table()
-    key = vmm.key
-    cache = history.other._tables if table is not None else None
-    ck = ("saved", history.host, history.features, key)
-    if cache is not None and ck in cache:
-        return cache[ck]
     if table is None:
-        table = ((),) * len(history.releases)
-    base = cache.get(("lists", history.host, history.features)) if cache is not None else None
+        n = len(history.releases)
+        return SavedOther(Lists(np.zeros(n, np.int64), np.zeros((1, 0), bool),
+                                np.zeros(0, np.uint64)), None)
+    cache = history.other._tables
+    ck = ("saved", history.host, history.features, vmm.key)
+    hit = cache.get(ck)
+    if hit is not None:
+        return hit
+    bk = ("lists", history.host, history.features)
+    base = cache.get(bk)
     if base is None:
-        # Per history, whatever the VMM: each distinct list once (releases repeat
-        # list objects; equal lists become one object, which tables() relies on
-        # for speed), and every id any release lists.
-        memo: dict = {}
-        canonical = {id(ids): memo.setdefault(ids, ids) for ids in table}
-        universe = np.unique(np.concatenate([np.zeros(0, np.uint64)] + [
-            np.array(ids, np.uint64) for ids in memo]))
-        base = (canonical, universe)
-        if cache is not None:
-            cache[("lists", history.host, history.features)] = base
-    canonical, universe = base
-    kept = universe[facts(vmm, universe).saves].tolist()
-    if len(kept) < len(universe):
-        keep, memo = set(kept), {}
-        canonical = {k: memo.setdefault(ids, tuple(i for i in ids if i in keep))
-                     for k, ids in canonical.items()}
-    other = tuple(canonical[id(ids)] for ids in table)
-    if cache is None:
-        return SavedOther(other, tuple(kept), other)
-    # The same list objects give the same token (objects the cache keeps alive).
-    tokens = cache.setdefault(("tokens", history.host, history.features), {})
-    token = (history.host, history.features,
-             tokens.setdefault(tuple(map(id, other)), len(tokens)))
-    out = cache[ck] = SavedOther(other, tuple(kept), token)
+        base = cache[bk] = of_table(table)
+    saves = facts(vmm, base.ids).saves
+    kept = base if saves.all() else _distinct(base.epoch, base.member[:, saves],
+                                              base.ids[saves])
+    out = cache[ck] = SavedOther(kept, (history.host, history.features,
+                                        np.packbits(saves).tobytes()))
     return out
