@@ -85,7 +85,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -346,13 +346,14 @@ class _Side:
     U: np.ndarray          # unsupported on this side
     le: np.ndarray | None = None     # list epoch (the whole-list rule)
     top: np.ndarray | None = None    # sources: [rows, G] newest set service per strict group
+    lrows: np.ndarray | None = None  # sources: the list-code rows ``le`` indexes (else the model's)
 
     def take(self, rows: np.ndarray) -> _Side:
         """The rows ``rows`` of this side."""
         return _Side(self.rel[rows], tuple(w[rows] for w in self.words),
                      None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows],
                      None if self.le is None else self.le[rows],
-                     None if self.top is None else self.top[rows])
+                     None if self.top is None else self.top[rows], self.lrows)
 
 
 class Model:
@@ -483,15 +484,11 @@ class Model:
                     if p in row:
                         members[row[p], k] = True
             self.tol_members = pack(members, self.nw)      # [P, nw]
-            self.tol_keys: dict[bytes, int] = {}
-            self.tol_rows = np.zeros((0, len(tab.counts)), np.int8)
         # A snapshot writer meets the other registers first (they sort first):
         # one the destination lacks fails the restore, blaming it and every
         # later register the destination lacks (``missing``).
         self.lcode = tab.qemu if self.whole_list else \
             np.where(tab.missing & np.int8(lists.OTHER), tab.missing, np.int8(0)).astype(np.int8)
-        if self.tolerant:
-            self.lcode = self.tol_rows
 
     def release(self) -> None:
         """Free the large scratch buffers (:func:`_work`)."""
@@ -586,53 +583,31 @@ class Model:
                 hit = bits & self.strict_members[g] & listed
                 top[..., g] = np.where(hit, la.intro, _NONE).max(-1)
         U = rel >= self.unsupported_from
-        le = np.tile(self.le[rel], C) if not self.tolerant else self._tolerant_keys(rel, V)
+        le, lrows = (np.tile(self.le[rel], C), None) if not self.tolerant else \
+            self._tolerant_keys(rel, V)
         return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
                                        np.ascontiguousarray(B.reshape(C * R, -1))),
                      T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
-                     le, top.reshape(C * R, G))
+                     le, top.reshape(C * R, G), lrows)
 
-    def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray) -> np.ndarray:
-        """Rows of :attr:`lcode` for ``qemu-tolerant`` sources: one per list epoch
-        and set of zero-valued feature registers (their drops), added as met."""
+    def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``qemu-tolerant`` sources: QEMU's list codes against every destination
+        list epoch, one row per distinct (list epoch, zero-valued feature
+        registers) of the rows (their drops), and each row's index into them."""
         C, R = V.shape[0], len(rel)
         tab = self.tab
         nonzero = (V[:, :, None, :] & self.tol_members).any(-1)             # [C, R, P]
         listed = self.tol_lf[None, None, :] <= rel[None, :, None]
         zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
-        U = len(tab.universe)
         zero = zero.reshape(C * R, -1)
         e_rows = np.tile(self.le[rel], C)
-        # distinct (list epoch, zero registers) rows, in order of first appearance
-        rows = np.concatenate([e_rows[:, None].view(np.uint8),
-                               np.packbits(zero, axis=1)], axis=1)
+        rows = np.concatenate([e_rows[:, None].view(np.uint8), np.packbits(zero, axis=1)], axis=1)
         rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        ukeys = np.empty(len(first), np.int64)
-        new_src, new_drop, new_keys = [], [], []
-        for u in np.argsort(first, kind="stable"):
-            i = int(first[u])
-            e = int(e_rows[i])
-            bits = self.tol_bit[zero[i]]
-            key = e.to_bytes(4, "little") + bits.astype(np.int32).tobytes()
-            k = self.tol_keys.get(key)
-            if k is None:
-                k = self.tol_keys[key] = len(self.tol_keys)
-                drop = np.zeros(max(U, 1), bool)
-                drop[bits] = True
-                new_src.append(tab.members[e])
-                new_drop.append(drop)
-                new_keys.append(k)
-            ukeys[u] = k
-        keys = ukeys[inverse.reshape(-1)]
-        if new_keys:
-            packed = lists._pack(np.array(new_drop))
-            rows = lists.qemu_codes(tab, np.array(new_src), packed)
-            self.tol_rows = np.concatenate([self.tol_rows, rows])
-            self.lcode = self.tol_rows
-        return keys
-
-
+        drop = np.zeros((len(first), max(len(tab.universe), 1)), bool)
+        drop[:, self.tol_bit] = zero[first]
+        codes = lists.qemu_codes(tab, tab.members[e_rows[first]], lists._pack(drop))
+        return inverse.reshape(-1), codes
 
     def destinations(self, rel: np.ndarray) -> _Side:
         la = self.arrays
@@ -714,6 +689,8 @@ class Model:
 
         Against every release (the dense kernel), rows of a ``[rows, n]``
         table expanded once per model (row copies); else a gather."""
+        if src.lrows is not None:       # the sources' own rows (qemu-tolerant)
+            return np.take(src.lrows[src.le], dst.le, axis=1)
         if len(dst.rel) == self.n and self.n > 64:
             full = getattr(self, "_lfull", None)
             if full is None or full.shape[0] != len(self.lcode):
@@ -762,10 +739,15 @@ class Model:
             def cat(get):
                 return np.concatenate([get(p).reshape(C, len(p.rel) // C, *get(p).shape[1:])
                                        for p in parts], axis=1).reshape(C * n, *get(parts[0]).shape[1:])
+            lrows = None
+            if parts[0].lrows is not None:  # each block's own list-code rows: renumbered
+                base = np.cumsum([0] + [len(p.lrows) for p in parts[:-1]])
+                parts = [replace(p, le=p.le + b) for p, b in zip(parts, base)]
+                lrows = np.concatenate([p.lrows for p in parts])
             rows = _Side(cat(lambda p: p.rel), (cat(lambda p: p.words[0]), cat(lambda p: p.words[1])),
                          cat(lambda p: p.T), cat(lambda p: p.fwe), cat(lambda p: p.U),
                          None if parts[0].le is None else cat(lambda p: p.le),
-                         None if parts[0].top is None else cat(lambda p: p.top))
+                         None if parts[0].top is None else cat(lambda p: p.top), lrows)
         # At most a quarter of the sources per chunk: the square block of a
         # chunk's own releases is the costly part of counting (see counts).
         per = max(1, min(chunk_pairs // max(1, n * C), max(16, n // 4)))

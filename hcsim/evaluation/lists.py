@@ -27,7 +27,7 @@ registers), :data:`OTHER` 2, :data:`BOTH` 3 (a bit set).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 
 import numpy as np
@@ -64,16 +64,17 @@ class ListTables:
     safe: np.ndarray | None = None      # [nw] ids dropped when the destination lacks them
 
 
-def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray) -> np.ndarray:
+def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray | None = None
+               ) -> np.ndarray:
     """``[S, E]`` QEMU blame codes of sources ``src`` (packed ``[S, nw]`` lists)
-    that also drop the ids ``drops`` (packed ``[S, nw]``) the destination lacks,
-    against every destination epoch."""
+    that also drop the ids ``drops`` (packed ``[S, nw]``; default none) the
+    destination lacks, against every destination epoch."""
     M, counts, HYP, OTH = tab.members, tab.counts, tab.hyp, tab.oth
     out = np.zeros((len(src), len(M)), np.int8)
     rows = max(1, _BLOCK_WORDS // max(1, len(M) * M.shape[1]))
     for a in range(0, len(src), rows):
         s = src[a:a + rows, None, :]
-        safe = (drops[a:a + rows] | tab.safe)[:, None, :]
+        safe = tab.safe[None, None] if drops is None else (drops[a:a + rows] | tab.safe)[:, None, :]
         lack = s & ~M[None]
         lack_safe = lack & safe
         lack_ns = lack & ~safe
@@ -84,6 +85,18 @@ def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray) -> np.ndarra
             count_fail,
             (lack_ns & HYP).any(-1) * HYPERCALL + (lack_ns & OTH).any(-1) * OTHER,
             (early & HYP).any(-1) * HYPERCALL + (early & OTH).any(-1) * OTHER)
+    return out
+
+
+def _missing(M: np.ndarray, HYP: np.ndarray, OTH: np.ndarray) -> np.ndarray:
+    """``[E, E]`` blame codes of the ids each source epoch lists and each
+    destination epoch lacks."""
+    E = len(M)
+    out = np.zeros((E, E), np.int8)
+    rows = max(1, _BLOCK_WORDS // max(1, E * M.shape[1]))
+    for a in range(0, E, rows):
+        lack = M[a:a + rows, None, :] & ~M[None]        # [b, E, nw]
+        out[a:a + rows] = (lack & HYP).any(-1) * HYPERCALL + (lack & OTH).any(-1) * OTHER
     return out
 
 
@@ -194,27 +207,8 @@ def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset()) -> List
     # every index below the destination's last (highest) listed id (-1: lists nothing)
     last = np.where(member.any(1), member.shape[1] - 1 - member[:, ::-1].argmax(1), -1)
     below = _pack(np.arange(max(U, 1))[None, :] < last[:, None])   # [E, nw]
-    qemu = np.zeros((E, E), np.int8)
-    missing = np.zeros((E, E), np.int8)
-    rows = max(1, _BLOCK_WORDS // max(1, E * M.shape[1]))
-    for a in range(0, E, rows):
-        src = M[a:a + rows, None, :]                    # [b, 1, nw]
-        lack = src & ~M[None]                           # [b, E, nw]
-        lack_safe = lack & SAFE
-        lack_ns = lack & ~SAFE
-        n_in = counts[a:a + rows, None] - _popcount(lack_safe)
-        count_fail = n_in > counts[None, :]
-        lack_h = (lack_ns & HYP).any(-1)
-        lack_o = (lack_ns & OTH).any(-1)
-        early = lack_ns & below[None]
-        walk_h = (early & HYP).any(-1)
-        walk_o = (early & OTH).any(-1)
-        code = np.where(count_fail, lack_h * HYPERCALL + lack_o * OTHER,
-                        walk_h * HYPERCALL + walk_o * OTHER)
-        qemu[a:a + rows] = code
-        missing[a:a + rows] = ((lack & HYP).any(-1) * HYPERCALL
-                               + (lack & OTH).any(-1) * OTHER)
-    return ListTables(epoch, qemu, missing, counts, uni, M, HYP, OTH, below, SAFE)
+    tab = ListTables(epoch, None, _missing(M, HYP, OTH), counts, uni, M, HYP, OTH, below, SAFE)
+    return replace(tab, qemu=qemu_codes(tab, M))     # QEMU's checks: each epoch's own list
 
 
 @dataclass(frozen=True)
