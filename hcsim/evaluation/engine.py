@@ -894,9 +894,9 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
     C, n = len(cfgs), m.n
     out = np.zeros((3, len(OUTCOMES)), np.int64)       # backward, diagonal, forward
     if compress:
-        starts, fwd = _epoch_weights(m)
+        starts, weights = _epoch_weights(m)
         code, _, _ = m.pairs(m.sources(starts, off), m.destinations(starts))
-        return _epoch_counts(code, fwd, len(OUTCOMES))
+        return _epoch_counts(code, weights, len(OUTCOMES))
     dst = m.destinations(np.arange(n))
     if C * n * n <= _SMALL_CHUNKS * chunk_pairs:
         # Small: one chunk (per-chunk calls would dominate), each pair's code
@@ -924,32 +924,37 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
 
 
 def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
-    """The epochs' first releases, and ``[E, E]`` forward release pairs per epoch pair.
+    """The epochs' first releases, and ``[2, E * E]`` release pairs per epoch
+    pair, forward then backward.
 
     Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
     forward when i < j; inside one epoch, size * (size - 1) / 2 each way
     (the backward weights are the transpose).
     """
     la = m.arrays
-    fwd = la.epoch_weights          # one per layout: its VMMs share the epochs
-    if fwd is None:
+    w = la.epoch_weights            # one per layout: its VMMs share the epochs
+    if w is None:
         size = np.diff(np.append(la.starts, m.n)).astype(np.float64)
         fwd = np.triu(np.outer(size, size), 1)
         fwd[np.diag_indices(len(la.starts))] = size * (size - 1) / 2
-        fwd.flags.writeable = False
-        la.epoch_weights = fwd
-    return la.starts, fwd
+        w = np.stack([fwd.ravel(), fwd.T.ravel()])
+        w.flags.writeable = False
+        la.epoch_weights = w
+    return la.starts, w
 
 
-def _epoch_counts(bins: np.ndarray, fwd: np.ndarray, size: int) -> np.ndarray:
+def _epoch_counts(bins: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     """``[2, size]``: how many release pairs, forward then backward, fall in
-    each bin of ``bins`` (``[C * E, E]`` over epoch pairs, ``fwd`` from
-    :func:`_epoch_weights`).  Float64 weights count exactly below 2**53."""
-    E = len(fwd)
-    flat = bins.reshape(-1)
-    return np.stack([np.rint(np.bincount(flat, np.broadcast_to(w, (len(flat) // (E * E), E, E))
-                                         .reshape(-1), minlength=size)[:size]).astype(np.int64)
-                     for w in (fwd, fwd.T)])
+    each bin of ``bins`` (``[C * E, E]`` over epoch pairs, ``weights`` from
+    :func:`_epoch_weights`): one weighted count, the backward bins shifted
+    by ``size``.  Float64 weights count exactly below 2**53."""
+    C = bins.size // weights.shape[1]
+    index = np.empty((2, C, weights.shape[1]), np.int64)
+    index[0] = bins.reshape(C, -1)
+    np.add(index[0], size, out=index[1])
+    w = np.broadcast_to(weights[:, None, :], index.shape)
+    return np.rint(np.bincount(index.reshape(-1), w.reshape(-1), minlength=2 * size)
+                   ).astype(np.int64).reshape(2, size)
 
 
 def tally(history: History, strategy: Strategy, vmm: Vmm,
@@ -967,7 +972,7 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
     """
     m = model(history, strategy, vmm)
     off = m.settings(_configs(configs))
-    starts, fwd = _epoch_weights(m)
+    starts, weights = _epoch_weights(m)
     try:
         code, _, _, blames = m.pairs(m.sources(starts, off), m.destinations(starts), blame=True)
         # bin = outcome code * 4 + blame (0 unless refused)
@@ -975,7 +980,7 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
     finally:
         m.release()
     k = len(OUTCOMES)
-    out = _epoch_counts(bins, fwd, 4 * k).reshape(2, k, 4)
+    out = _epoch_counts(bins, weights, 4 * k).reshape(2, k, 4)
     return out.sum(-1), out[:, REFUSED]
 
 
