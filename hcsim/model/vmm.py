@@ -435,19 +435,38 @@ def facts(vmm: Vmm, ids: Sequence[int] | np.ndarray) -> Facts:
     The three are pure functions of the policy and the id, asked of every
     register (never of a sample); each is computed once per policy and id
     (the same ids recur from history to history: 2048 of them under
-    ``full-bitmap``), and a list is answered by one sorted lookup.
+    ``full-bitmap``), and a list is answered by one sorted lookup.  The
+    answers to the lists asked most recently are kept whole (a layout's
+    registers recur from history to history), as read-only arrays.
     """
     arr = np.asarray(ids, np.uint64).reshape(-1)
-    table = _ANSWERS.get(vmm.key)
+    key = vmm.key
+    lkey = (key, arr.tobytes())
+    hit = _RECENT.get(lkey)
+    if hit is not None:
+        return hit
+    table = _ANSWERS.get(key)
     if table is None:
-        table = _ANSWERS[vmm.key] = _Answers()
+        table = _ANSWERS[key] = _Answers()
     at = np.searchsorted(table.ids, arr)
     known = at < len(table.ids)
     known[known] = table.ids[at[known]] == arr[known]
     if not known.all():
         table.learn(vmm, np.unique(arr[~known]))
         at = np.searchsorted(table.ids, arr)
-    return Facts(table.saves[at], table.handles[at], table.sizes[at])
+    out = Facts(table.saves[at], table.handles[at], table.sizes[at])
+    for a in out:
+        a.flags.writeable = False
+    if len(_RECENT) >= _RECENT_LISTS:
+        del _RECENT[next(iter(_RECENT))]        # the oldest
+    _RECENT[lkey] = out
+    return out
+
+
+#: Lists whose answers :func:`facts` keeps whole (a sweep's layouts ask a few
+#: lists per policy again and again).
+_RECENT_LISTS = 256
+_RECENT: dict[tuple, Facts] = {}
 
 
 REGISTRY: dict[str, type[Vmm]] = {
