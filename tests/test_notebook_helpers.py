@@ -185,7 +185,7 @@ def test_report_style_makes_small_labels_9_pt_and_colours_okabe_ito():
     with plt.rc_context():
         plots.report_style()
         assert FontProperties(size="small").get_size_in_points() >= 9
-        assert plt.rcParams["axes.prop_cycle"].by_key()["color"][:3] == list(plots.OKABE_ITO[:3])
+        assert plt.rcParams["axes.prop_cycle"].by_key()["color"][:3] == list(plots.PALETTE[:3])
         ax = plots.seed_intervals(
             __import__("hcsim").over_seeds(["upstream"], "qemu", range(3), ["silent_loss"]),
             ["silent_loss"])

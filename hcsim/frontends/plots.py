@@ -471,12 +471,6 @@ def fleet_timeline(timeline, hosts=None, metrics: Sequence[str] = ("refused", "b
 
 # -- over many seeds (notebooks 02, 05, 07) -------------------------------------------
 
-#: Okabe-Ito colours (distinguishable with every common colour-vision deficiency),
-#: in the order series take them.
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
-             "#F0E442")
-
-
 @styled
 def seed_intervals(summary, measures: Sequence[str], strategies: Sequence[str] | None = None,
                    vmm: str = "qemu", labels: Mapping[str, str] | None = None,
@@ -492,7 +486,7 @@ def seed_intervals(summary, measures: Sequence[str], strategies: Sequence[str] |
     for k, m in enumerate(measures):
         rows = s[s["measure"] == m].set_index("strategy").reindex(names)
         y = np.arange(len(names)) + (k - (len(measures) - 1) / 2) * 0.22
-        color = OKABE_ITO[k % len(OKABE_ITO)]
+        color = PALETTE[k % len(PALETTE)]
         ax.hlines(y, 100 * rows["min"], 100 * rows["max"], color=color, linewidth=0.8)
         ax.errorbar(100 * rows["mean"], y, xerr=[100 * (rows["mean"] - rows["low"]),
                                                  100 * (rows["high"] - rows["mean"])],
@@ -522,7 +516,7 @@ def lag_curves(lags: Sequence[int], estimates: Mapping[str, tuple[Sequence[float
     xs = np.asarray(lags, dtype=float)
     markers = "osD^v"
     for k, (label, (v, lo, hi)) in enumerate(estimates.items()):
-        color = OKABE_ITO[k % len(OKABE_ITO)]
+        color = PALETTE[k % len(PALETTE)]
         v, lo, hi = (100 * np.asarray(a, dtype=float) for a in (v, lo, hi))
         at = xs + (k - (len(estimates) - 1) / 2) * 0.08
         ax.errorbar(at, v, yerr=[v - lo, hi - v], marker=markers[k % len(markers)],
@@ -570,7 +564,7 @@ def frontier(table, ax: Axes | None = None, title: str | None = None) -> Axes:
 
 def report_style() -> None:
     """Matplotlib defaults for the figures of a report: a base font of 11 pt, so that
-    ``fontsize="small"`` labels are at least 9 pt, and the :data:`OKABE_ITO` colour
+    ``fontsize="small"`` labels are at least 9 pt, and the :data:`PALETTE` colour
     cycle for series drawn with default colours (``C0``, ``C1``, ...)."""
     plt.rcParams.update({"font.size": 11.0,
-                         "axes.prop_cycle": plt.cycler(color=list(OKABE_ITO))})
+                         "axes.prop_cycle": plt.cycler(color=list(PALETTE))})
