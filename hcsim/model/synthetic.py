@@ -341,9 +341,10 @@ def check_seed(seed) -> int:
 
 
 def _draw(p: Params, seed: int) -> History:
-    """The history, built from its parts (valid by construction; the test
-    ``test_history_equals_its_toml_read_back`` checks it against the
-    validating reader of the same history's TOML)."""
+    """The history, built from its parts: valid by construction, so it skips
+    the validating reader (:func:`hcsim.model.history.from_dict`) that a file
+    goes through; ``tests/test_synthetic.py::test_round_trip_and_invariants``
+    checks that the reader makes the same history of its TOML."""
     rng = np.random.default_rng(check_seed(seed))
     n = p.releases
     # Every draw up front, in a fixed order (see the module docstring).
