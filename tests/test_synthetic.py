@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hcsim.errors import InputError
@@ -184,6 +184,12 @@ DRIFTS = st.none() | st.fixed_dictionaries({
 
 def assert_same_history(got: history.History, want: history.History) -> None:
     """Field by field, with the types (a numpy int equals an int but is not one)."""
+    if want.other is None and got.other is not None and not got.other.spans:
+        # a drift that never lists a register (drift_base 0, no batch added)
+        # writes no [[other]] entry, so the file reads back without other
+        # registers: the same lists, all empty, but not the same object
+        assert not any(got.other_table())
+        want = replace(want, other=got.other)
     for f in fields(history.History):
         a, b = getattr(got, f.name), getattr(want, f.name)
         assert a == b, f.name
@@ -208,6 +214,11 @@ def assert_same_history(got: history.History, want: history.History) -> None:
        bits=st.sampled_from(BITS),
        name=st.none() | st.text("abz -_.", min_size=1, max_size=8),
        seed=st.integers(0, 2**63 - 1))
+@example(releases=3, rate=0.0, burst=0.0, burst_size=1.0, functions=1.0, opt_in=0.0,
+         registers_from=0.0, firmware=None, spaces=None, space_registers="lazy",
+         bits="dense", name=None, seed=0,
+         drift={"drift_base": 0, "drift_add": 0.0, "drift_add_size": 1.0,
+                "drift_remove": 1.0, "drift_remove_size": 1.0})
 def test_round_trip_and_invariants(releases, rate, burst, burst_size, functions, opt_in,
                                    registers_from, firmware, spaces, drift, space_registers,
                                    bits, name, seed):
