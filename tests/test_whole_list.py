@@ -5,12 +5,15 @@ from __future__ import annotations
 import errno
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hcsim.errors import InputError
 from hcsim.frontends.cli import main
 from hcsim.model import synthetic
 from hcsim.model.history import dumps, load, loads
 from hcsim.model.kvm import Kernel, KvmError
+from hcsim.model.other import from_spans
 from hcsim.model.regs import KVM_REG_ARM64_SVE, KVM_REG_ARM_CORE, coproc_of
 from hcsim.model.strategies import parse as parse_strategy
 
@@ -114,14 +117,42 @@ def test_drift_rate_zero_is_todays_model_and_drift_is_seeded():
     assert len(drifted.with_registers("all").other_at(0)) == 232
 
 
+@st.composite
+def other_spans(draw):
+    """Release names and valid ``[[other]]`` spans: an id may come back after a gap."""
+    n = draw(st.integers(1, 12))
+    spans = []
+    for rid in draw(st.lists(st.integers(0, 40), max_size=30, unique=True)):
+        cuts = sorted(draw(st.lists(st.integers(0, n), min_size=2, max_size=6, unique=True)))
+        spans += [(0x6030000000138000 + rid, a, b) for a, b in zip(cuts[::2], cuts[1::2])]
+    return tuple(f"r{k}" for k in range(n)), draw(st.permutations(spans))
+
+
+def listed(spans, r):
+    return tuple(sorted(i for i, a, b in spans if a <= r < b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(other_spans(), st.data())
+def test_other_lists_are_the_spans_in_force(case, data):
+    names, spans = case
+    o = from_spans(spans, names)
+    assert o.table("max") == tuple(listed(spans, r) for r in range(len(names)))
+    k = data.draw(st.integers(0, len(names) - 1))
+    for part in (o.since(k), o.until(k), o.insert(max(k, 1), "new")):
+        assert part.table("max") == tuple(listed(part.spans, r)
+                                          for r in range(len(part.names)))
+    assert o.since(k).table("max") == o.table("max")[k:]
+    assert o.until(k).table("max") == o.table("max")[:k + 1]
+
+
 # -- the VMM rules over the whole list (issue 11 items 2-4) ---------------------------
 
 import csv  # noqa: E402
 import io  # noqa: E402
 
 from histgen import histories  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
 
 from hcsim.evaluation import engine, measures, spec  # noqa: E402
 from hcsim.evaluation.outcomes import BLAMES  # noqa: E402

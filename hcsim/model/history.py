@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import importlib.resources
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -518,17 +519,14 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
     rels = doc["releases"]
     if not isinstance(rels, list) or not rels:
         raise ck.fail("releases must be a non-empty list")
-    if len(rels) > limits.RELEASES:
-        raise ck.fail(f"{len(rels):,} releases; at most {limits.RELEASES:,}")
+    check_size(ck.fail, releases=len(rels))
     for r in rels:
         if not isinstance(r, str) or not r:
             raise ck.fail(f"release names must be non-empty strings, got {r!r}")
         check_name(r, ck.fail)
     entries = sum(len(doc.get(k, [])) if isinstance(doc.get(k), list) else 0
                   for k in ("service", "firmware", "stable"))
-    if entries > limits.SERVICES:
-        raise ck.fail(f"{entries:,} service, firmware and stable entries; "
-                      f"at most {limits.SERVICES:,}")
+    check_size(ck.fail, entries=entries)
     dup = _first_duplicate(rels)
     if dup is not None:
         raise ck.fail(f"duplicate release {dup!r}")
@@ -556,12 +554,41 @@ def from_dict(doc: dict, origin: str = "<dict>") -> History:
         if value not in choices:
             raise ck.fail(f"{key} must be one of {', '.join(choices)}, got {value!r}")
         layout[key] = value
-    # Order of introduction: by release, then file order (DESIGN.md 8).
-    services = tuple(sorted(services, key=lambda s: s.introduced))
-    return History(name, tuple(rels), registers_from, services, firmware,
+    return assemble(name, tuple(rels), registers_from, services, firmware,
+                    stable, source, host, fw_enoent_from, other, **layout)
+
+
+def check_size(fail, releases: int = 0, entries: int = 0) -> None:
+    """The size limits of a history (:mod:`hcsim.limits`); ``fail(problem)``
+    builds the error."""
+    if releases > limits.RELEASES:
+        raise fail(f"{releases:,} releases; at most {limits.RELEASES:,}")
+    if entries > limits.SERVICES:
+        raise fail(f"{entries:,} service, firmware and stable entries; "
+                   f"at most {limits.SERVICES:,}")
+
+
+def assemble(name: str, releases: tuple[str, ...], registers_from: int,
+             services, firmware: tuple[Firmware, ...] = (),
+             stable: tuple[Stable, ...] = (), source: str = "", host: str = DEFAULT_HOST,
+             fw_enoent_from: int = 0, other: OtherRegisters | None = None,
+             space_registers: str = SPACE_REGISTERS[0], bits: str = BITS[0]) -> History:
+    """The :class:`History` of parts already checked, as :func:`from_dict`
+    builds it: services in order of introduction (by release, then the given
+    order; DESIGN.md 8), the default view.
+
+    :func:`from_dict` validates a document and calls this; the synthetic
+    generator (:mod:`hcsim.model.synthetic`), whose parts are valid by
+    construction, calls it directly.
+    """
+    services = tuple(sorted(services, key=_introduced))
+    return History(name, releases, registers_from, services, firmware,
                    stable, source, host, fw_enoent_from, other,
                    "all" if other is not None and DEFAULT_VIEW == "all" else DEFAULT_VIEW,
-                   **layout)
+                   NO_FEATURES, space_registers, bits)
+
+
+_introduced = attrgetter("introduced")
 
 
 def _other(ck: _Checker, doc: dict, names: tuple[str, ...], origin: str

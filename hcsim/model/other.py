@@ -32,8 +32,10 @@ A history without either behaves exactly as before: no other registers.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from hcsim.errors import InputError
 from hcsim.model.reglists import RegLists, is_other, sysreg_name
@@ -87,22 +89,7 @@ class OtherRegisters:
 
     def __post_init__(self):
         if self.reglists is None:
-            # one pass over the releases where spans start or end; releases
-            # between share one tuple
-            gone: dict[int, list[int]] = {}
-            come: dict[int, list[int]] = {}
-            for rid, first, end in self.spans:
-                come.setdefault(first, []).append(rid)
-                gone.setdefault(end, []).append(rid)
-            now: set[int] = set()
-            lists, ids = [], ()
-            for r in range(len(self.names)):
-                if r in come or r in gone:
-                    now.difference_update(gone.get(r, ()))
-                    now.update(come.get(r, ()))
-                    ids = tuple(sorted(now))
-                lists.append(ids)
-            object.__setattr__(self, "_by_release", tuple(lists))
+            object.__setattr__(self, "_by_release", _lists(self.spans, len(self.names)))
 
     def check_features(self, features: frozenset[str]) -> None:
         """:class:`InputError` unless the data covers the vCPU ``features``."""
@@ -135,8 +122,12 @@ class OtherRegisters:
         key = (host, features)
         hit = self._tables.get(key)
         if hit is None:
-            hit = self._tables[key] = tuple(self.at(r, host, features)
-                                            for r in range(len(self.names)))
+            if self.reglists is None:
+                self.check(host, features)
+                hit = self._by_release
+            else:
+                hit = tuple(self.at(r, host, features) for r in range(len(self.names)))
+            self._tables[key] = hit
         return hit
 
     def since(self, start: int) -> OtherRegisters:
@@ -163,6 +154,48 @@ class OtherRegisters:
 
     def describe(self) -> str:
         return self.source
+
+
+def _lists(spans: tuple[tuple[int, int, int], ...], n: int) -> tuple[tuple[int, ...], ...]:
+    """The sorted ids listed at each of ``n`` releases: one step at each
+    release where spans start or end (ids that end there leave, then those
+    that start there come), the releases between sharing one tuple."""
+    come = sorted(spans, key=_first)
+    gone = sorted(spans, key=_end)
+    starts = [s[1] for s in come]
+    ends = [s[2] for s in gone]
+    now: list[int] = []         # sorted
+    lists: list[tuple[int, ...]] = []
+    ids: tuple[int, ...] = ()
+    for r in sorted(set(starts).union(ends)):
+        if r >= n:
+            break
+        lists += [ids] * (r - len(lists))
+        for s in gone[bisect_left(ends, r):bisect_right(ends, r)]:
+            k = bisect_left(now, s[0])
+            if k < len(now) and now[k] == s[0]:
+                del now[k]
+        lo, hi = bisect_left(starts, r), bisect_right(starts, r)
+        if hi - lo > 8:         # a batch (the first release): sort once
+            now += [s[0] for s in come[lo:hi]]
+            now.sort()
+        else:
+            for s in come[lo:hi]:
+                insort(now, s[0])
+        ids = tuple(now)
+    lists += [ids] * (n - len(lists))
+    return tuple(lists)
+
+
+_first = itemgetter(1)
+_end = itemgetter(2)
+
+
+def from_spans(spans, names: tuple[str, ...]) -> OtherRegisters:
+    """Other registers listed over ``spans``, ``(id, first, end)`` with
+    ``end`` exclusive, indices into ``names``: what ``[[other]]`` entries
+    give (:func:`from_entries` checks the entries and calls this)."""
+    return OtherRegisters("[[other]]", names, (NO_FEATURES,), (), tuple(spans))
 
 
 def from_reglists(rl: RegLists, names: tuple[str, ...], origin: str) -> OtherRegisters:
@@ -220,4 +253,4 @@ def from_entries(entries: list, names: tuple[str, ...], fail) -> OtherRegisters:
                 raise fail(f"{where}: {sysreg_name(rid)} is listed twice in {e['introduced']!r}")
         spans.append((rid, first, end))
         by_id.setdefault(rid, []).append((first, end))
-    return OtherRegisters("[[other]]", names, (NO_FEATURES,), (), tuple(spans))
+    return from_spans(spans, names)

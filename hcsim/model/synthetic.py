@@ -73,6 +73,7 @@ parameter sweeps low-noise.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -80,7 +81,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from hcsim.errors import InputError
-from hcsim.model.history import BITS, SPACE_REGISTERS, History, from_dict
+from hcsim.model.history import (
+    BITS,
+    SPACE_REGISTERS,
+    Firmware,
+    FwValues,
+    History,
+    Service,
+    Where,
+    assemble,
+    check_name,
+    check_size,
+)
+from hcsim.model.other import from_spans
 from hcsim.model.smccc import FUNCTIONS_PER_SPACE, SPACES
 
 SPACE_NAMES = tuple(SPACES)
@@ -328,6 +341,10 @@ def check_seed(seed) -> int:
 
 
 def _draw(p: Params, seed: int) -> History:
+    """The history, built from its parts: valid by construction, so it skips
+    the validating reader (:func:`hcsim.model.history.from_dict`) that a file
+    goes through; ``tests/test_synthetic.py::test_round_trip_and_invariants``
+    checks that the reader makes the same history of its TOML."""
     rng = np.random.default_rng(check_seed(seed))
     n = p.releases
     # Every draw up front, in a fixed order (see the module docstring).
@@ -342,48 +359,54 @@ def _draw(p: Params, seed: int) -> History:
 
     cum = np.cumsum(p.spaces)
     cum[-1] = 1.0
-    space = np.searchsorted(cum, u_space, side="right")
-    off = u_opt < p.opt_in
-    family_space = np.searchsorted(cum, u_family_space, side="right")
-    family_off = u_family_opt < p.opt_in
+    space = np.searchsorted(cum, u_space, side="right").tolist()
+    off = (u_opt < p.opt_in).tolist()
+    family_space = np.searchsorted(cum, u_family_space, side="right").tolist()
+    family_off = (u_family_opt < p.opt_in).tolist()
     if p.functions > 1.0:
         q = 1.0 / p.functions
         fns = 1 + np.floor(np.log(u_fn) / math.log1p(-q))
-        fns = np.minimum(fns, FUNCTIONS_PER_SPACE).astype(np.int64)
+        fns = np.minimum(fns, FUNCTIONS_PER_SPACE).astype(np.int64).tolist()
     else:
-        fns = np.ones(total, dtype=np.int64)
+        fns = [1] * total
 
-    releases = [f"r{k}" for k in range(n)]
+    releases = _release_names(n)
     width = max(4, len(str(total)))
     services, used = [], dict.fromkeys(SPACE_NAMES, 0)
     k = 0
-    for rel in range(n):
-        for j in range(int(counts[rel])):
-            in_family = j >= background[rel]
+    for rel, (count, bg) in enumerate(zip(counts.tolist(), background.tolist())):
+        for j in range(count):
+            in_family = j >= bg
             s = SPACE_NAMES[family_space[rel] if in_family else space[k]]
             default_off = family_off[rel] if in_family else off[k]
-            used[s] += int(fns[k])
+            used[s] += fns[k]
             if used[s] > FUNCTIONS_PER_SPACE:
                 raise InputError(f"seed {seed}: space {s!r} needs more than "
                                  f"{FUNCTIONS_PER_SPACE} function numbers; lower "
                                  "rate, burst_size or functions")
-            services.append({"name": f"{s.upper().replace('-', '_')}_{k + 1:0{width}d}",
-                             "space": s, "functions": int(fns[k]),
-                             "introduced": releases[rel],
-                             "default": "off" if default_off else "on"})
+            services.append(Service(f"{_PREFIX[s]}_{k + 1:0{width}d}", s, fns[k], rel,
+                                    not default_off))
             k += 1
 
-    doc = {"name": p.name or f"synthetic-{seed}", "releases": releases,
-           "registers_from": releases[p.registers_from_index],
-           "source": p.command(seed), "service": services}
-    for key, choices in (("space_registers", SPACE_REGISTERS), ("bits", BITS)):
-        if getattr(p, key) != choices[0]:
-            doc[key] = getattr(p, key)
-    if p.firmware is not None:
-        doc["firmware"] = [_psci(releases, u_firmware < p.firmware)]
-    if p.drifts:
-        doc["other"] = _drift(p, rng, releases)
-    return from_dict(doc, origin=doc["name"])
+    name = p.name or f"synthetic-{seed}"
+    firmware = () if p.firmware is None else (_psci(u_firmware < p.firmware),)
+    other = from_spans(_drift(p, rng, n), releases) if p.drifts else None
+    fail = Where(name).fail
+    check_name(name, fail)
+    check_size(fail, releases=n, entries=len(services) + len(firmware))
+    return assemble(name, releases, p.registers_from_index, services, firmware,
+                    source=p.command(seed), other=other,
+                    space_registers=p.space_registers, bits=p.bits)
+
+
+@functools.lru_cache(maxsize=4)
+def _release_names(n: int) -> tuple[str, ...]:
+    """``("r0", ..., "r{n-1}")`` (one tuple per length, shared by the histories)."""
+    return tuple(f"r{k}" for k in range(n))
+
+
+#: Service name prefix of each space: ``VENDOR_HYP`` for ``vendor-hyp``.
+_PREFIX = {s: s.upper().replace("-", "_") for s in SPACE_NAMES}
 
 
 def _sizes(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
@@ -393,53 +416,48 @@ def _sizes(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
     return rng.geometric(1.0 / mean, n).astype(np.int64)
 
 
-def _drift(p: Params, rng: np.random.Generator, releases: list[str]) -> list[dict]:
-    """``[[other]]`` entries: the base registers and the drawn drift."""
-    n = len(releases)
-    adds = (rng.random(n) < p.drift_add) & (np.arange(n) > 0)
+def _drift(p: Params, rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
+    """Spans ``(id, first, end)`` of the other registers over ``n`` releases,
+    sorted by id (the ``[[other]]`` entries): the base registers and the
+    drawn drift."""
+    adds = rng.random(n) < p.drift_add
     add_sizes = _sizes(rng, p.drift_add_size, n)
-    removes = (rng.random(n) < p.drift_remove) & (np.arange(n) > 0)
+    removes = rng.random(n) < p.drift_remove
     remove_sizes = _sizes(rng, p.drift_remove_size, n)
+    adds[0] = removes[0] = False
     total = min(_SYSREG_INDICES, p.drift_base + int(add_sizes[adds].sum()))
-    ids = (_SYSREG_BASE + 0x8000 + rng.choice(_SYSREG_INDICES, total, replace=False)).tolist()
-    first = {rid: 0 for rid in ids[:p.drift_base]}
-    end: dict[int, int] = {}
-    listed = list(ids[:p.drift_base])
+    ids = _SYSREG_BASE + 0x8000 + rng.choice(_SYSREG_INDICES, total, replace=False)
+    # The register at position j of ids is added at release first[j] (the
+    # base at r0, then each batch takes the next positions) and listed up to
+    # end[j].  The listed registers, in order of addition, are the positions
+    # added so far (below nxt) not yet removed: a removal draws among them.
+    first = np.zeros(total, np.int64)
+    first[p.drift_base:] = np.repeat(np.flatnonzero(adds), add_sizes[adds])[:total - p.drift_base]
+    end = np.full(total, n, np.int64)
     nxt = p.drift_base
-    for rel in range(1, n):
-        if removes[rel] and listed:
-            k = min(len(listed), int(remove_sizes[rel]))
-            gone = set(rng.choice(len(listed), k, replace=False).tolist())
-            for j in sorted(gone):
-                end[listed[j]] = rel
-            listed = [rid for j, rid in enumerate(listed) if j not in gone]
+    add_sizes = add_sizes.tolist()
+    for rel in np.flatnonzero(adds | removes).tolist():
+        if removes[rel]:
+            listed = np.flatnonzero(end[:nxt] == n)
+            if len(listed):
+                k = min(len(listed), int(remove_sizes[rel]))
+                end[listed[rng.choice(len(listed), k, replace=False)]] = rel
         if adds[rel]:
-            for rid in ids[nxt:nxt + int(add_sizes[rel])]:
-                first[rid] = rel
-                listed.append(rid)
-            nxt = min(total, nxt + int(add_sizes[rel]))
-    out = []
-    for rid in sorted(first):
-        entry = {"id": f"0x{rid:016x}", "introduced": releases[first[rid]]}
-        if rid in end:
-            entry["removed"] = releases[end[rid]]
-        out.append(entry)
-    return out
+            nxt = min(total, nxt + add_sizes[rel])
+    order = np.argsort(ids)
+    return list(zip(ids[order].tolist(), first[order].tolist(), end[order].tolist()))
 
 
-def _psci(releases: list[str], bumps: np.ndarray) -> dict:
+def _psci(bumps: np.ndarray) -> Firmware:
     """A PSCI_VERSION-like entry whose reset moves to a new minor version at each bump."""
     accepts = [PSCI_0_2, PSCI_1_0]
-    changes = []
-    for rel in np.flatnonzero(bumps[1:]) + 1:
+    values = [(0, FwValues(PSCI_1_0, frozenset(accepts)))]
+    for rel in (np.flatnonzero(bumps[1:]) + 1).tolist():
         if accepts[-1] & 0xFFFF == 0xFFFF:
             break
         accepts.append(accepts[-1] + 1)
-        changes.append({"release": releases[rel], "reset": hex(accepts[-1]),
-                        "accepts": [hex(v) for v in accepts]})
-    return {"name": "PSCI_VERSION", "id": PSCI_VERSION_ID, "introduced": releases[0],
-            "reset": hex(PSCI_1_0), "accepts": [hex(v) for v in accepts[:2]],
-            "on_write": "store", "changes": changes}
+        values.append((rel, FwValues(accepts[-1], frozenset(accepts))))
+    return Firmware("PSCI_VERSION", int(PSCI_VERSION_ID, 16), 0, "store", tuple(values))
 
 
 # --------------------------------------------------------------------------
