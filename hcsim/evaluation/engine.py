@@ -654,17 +654,16 @@ class Model:
         listed = None
         if self.lcode is not None:
             if src.top is not None:             # unknown bits of registers both list
-                d = dst.rel[None, :]
-                for g in range(src.top.shape[1]):
-                    refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
-            listed = self._listed(src, dst)
+                self._strict_refusals(src, dst.rel, refused)
+            listed = self._listed(src, dst, codes=blame)
         blames = None
         if blame:
             blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
             if listed is not None:      # the list checks (or other registers) come first
                 blames = np.where(listed != 0, listed, blames)
+                listed = listed != 0
         if listed is not None:
-            refused |= listed != 0
+            refused |= listed
         np.putmask(code, refused, np.int8(REFUSED))
         if src.U.any():
             code[src.U] = UNSUPPORTED
@@ -684,19 +683,39 @@ class Model:
         lost_w[loud] = 0
         return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
 
-    def _listed(self, src: _Side, dst: _Side) -> np.ndarray:
-        """The list rule's blame code of every (source row, destination) pair.
+    def _strict_refusals(self, src: _Side, d: np.ndarray, refused: np.ndarray) -> None:
+        """``refused`` gains the pairs whose destination lists a strict register
+        of group ``g`` (``strict_lf[g] <= d``) but predates a service with a set
+        bit in it (``d < top[:, g]``).  Destinations in release order (as every
+        caller passes them) are cut at ``strict_lf[g]``: only the later ones
+        are compared."""
+        ordered = len(d) < 2 or bool((d[1:] >= d[:-1]).all())
+        for g in range(src.top.shape[1]):
+            top = src.top[:, g][:, None]
+            if ordered:
+                j = int(np.searchsorted(d, self.strict_lf[g]))
+                part = refused[:, j:]
+                part |= d[None, j:] < top
+            else:
+                refused |= (self.strict_lf[g] <= d[None, :]) & (d[None, :] < top)
+
+    def _listed(self, src: _Side, dst: _Side, codes: bool = True) -> np.ndarray:
+        """The list rule's blame code of every (source row, destination) pair
+        (``codes=False``: whether it refuses).
 
         Against every release (the dense kernel), rows of a ``[rows, n]``
         table expanded once per model (row copies); else a gather."""
         if src.lrows is not None:       # the sources' own rows (qemu-tolerant)
-            return np.take(src.lrows[src.le], dst.le, axis=1)
+            got = np.take(src.lrows[src.le], dst.le, axis=1)
+            return got if codes else got != 0
         if len(dst.rel) == self.n and self.n > 64:
             full = getattr(self, "_lfull", None)
-            if full is None or full.shape[0] != len(self.lcode):
-                full = self._lfull = np.ascontiguousarray(self.lcode[:, self.le])
-            return full[src.le]
-        return np.take(self.lcode[src.le], dst.le, axis=1)
+            if full is None or full[0].shape[0] != len(self.lcode):
+                table = np.ascontiguousarray(self.lcode[:, self.le])
+                full = self._lfull = (table, table != 0)
+            return full[0 if codes else 1][src.le]
+        got = np.take(self.lcode[src.le], dst.le, axis=1)
+        return got if codes else got != 0
 
     def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
         """``[2, C, nw]`` words: services each configuration turns off, and on.
@@ -916,8 +935,7 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
         out[0] += _tally(code[:, :s0])
         out[2] += _tally(code[:, s1:])
         block = code[:, s0:s1].reshape(C, s1 - s0, s1 - s0)
-        upper = np.triu(np.ones((s1 - s0, s1 - s0), np.int8), 1)
-        forward = _tally((block + np.int8(1)) * upper, 1)   # 0 marks the other half
+        forward = _tally((block + np.int8(1)) * _direction(s1 - s0, 1), 1)  # 0: the other half
         out[2] += forward
         out[0] += _tally(block) - forward - _tally(np.diagonal(block, axis1=1, axis2=2))
     return out[[2, 0]]
@@ -988,16 +1006,17 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
 #: are counted in one (:func:`_count`): 4 at the default chunk size, measured
 #: 2x faster at 316 releases than four chunks (their per-chunk calls).
 _SMALL_CHUNKS = 4
-_DIRECTIONS: dict[int, np.ndarray] = {}
+_DIRECTIONS: dict[tuple[int, int], np.ndarray] = {}
 
 
-def _direction(n: int) -> np.ndarray:
-    """``[n, n]`` int8: ``len(OUTCOMES)`` where the destination is newer, else 0."""
-    hit = _DIRECTIONS.get(n)
+def _direction(n: int, value: int = len(OUTCOMES)) -> np.ndarray:
+    """``[n, n]`` int8: ``value`` where the destination is newer, else 0 (read-only)."""
+    hit = _DIRECTIONS.get((n, value))
     if hit is None:
         if len(_DIRECTIONS) >= 8:
             _DIRECTIONS.pop(next(iter(_DIRECTIONS)))
-        hit = _DIRECTIONS[n] = np.triu(np.full((n, n), len(OUTCOMES), np.int8), 1)
+        hit = _DIRECTIONS[n, value] = np.triu(np.full((n, n), value, np.int8), 1)
+        hit.flags.writeable = False
     return hit
 
 
