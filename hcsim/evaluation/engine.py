@@ -86,6 +86,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -148,58 +149,40 @@ class _LayoutArrays:
         self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
         self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
         self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
-        lf = [r.listed_from for r in regs]
-        strict = [r.strict for r in regs]
-        lf_all = np.full(K, _NEVER, np.int64)
-        lf_any = np.full(K, _NEVER, np.int64)
-        lf_strict = np.full(K, _NEVER, np.int64)
-        groups: dict[int, list[int]] = {}
-        slots = set()
-        count = 0
-        for k, pairs in enumerate(layout.bits):
-            if not pairs:
-                continue
-            count += len(pairs)
-            slots.update(pairs)
-            positions = {p for p, _ in pairs}
-            own = {lf[p] for p in positions}
-            lf_all[k], lf_any[k] = max(own), min(own)
-            hard = [lf[p] for p in positions if strict[p]]
-            if hard:
-                lf_strict[k] = min(hard)
-            for value in own:
-                groups.setdefault(value, []).append(k)
-        if len(slots) != count:
+        self.reg_lf = np.array([r.listed_from for r in regs], dtype=np.int64)
+        strict = np.array([r.strict for r in regs], dtype=bool)
+        # every (service, register position, bit) slot of the layout, flat
+        self.bits = layout.bits
+        sizes = np.array([len(b) for b in layout.bits], dtype=np.int64)
+        slots = np.array([slot for b in layout.bits for slot in b], dtype=np.int64).reshape(-1, 2)
+        owner = np.repeat(np.arange(K), sizes)
+        pos = slots[:, 0]
+        if len(np.unique(pos * (1 << 16) + slots[:, 1])) != len(pos):
             raise EngineUnsupported("a bit slot of the layout controls two services")
-        self.any_strict = bool((lf_strict != _NEVER).any())
+        lf = self.reg_lf[pos]
+        lf_all = np.full(K, -1, np.int64)
+        np.maximum.at(lf_all, owner, lf)
+        lf_all[sizes == 0] = _NEVER
+        lf_any = np.full(K, _NEVER, np.int64)
+        np.minimum.at(lf_any, owner, lf)
+        lf_strict = np.full(K, _NEVER, np.int64)
+        hard = strict[pos]
+        np.minimum.at(lf_strict, owner[hard], lf[hard])
+        self.any_strict = bool(hard.any())
         # Strict registers grouped by the release that lists them, with the
         # services that have a slot in each group (the whole-list rule).
-        strict_groups: dict[int, list[int]] = {}
-        self.slot_pos = [sorted({p for p, _ in pairs}) for pairs in layout.bits]
-        for k, pairs in enumerate(layout.bits):
-            for p, _ in pairs:
-                if strict[p]:
-                    strict_groups.setdefault(lf[p], []).append(k)
-        self.strict_lf = np.array(sorted(strict_groups), dtype=np.int64)
-        smembers = np.zeros((len(strict_groups), K), bool)
-        for g, value in enumerate(sorted(strict_groups)):
-            smembers[g, strict_groups[value]] = True
-        self.strict_members = smembers
+        self.strict_lf, self.strict_members = self._groups(lf[hard], owner[hard])
         self.sup = self._table(self.intro)
         self.listed_all = self._table(lf_all)
         self.listed_any = self._table(lf_any)
         self.strict_listed = self._table(lf_strict)
         # Registers grouped by the release that lists them: which services
         # have a slot in a register of each group (for qemu-tolerant's drop).
-        self.group_lf = np.array(sorted(groups), dtype=np.int64)
-        members = np.zeros((len(groups), K), bool)
-        for g, value in enumerate(sorted(groups)):
-            members[g, groups[value]] = True
+        self.group_lf, members = self._groups(lf, owner)
         self.group_members = pack(members, nw)
-        self.reg_lf_sorted = np.unique(np.array(lf, dtype=np.int64))
+        self.reg_lf_sorted = np.unique(self.reg_lf)
         self.reg_ids = [r.id for r in regs]
         self.reg_ids_u64 = ids
-        self.reg_lf = np.array(lf, dtype=np.int64)
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
         self.fw_ids = np.array([f.id for f in h.firmware], dtype=np.uint64)
@@ -210,6 +193,19 @@ class _LayoutArrays:
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model] = {}
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
+
+    def _groups(self, lf: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct listing releases of some slots (``lf``, sorted) and
+        ``[G, K]`` bool: which services (``owner``) have a slot in each."""
+        values, group = np.unique(lf, return_inverse=True)
+        members = np.zeros((len(values), self.K), bool)
+        members[group.reshape(-1), owner] = True
+        return values, members
+
+    @cached_property
+    def slot_pos(self) -> list[list[int]]:
+        """Per service, the positions of the registers holding its bits (sorted)."""
+        return [sorted({p for p, _ in pairs}) for pairs in self.bits]
 
     def _table(self, thresholds: np.ndarray) -> np.ndarray:
         """``[n, nw]``: row ``r`` has the services with ``threshold <= r``."""
