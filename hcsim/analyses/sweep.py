@@ -4,9 +4,10 @@
 seeds ``seed`` .. ``seed + histories - 1``, so any row can be regenerated
 with ``hcsim generate --seed``), scores every (history, strategy, VMM
 policy, configuration) with the vectorised engine
-(:func:`hcsim.evaluation.backends.tally` and
-:func:`hcsim.evaluation.measures.score_counts`: the scorecard of ``hcsim compare``
-from the same counts, taken on epoch pairs without the ``[n, n]`` matrix) and
+(:func:`hcsim.evaluation.backends.tally`: counts taken on epoch pairs
+without the ``[n, n]`` matrix; then the scorecard of ``hcsim compare``
+from the same counts, :func:`hcsim.evaluation.measures.score_counts`'s
+arithmetic for a batch of rows at once: :class:`Rows`) and
 returns a tidy :class:`pandas.DataFrame`, one row per combination:
 
 * ``seed``, the generator parameters (``releases``, ``rate``, ``burst``,
