@@ -93,7 +93,7 @@ def silent_loss(outcomes: Outcomes | np.ndarray, since: int = 0) -> float:
 
     Pairs as :func:`shares`: both ends at or after release index ``since``.
     """
-    return float(scorecard_arrays(counts(outcomes, since), np.zeros((2, 4), np.int64))[1])
+    return float(_silent(counts(outcomes, since)))
 
 
 def loss_by_use(outcomes: Outcomes, since: int = 0) -> dict[str, float]:
@@ -363,10 +363,14 @@ def scorecard_arrays(counted: np.ndarray, refused: np.ndarray
     refused = np.asarray(refused, np.int64)
     pairs = counted.sum(-1, keepdims=True)                      # [..., 2, 1]
     shares = _ratio(counted, pairs)
-    both = counted.sum(-2)
-    silent = _ratio(both[..., _SILENT_CODES].sum(-1), both.sum(-1))
     split = _ratio(refused[..., list(REFUSAL_SPLIT)], pairs)
-    return shares, silent, shares[..., 0, CODES["preserved"]] < 1.0, split
+    return shares, _silent(counted), shares[..., 0, CODES["preserved"]] < 1.0, split
+
+
+def _silent(counted: np.ndarray) -> np.ndarray:
+    """``lost`` or ``mixed`` among both directions' pairs, from counts ``[..., 2, 6]``."""
+    both = np.asarray(counted, np.int64).sum(-2)
+    return _ratio(both[..., _SILENT_CODES].sum(-1), both.sum(-1))
 
 
 def _shares(row: np.ndarray) -> dict[str, float]:
