@@ -11,8 +11,10 @@
    the sweep spends it: generating it, building each strategy's layout, the
    engine's model of each (strategy, VMM) (:func:`hcsim.evaluation.engine.model`:
    the layout's arrays and the whole-list tables), counting its pairs
-   (:func:`hcsim.evaluation.engine.tally`) and the scorecard
-   (:func:`hcsim.evaluation.measures.score_counts`: cost, pickup).  The sum
+   (:func:`hcsim.evaluation.engine.tally`) and the scorecard, with the
+   sweep's own :class:`hcsim.analyses.sweep.Rows` (the cost at the last
+   release once per history, pickup and exhaustion once per strategy, the
+   shares of every row from the stacked counts).  The sum
    times K / cores estimates the sweep on an otherwise idle machine.
 
 CPU times (not wall) are used for the breakdown so that other load on the
@@ -32,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hcsim.analyses import sweep
 from hcsim.evaluation import engine
-from hcsim.evaluation.measures import score_counts
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
 from hcsim.model.synthetic import DRIFT_PRESETS
@@ -71,28 +73,37 @@ def breakdown(histories: int, releases: int, jobs: int, drift: str) -> None:
     for vmm in vmms:
         vmm_mod.facts(vmm, space)
     for warm in (True, False):
+        rows = None
         for seed in range(histories):
             t0 = clock()
             h = params.history(seed + (0 if warm else histories))
-            t = {"generate": clock() - t0}
-            for spec in strategies.DEFAULTS:
-                strategy = strategies.parse(spec)
-                t0 = clock()
+            t = dict.fromkeys(parts, 0.0)
+            t["generate"] = clock() - t0
+            if rows is None:        # one per batch of histories, as the sweep's tasks
+                chosen = [strategies.parse(spec) for spec in strategies.DEFAULTS]
+                rows = sweep.Rows(chosen, vmms, 1)
+            t0 = clock()
+            for strategy in chosen:
                 strategy.layout(h)
-                t["layout"] = t.get("layout", 0) + clock() - t0
+            t1 = clock()
+            rows.history(seed, h)
+            t["layout"], t["score"] = t1 - t0, clock() - t1
+            for strategy in chosen:
                 for vmm in vmms:
                     t0 = clock()
-                    try:
-                        engine.model(h, strategy, vmm)
-                    except engine.EngineUnsupported:
-                        continue
+                    engine.model(h, strategy, vmm)
                     t1 = clock()
                     counted, refused = engine.tally(h, strategy, vmm)
                     t2 = clock()
-                    score_counts(h, strategy, vmm, counted, refused)
+                    rows.add(counted, refused)
                     t3 = clock()
                     for k, dt in (("model", t1 - t0), ("tally", t2 - t1), ("score", t3 - t2)):
-                        t[k] = t.get(k, 0) + dt
+                        t[k] += dt
+            if len(rows.seeds) == sweep.MAX_AUTO_BATCH or seed == histories - 1:
+                t0 = clock()
+                rows.columns()
+                t["score"] += clock() - t0
+                rows = None
             if not warm:
                 for k, dt in t.items():
                     parts[k] += dt

@@ -4,9 +4,10 @@
 seeds ``seed`` .. ``seed + histories - 1``, so any row can be regenerated
 with ``hcsim generate --seed``), scores every (history, strategy, VMM
 policy, configuration) with the vectorised engine
-(:func:`hcsim.evaluation.backends.tally` and
-:func:`hcsim.evaluation.measures.score_counts`: the scorecard of ``hcsim compare``
-from the same counts, taken on epoch pairs without the ``[n, n]`` matrix) and
+(:func:`hcsim.evaluation.backends.tally`: counts taken on epoch pairs
+without the ``[n, n]`` matrix; then the scorecard of ``hcsim compare``
+from the same counts, :func:`hcsim.evaluation.measures.score_counts`'s
+arithmetic for a batch of rows at once: :class:`Rows`) and
 returns a tidy :class:`pandas.DataFrame`, one row per combination:
 
 * ``seed``, the generator parameters (``releases``, ``rate``, ``burst``,
@@ -55,8 +56,8 @@ import numpy as np
 
 from hcsim import files, limits
 from hcsim.errors import InputError
+from hcsim.evaluation import measures
 from hcsim.evaluation.backends import note, tally
-from hcsim.evaluation.measures import score_counts
 from hcsim.model import config as config_mod
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
@@ -101,38 +102,87 @@ def backend(engine: str) -> str:
     return ENGINES[engine]
 
 
+class Rows:
+    """A batch's rows as the sweep makes them, (seed, strategy, VMM,
+    configuration) innermost last: :meth:`history` once per history, then
+    :meth:`add` the counts of each row, then :meth:`columns`.
+
+    What depends on the history and strategy alone (pickup, exhaustion) is
+    asked once per strategy, the cost at the last release once per history
+    (:func:`~hcsim.evaluation.measures.last_costs`), and the shares of every
+    row at the end, from the stacked counts
+    (:func:`~hcsim.evaluation.measures.flat_columns`).
+    """
+
+    def __init__(self, chosen: Sequence[strategies.Strategy], vmms: Sequence[vmm_mod.Vmm],
+                 configs: int):
+        self.chosen, self.vmms, self.configs = chosen, vmms, configs
+        self.seeds: list[int] = []
+        self.services: list[int] = []
+        self.ex_index: list[int] = []
+        self.pickup: list[float] = []
+        self.cost: list[np.ndarray] = []
+        self.list_cost: list[np.ndarray] = []
+        self.counted: list[np.ndarray] = []
+        self.refused: list[np.ndarray] = []
+
+    def history(self, seed: int, history: History) -> None:
+        """Start the rows of ``history``."""
+        self.seeds.append(seed)
+        self.services.append(len(history.services))
+        cost, list_cost = measures.last_costs(history, self.chosen, self.vmms)
+        self.cost.append(cost)
+        self.list_cost.append(list_cost)
+        for strategy in self.chosen:
+            ex = measures.exhaustion(history, strategy)
+            self.ex_index.append(history.index(ex) if ex else -1)
+            self.pickup.append(measures.new_vm_pickup(history, strategy))
+
+    def add(self, counted: np.ndarray, refused: np.ndarray) -> None:
+        """The next row's counts (:func:`~hcsim.evaluation.backends.tally`)."""
+        self.counted.append(counted)
+        self.refused.append(refused)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every row so far: the key columns, then the scorecard's."""
+        H, S, V, C = len(self.seeds), len(self.chosen), len(self.vmms), self.configs
+        if len(self.counted) != H * S * V * C:
+            raise ValueError(f"{len(self.counted)} rows for {H} x {S} x {V} x {C}")
+        per_history, per_strategy = S * V * C, V * C
+        out = {"seed": np.repeat(np.asarray(self.seeds, np.int64), per_history),
+               "services": np.repeat(np.asarray(self.services, np.int64), per_history),
+               "strategy": np.tile(np.repeat(np.arange(S), per_strategy), H),
+               "vmm": np.tile(np.repeat(np.arange(V), C), H * S),
+               "config": np.tile(np.arange(C), H * S * V),
+               "exhaustion_index": np.repeat(np.asarray(self.ex_index, np.int64), per_strategy)}
+        out.update(measures.flat_columns(
+            np.stack(self.counted), np.stack(self.refused),
+            bytes_per_vcpu=np.repeat(np.concatenate(self.cost, axis=None), C),
+            pickup=np.repeat(np.asarray(self.pickup, np.float64), per_strategy),
+            list_bytes_per_vcpu=np.repeat(np.concatenate(self.list_cost, axis=None), C)))
+        return out
+
+
 def _run_batch(task: Task) -> dict[str, np.ndarray]:
-    """Score every history of a task: columns of numbers and small codes."""
+    """Score every history of a task: columns of numbers and small codes (:class:`Rows`)."""
     how = backend(task.engine)
     chosen = [strategies.parse(s) for s in task.strategies]
     vmms = [vmm_mod.parse(v) for v in task.vmms]
-    keys = ("seed", "services", "strategy", "vmm", "config", "exhaustion_index")
-    cols: dict[str, list] = {k: [] for k in keys}
-    measures_cols: dict[str, list] = {}
+    rows = Rows(chosen, vmms, len(task.configs))
     for seed in task.seeds:
         history = task.params.history(seed)
         if task.registers is not None:
             history = history.with_registers(task.registers)
         configs = [config_mod.parse(c, history) for c in task.configs]
-        for si, strategy in enumerate(chosen):
-            for vi, vmm in enumerate(vmms):
-                for ci, configs_i in enumerate(configs):
+        rows.history(seed, history)
+        for strategy in chosen:
+            for vmm in vmms:
+                for configs_i in configs:
                     counted, refused, outcomes = tally(history, strategy, vmm, configs_i, how)
                     if outcomes is not None and outcomes.reason:
                         log.warning("seed %d: %s", seed, note(outcomes))
-                    row = score_counts(history, strategy, vmm, counted, refused).flat()
-                    ex = row["exhaustion"]
-                    for k, v in zip(keys, (seed, len(history.services), si, vi, ci,
-                                           history.index(ex) if ex else -1)):
-                        cols[k].append(v)
-                    for k, v in row.items():
-                        if k not in ("strategy", "exhaustion"):
-                            measures_cols.setdefault(k, []).append(
-                                math.nan if v is None else v)
-    out = {k: np.asarray(v, dtype=np.int64) for k, v in cols.items()}
-    out.update({k: np.asarray(v, dtype=bool if isinstance(v[0], (bool, np.bool_)) else np.float64)
-                for k, v in measures_cols.items()})
-    return out
+                    rows.add(counted, refused)
+    return rows.columns()
 
 
 # --------------------------------------------------------------------------

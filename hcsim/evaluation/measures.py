@@ -6,13 +6,17 @@
 * :func:`cost_at` / :func:`cost`: registers, bytes and ioctls of a
   same-release save/restore (the spec, register by register);
 * :func:`new_vm_pickup`, exhaustion, userspace patch, and :func:`score`,
-  one scorecard row of ``hcsim compare``.
+  one scorecard row of ``hcsim compare``;
+* :func:`scorecard_arrays`: the scorecard's arithmetic on counts, for many
+  rows at once (what :func:`score_counts` uses for one, and a sweep for a
+  batch: :func:`flat_columns`, :func:`last_costs`).
 """
 
 from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from math import ceil
 
@@ -89,8 +93,7 @@ def silent_loss(outcomes: Outcomes | np.ndarray, since: int = 0) -> float:
 
     Pairs as :func:`shares`: both ends at or after release index ``since``.
     """
-    both = counts(outcomes, since).sum(0)
-    return float(sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1))
+    return float(_silent(counts(outcomes, since)))
 
 
 def loss_by_use(outcomes: Outcomes, since: int = 0) -> dict[str, float]:
@@ -157,15 +160,13 @@ def fresh(history: History, strategy: Strategy, release: int
     return per[key]
 
 
-def _fresh_ids(history: History, strategy: Strategy, release: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fresh`'s list as ``uint64`` ids and their classes ``(id >> 16) & 0xfff``
-    (kept with it: a sweep asks once per VMM)."""
+def _fresh_ids(history: History, strategy: Strategy, release: int) -> np.ndarray:
+    """:func:`fresh`'s list as ``uint64`` ids (kept with it: a sweep asks once per VMM)."""
     per = _FRESH.setdefault(strategy.layout(history), {})
     key = ("ids", release, history.host)
     if key not in per:
-        ids = np.array(fresh(history, strategy, release)[0], np.uint64)
-        per[key] = (ids, (ids >> np.uint64(16)) & np.uint64(0xFFF))
+        per[key] = np.array(fresh(history, strategy, release)[0], np.uint64)
+        per[key].flags.writeable = False
     return per[key]
 
 
@@ -180,16 +181,73 @@ def cost_at(history: History, strategy: Strategy, vmm: Vmm, release: int,
     """Registers saved, wire bytes and ioctls of one save/restore."""
     floor = ceil(len(history.supported(release)) / 8)
     name = history.releases[release]
-    ids, cls = _fresh_ids(history, strategy, release)
-    answers = facts(vmm, ids)
-    if not answers.handles.all():
+    ids = _fresh_ids(history, strategy, release)
+    unhandled, count, per_vcpu, whole, whole_bytes = _saved([ids], [vmm], feature_only)[0, 0].tolist()
+    if unhandled:
         return Cost(name, None, None, None, None, floor)
-    hyp = (cls == 0x16) if feature_only else ((cls == 0x14) | (cls == 0x16))
-    saved = answers.saves & hyp
-    per_vcpu, count = int(answers.sizes[saved].sum()), int(saved.sum())
-    whole, whole_bytes = int(answers.saves.sum()), int(answers.sizes[answers.saves].sum())
     return Cost(name, count, per_vcpu, per_vcpu * vcpus, 2 * count * vcpus, floor,
                 whole, whole_bytes, 2 * whole * vcpus)
+
+
+def _saved(lists: Sequence[np.ndarray], vmms: Sequence[Vmm], feature_only: bool = False
+           ) -> np.ndarray:
+    """What each VMM saves of each register list (``uint64`` ids), ``[list, VMM, 5]``:
+    ids it cannot handle; hypercall registers (classes 0x14 and 0x16, or 0x16
+    alone with ``feature_only``) it saves and their wire bytes; registers it
+    saves and their wire bytes (the whole list).
+
+    Each is a sum over the list's ids (:func:`~hcsim.model.vmm.facts`), taken
+    in two parts, each memoised by its content (:func:`_part_sums`): the
+    layout's registers (classes 0x14 and 0x16: the same few lists from
+    history to history, 2048 ids under ``full-bitmap``) and the other
+    registers (one list per history, shared by its strategies).
+    """
+    keys = tuple(vmm.key for vmm in vmms)
+    out = np.empty((len(lists), len(vmms), 5), np.int64)
+    for k, ids in enumerate(lists):
+        cls = (ids >> np.uint64(16)) & np.uint64(0xFFF)
+        layout = (cls == 0x14) | (cls == 0x16)
+        out[k] = (_part_sums(ids[layout], vmms, keys, feature_only)
+                  + _part_sums(ids[~layout], vmms, keys, feature_only))
+    return out
+
+
+#: :func:`_part_sums` by (VMM keys, feature_only, ids): at most :data:`_PARTS_MAX`,
+#: the oldest dropped first.
+_PARTS: dict[tuple, np.ndarray] = {}
+_PARTS_MAX = 512
+
+
+def _part_sums(ids: np.ndarray, vmms: Sequence[Vmm], keys: tuple, feature_only: bool
+               ) -> np.ndarray:
+    """:func:`_saved`'s five sums ``[VMM, 5]`` over ``ids``."""
+    key = (keys, feature_only, ids.tobytes())
+    hit = _PARTS.get(key)
+    if hit is None:
+        cls = (ids >> np.uint64(16)) & np.uint64(0xFFF)
+        hyp = (cls == 0x16) if feature_only else ((cls == 0x14) | (cls == 0x16))
+        hit = np.empty((len(vmms), 5), np.int64)
+        for v, vmm in enumerate(vmms):
+            answers = facts(vmm, ids)
+            saved = answers.saves & hyp
+            hit[v] = ((~answers.handles).sum(), saved.sum(), answers.sizes[saved].sum(),
+                      answers.saves.sum(), answers.sizes[answers.saves].sum())
+        hit.flags.writeable = False
+        if len(_PARTS) >= _PARTS_MAX:
+            del _PARTS[next(iter(_PARTS))]
+        _PARTS[key] = hit
+    return hit
+
+
+def last_costs(history: History, strategies: Sequence[Strategy], vmms: Sequence[Vmm]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``bytes_per_vcpu`` and ``list_bytes_per_vcpu`` of the scorecard
+    (:func:`cost_at` at the last release) of every strategy under every VMM,
+    ``[strategy, VMM]`` floats, NaN where the VMM cannot handle a register."""
+    last = len(history.releases) - 1
+    out = _saved([_fresh_ids(history, s, last) for s in strategies], vmms).astype(np.float64)
+    out[out[..., 0] > 0] = np.nan
+    return out[..., 2], out[..., 4]
 
 
 def cost(history: History, strategy: Strategy, vmm: Vmm,
@@ -270,18 +328,53 @@ def blamed(outcomes: Outcomes, since: int = 0) -> np.ndarray:
 
 def refusals_by_blame(outcomes: Outcomes, since: int = 0) -> dict[str, dict[str, float]]:
     """Share of each direction's pairs refused, by blame (:data:`REFUSAL_SPLIT`)."""
-    return _by_blame(counts(outcomes, since), blamed(outcomes, since))
+    return _by_blame(scorecard_arrays(counts(outcomes, since), blamed(outcomes, since))[3])
 
 
-def _by_blame(counted: np.ndarray, refused: np.ndarray) -> dict[str, dict[str, float]]:
-    return {name: {col: int(refused[k, b]) / (int(counted[k].sum()) or 1)
-                   for b, col in REFUSAL_SPLIT.items()}
+def _by_blame(split: np.ndarray) -> dict[str, dict[str, float]]:
+    """``[2, 3]`` shares (:func:`scorecard_arrays`) as ``{direction: {blame: share}}``."""
+    return {name: dict(zip(REFUSAL_SPLIT.values(), split[k].tolist()))
             for k, name in enumerate(DIRECTIONS)}
 
 
+def _ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """``part / whole`` (float64, broadcast), 0 where ``whole`` is 0."""
+    return part / np.where(whole == 0, 1, whole)
+
+
+_SILENT_CODES = [CODES[o] for o in SILENT]
+
+
+def scorecard_arrays(counted: np.ndarray, refused: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The scorecard's arithmetic on counts, any number of rows at once.
+
+    From outcome counts ``[..., 2, 6]`` (:func:`counts`) and refused pairs by
+    blame ``[..., 2, 4]`` (:func:`blamed`): the outcome shares of each
+    direction ``[..., 2, 6]``, the silent loss ``[...]`` (``lost`` or ``mixed``
+    among both directions' pairs), whether a userspace patch is needed
+    ``[...]`` (forward ``preserved`` below 1) and the refused shares by blame
+    ``[..., 2, 3]`` (:data:`REFUSAL_SPLIT` order), each of its direction's
+    pairs.  A direction without pairs has every share 0.  Counts are exact
+    integers, so each share is the one correctly rounded quotient whether
+    asked of one row (:func:`score_counts`) or of a sweep's batch.
+    """
+    counted = np.asarray(counted, np.int64)
+    refused = np.asarray(refused, np.int64)
+    pairs = counted.sum(-1, keepdims=True)                      # [..., 2, 1]
+    shares = _ratio(counted, pairs)
+    split = _ratio(refused[..., list(REFUSAL_SPLIT)], pairs)
+    return shares, _silent(counted), shares[..., 0, CODES["preserved"]] < 1.0, split
+
+
+def _silent(counted: np.ndarray) -> np.ndarray:
+    """``lost`` or ``mixed`` among both directions' pairs, from counts ``[..., 2, 6]``."""
+    both = np.asarray(counted, np.int64).sum(-2)
+    return _ratio(both[..., _SILENT_CODES].sum(-1), both.sum(-1))
+
+
 def _shares(row: np.ndarray) -> dict[str, float]:
-    total = int(row.sum()) or 1
-    return {o: int(row[k]) / total for k, o in enumerate(OUTCOMES)}
+    return dict(zip(OUTCOMES, _ratio(row, row.sum()).tolist()))
 
 
 def score(outcomes: Outcomes, since: int = 0) -> Score:
@@ -294,13 +387,33 @@ def score_counts(history: History, strategy: Strategy, vmm: Vmm, counted: np.nda
                  refused: np.ndarray) -> Score:
     """:func:`score` from the counts alone: outcome counts ``[2, 6]`` (:func:`counts`)
     and refused pairs by blame ``[2, 4]`` (:func:`blamed`), as
-    :func:`hcsim.evaluation.engine.tally` gives them without the matrix."""
-    fwd, bwd = counted
-    both = fwd + bwd
-    silent = sum(int(both[CODES[o]]) for o in SILENT) / (int(both.sum()) or 1)
+    :func:`hcsim.evaluation.engine.tally` gives them without the matrix
+    (the arithmetic: :func:`scorecard_arrays`)."""
+    shares, silent, patch, split = scorecard_arrays(counted, refused)
     last = cost_at(history, strategy, vmm, len(history.releases) - 1)
-    forward = _shares(fwd)
-    return Score(strategy.spec, forward, _shares(bwd), silent, last.bytes_per_vcpu,
+    forward, backward = (dict(zip(OUTCOMES, row.tolist())) for row in shares)
+    return Score(strategy.spec, forward, backward, float(silent), last.bytes_per_vcpu,
                  new_vm_pickup(history, strategy), exhaustion(history, strategy),
-                 forward["preserved"] < 1.0, _by_blame(counted, refused),
-                 last.list_bytes_per_vcpu)
+                 bool(patch), _by_blame(split), last.list_bytes_per_vcpu)
+
+
+def flat_columns(counted: np.ndarray, refused: np.ndarray, **given: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """:meth:`Score.flat` of many rows at once, as columns in its order.
+
+    ``counted`` ``[rows, 2, 6]`` and ``refused`` ``[rows, 2, 4]`` give the
+    shares, ``silent_loss`` and ``userspace_patch`` (:func:`scorecard_arrays`);
+    ``given`` the other fields of :class:`Score` as arrays of ``rows``
+    (``bytes_per_vcpu``...); a field not given (``strategy``, say) is left out.
+    """
+    shares, silent, patch, split = scorecard_arrays(counted, refused)
+    unknown = set(given) - set(_FLAT)
+    if unknown:
+        raise ValueError(f"not a scalar field of Score: {', '.join(sorted(unknown))}")
+    given = {**given, "silent_loss": silent, "userspace_patch": patch}
+    out = {f"{SHARE_PREFIX[d]}_{o}": shares[:, k, j]
+           for k, d in enumerate(DIRECTIONS) for j, o in enumerate(OUTCOMES)}
+    out.update({f: given[f] for f in _FLAT if f in given})
+    out.update({f"{SHARE_PREFIX[d]}_refused_{col}": split[:, k, b]
+                for k, d in enumerate(DIRECTIONS) for b, col in enumerate(REFUSAL_SPLIT.values())})
+    return out
