@@ -193,6 +193,28 @@ class _LayoutArrays:
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model] = {}
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
+        self._configured: dict = {}     # configured(), per source releases and setting
+
+    def configured(self, rel: np.ndarray, off: np.ndarray, on: np.ndarray) -> tuple:
+        """What a VM configured with ``off``/``on`` (``[C, nw]``) holds at source
+        releases ``rel``, whatever the VMM: ``SUP``, ``LA``, ``LANY``
+        (``[1, R, nw]``), the slot values ``V`` and the guest view ``B``
+        (``[C, R, nw]``).  Kept (read-only) for the layout's other VMMs."""
+        key = (rel.tobytes(), off.tobytes(), on.tobytes())
+        hit = self._configured.get(key)
+        if hit is None:
+            sup = self.sup[rel][None]                               # [1, R, nw]
+            LA = self.listed_all[rel][None]
+            V = sup & ((self.on | on) & ~off)[:, None, :]           # [C, R, nw]
+            pre = (rel < self.rf)[None, :, None]
+            B = np.where(pre, sup, sup & (~self.cov | (LA & V)))
+            hit = (sup, LA, self.listed_any[rel][None], V, B)
+            for a in hit:
+                a.flags.writeable = False
+            if len(self._configured) >= 16:
+                self._configured.clear()
+            self._configured[key] = hit
+        return hit
 
     def _groups(self, lf: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The distinct listing releases of some slots (``lf``, sorted) and
@@ -510,16 +532,11 @@ class Model:
         la = self.arrays
         off, on = setting
         C, R = off.shape[0], len(rel)
-        sup = la.sup[rel][None]                                 # [1, R, nw]
-        LA = la.listed_all[rel][None]
-        LANY = la.listed_any[rel][None]
         if not self.saves_features:                             # crosvm cannot configure
             off, on = np.zeros_like(off), np.zeros_like(on)
         elif self.hid.any():                                    # hidden registers: not written
             off, on = off & ~self.hid, on & ~self.hid
-        V = sup & ((la.on | on) & ~off)[:, None, :]             # [C, R, nw]
-        pre = (rel < la.rf)[None, :, None]
-        B = np.where(pre, sup, sup & (~la.cov | (LA & V)))
+        _, LA, LANY, V, B = la.configured(rel, off, on)
         feat_listed = rel >= (la.reg_lf_sorted[0] if len(la.reg_lf_sorted) else _NEVER)
         fw_listed = rel >= (la.fw_intro.min() if len(la.fw_intro) else _NEVER)
         if self.whole_list:
