@@ -418,6 +418,7 @@ class Model:
             raise EngineUnsupported(f"{vmm.name} writes back a list without the feature "
                                     "registers under invalidate-on-write")
         self._reg_saves = regs.saves
+        self.tallies: dict[bytes, tuple] = {}      # tally() per setting
         self._list_rule(history, strategy, vmm)
 
     def _list_rule(self, history: History, strategy: Strategy, vmm: Vmm) -> None:
@@ -798,8 +799,26 @@ def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
     key = vmm.key
     hit = la.models.get(key)
     if hit is None:
-        hit = la.models[key] = Model(history, strategy, vmm)
+        same = _behaviour(la, history, vmm)
+        hit = la.models.get(same)
+        if hit is None:
+            hit = la.models[same] = Model(history, strategy, vmm)
+        la.models[key] = hit
     return hit
+
+
+def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
+    """Everything a :class:`Model` reads of ``vmm``: its restore rule and its
+    answers about every register of the layout and the history.  Policies
+    that agree on all of it (Firecracker and Cloud Hypervisor, while every
+    register is one both can handle) share one model."""
+    if any(getattr(type(vmm), m) is not getattr(Vmm, m) for m in ("save", "restore", "configure")):
+        return ("own", vmm.key)
+    regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, la.fw_ids)
+    other = lists.saved_other(history, vmm)
+    return ("behaviour", vmm.rule, regs.saves.tobytes(), regs.handles.tobytes(),
+            fw.saves.tobytes(), fw.handles.tobytes(), other.token,
+            bool(facts(vmm, other.lists.ids).handles.all()))
 
 
 def supports(history: History, strategy: Strategy, vmm: Vmm,
@@ -1003,16 +1022,20 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
     """
     m = model(history, strategy, vmm)
     off = m.settings(_configs(configs))
-    starts, weights = _epoch_weights(m)
-    try:
-        code, _, _, blames = m.pairs(m.sources(starts, off), m.destinations(starts), blame=True)
-        # bin = outcome code * 4 + blame (0 unless refused)
-        bins = code.astype(np.int64) * 4 + blames
-    finally:
-        m.release()
-    k = len(OUTCOMES)
-    out = _epoch_counts(bins, weights, 4 * k).reshape(2, k, 4)
-    return out.sum(-1), out[:, REFUSED]
+    hit = m.tallies.get(off.tobytes())      # a model shared by policies that behave alike
+    if hit is None:
+        starts, weights = _epoch_weights(m)
+        try:
+            code, _, _, blames = m.pairs(m.sources(starts, off), m.destinations(starts),
+                                         blame=True)
+            # bin = outcome code * 4 + blame (0 unless refused)
+            bins = code.astype(np.int64) * 4 + blames
+        finally:
+            m.release()
+        k = len(OUTCOMES)
+        out = _epoch_counts(bins, weights, 4 * k).reshape(2, k, 4)
+        hit = m.tallies[off.tobytes()] = (out.sum(-1), out[:, REFUSED].copy())
+    return hit[0].copy(), hit[1].copy()
 
 
 #: Counts of at most this many chunks of pairs (configurations x releases**2)
