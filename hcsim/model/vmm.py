@@ -356,6 +356,11 @@ class QemuCompat(Vmm):
                                 tolerated=frozenset(safe_missing), hidden=frozenset(hidden))
 
     @property
+    def key(self) -> tuple:
+        """Its class and its two id lists (the rule holds both; hashed, not printed)."""
+        return type(self), self.rule
+
+    @property
     def spec(self) -> str:
         def ids(values):
             return ";".join(id_name(i) for i in sorted(values))
