@@ -6,7 +6,8 @@ it asks the cost at the last release once per history
 per strategy, and the shares of a whole batch at once
 (:func:`~hcsim.evaluation.measures.flat_columns`).  Here every row of
 sweeps with other-register drift equals :func:`~hcsim.evaluation.measures.score`
-on the spec's full outcomes of the regenerated history; and the batched
+on the full outcomes of the regenerated history (the spec's for two sweeps,
+the engine's ``[n, n]`` matrices for the others); and the batched
 cost equals a sum over the new VM's registers of what the VMM policy says
 of each one.
 """
@@ -25,18 +26,27 @@ from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
 
 CONFIGS = ["default", "random:p=0.5,seed=3,n=2"]
-SWEEPS = [  # (generator keywords, first seed, register view)
-    (dict(releases=6, rate=1.5, firmware=0.5, opt_in=0.3, **synthetic.LINUX_DRIFT), 40, None),
+#: (generator keywords, first seed, register view, histories, backend of the
+#: full outcomes).  The engine's full outcomes equal the spec's on every
+#: triple (tests/test_engine_differential.py, test_whole_list.py); the spec
+#: itself stands in for one drift history and one without drift.
+SWEEPS = [
+    (dict(releases=6, rate=1.5, firmware=0.5, opt_in=0.3, **synthetic.LINUX_DRIFT), 40, None,
+     3, "engine"),
     (dict(releases=7, rate=0.8, registers_from=0, burst=0.4, **synthetic.LINUX_DRIFT), 900,
-     None),
-    (dict(releases=6, rate=2.0, **synthetic.LINUX_DRIFT), 7, "hypercall"),
-    (dict(releases=5, rate=1.0, firmware=0.3), 123, None),
+     None, 3, "engine"),
+    (dict(releases=6, rate=2.0, **synthetic.LINUX_DRIFT), 7, "hypercall", 3, "engine"),
+    (dict(releases=5, rate=1.2, firmware=0.5, opt_in=0.3, **synthetic.LINUX_DRIFT), 41, None,
+     1, "spec"),
+    (dict(releases=5, rate=1.0, firmware=0.3), 123, None, 2, "spec"),
 ]
 
 
-@pytest.mark.parametrize(("generator", "seed", "view"), SWEEPS)
-def test_every_row_is_the_score_of_the_spec_outcomes(generator, seed, view):
-    df = sweep.run(3, seed=seed, configs=CONFIGS, jobs=1, registers=view, **generator)
+@pytest.mark.parametrize(("generator", "seed", "view", "histories", "backend"), SWEEPS)
+def test_every_row_is_the_score_of_the_full_outcomes(generator, seed, view, histories,
+                                                     backend):
+    df = sweep.run(histories, seed=seed, configs=CONFIGS, jobs=1, registers=view,
+                   **generator)
     params = synthetic.params(**generator)
     vmms = {name: vmm_mod.parse(name) for name in vmm_mod.REGISTRY}
     measured = [k for k in _flat_keys() if k not in ("strategy", "exhaustion")]
@@ -51,7 +61,7 @@ def test_every_row_is_the_score_of_the_spec_outcomes(generator, seed, view):
             for name, vmm in vmms.items():
                 for spec in CONFIGS:
                     configs = config_mod.parse(spec, history)
-                    outcomes = backends.evaluate(history, strategy, vmm, configs, "spec",
+                    outcomes = backends.evaluate(history, strategy, vmm, configs, backend,
                                                  sets=False)
                     want = measures.score(outcomes).flat()
                     got = rows[(rows["strategy"] == strategy.spec) & (rows["vmm"] == name)
