@@ -32,8 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from hcsim.analyses import sweep
 from hcsim.evaluation import engine
 from hcsim.model import strategies, synthetic
@@ -69,9 +67,8 @@ def breakdown(histories: int, releases: int, jobs: int, drift: str) -> None:
     parts = dict.fromkeys(("generate", "layout", "model", "tally", "score"), 0.0)
     # A long sweep's workers have met every id drift can draw; a short warm-up
     # has not, so each policy is asked about all of them first (vmm.facts).
-    space = synthetic._SYSREG_BASE + 0x8000 + np.arange(synthetic._SYSREG_INDICES, dtype=np.uint64)
     for vmm in vmms:
-        vmm_mod.facts(vmm, space)
+        vmm_mod.facts(vmm, synthetic.drift_ids())
     for warm in (True, False):
         rows = None
         for seed in range(histories):

@@ -286,3 +286,23 @@ def test_run_rejects_bad_arguments(kwargs, word):
     args = {"histories": 1, "jobs": 1, **kwargs}
     with pytest.raises(InputError, match=word):
         sweep.run(**args)
+
+
+def test_asking_every_drift_id_up_front_changes_no_row(monkeypatch):
+    """A worker asks each policy about every id drift can draw before its
+    first drifting task; the rows are the same as when each id is asked as
+    a history brings it."""
+    def run(learn_from):
+        monkeypatch.setattr(vmm_mod, "_ANSWERS", {})
+        monkeypatch.setattr(vmm_mod, "_RECENT", {})
+        monkeypatch.setattr(sweep, "_LEARNED", set())
+        monkeypatch.setattr(sweep, "LEARN_FROM", learn_from)
+        df = sweep.run(8, seed=11, releases=12, vmms=["qemu", "crosvm"], jobs=1, batch=8,
+                       **synthetic.LINUX_DRIFT)
+        known = len(vmm_mod._ANSWERS[vmm_mod.parse("qemu").key].ids)
+        return df, known
+
+    asked, known_asked = run(10**9)
+    learned, known_learned = run(1)
+    assert known_asked < len(synthetic.drift_ids()) <= known_learned
+    pd.testing.assert_frame_equal(asked, learned)

@@ -74,6 +74,9 @@ LOCAL = "local"
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 #: Most histories per task when the batch size is chosen automatically.
 MAX_AUTO_BATCH = 16
+#: Tasks of at least this many drifting histories first ask every policy about
+#: every id drift can draw (:func:`_learn_drift_ids`; about 0.1 s per policy).
+LEARN_FROM = 8
 #: How long to try to reach a dask scheduler given by address.
 CONNECT_TIMEOUT = "10s"
 
@@ -163,11 +166,28 @@ class Rows:
         return out
 
 
+#: Policies this process has asked about every id drift can draw.
+_LEARNED: set = set()
+
+
+def _learn_drift_ids(vmms: Sequence[vmm_mod.Vmm]) -> None:
+    """Ask each policy about every id synthetic drift can draw, once per
+    process (:func:`hcsim.model.vmm.facts`): one sorted insert of 32,768 ids
+    instead of one per history as each brings new ones (a long sweep meets
+    nearly all of them)."""
+    for vmm in vmms:
+        if vmm.key not in _LEARNED:
+            vmm_mod.facts(vmm, synthetic.drift_ids())
+            _LEARNED.add(vmm.key)
+
+
 def _run_batch(task: Task) -> dict[str, np.ndarray]:
     """Score every history of a task: columns of numbers and small codes (:class:`Rows`)."""
     how = backend(task.engine)
     chosen = [strategies.parse(s) for s in task.strategies]
     vmms = [vmm_mod.parse(v) for v in task.vmms]
+    if task.params.drifts and len(task.seeds) >= LEARN_FROM:
+        _learn_drift_ids(vmms)
     rows = Rows(chosen, vmms, len(task.configs))
     for seed in task.seeds:
         history = task.params.history(seed)

@@ -131,6 +131,12 @@ DRIFT_PRESETS = {"linux": LINUX_DRIFT, "none": NO_DRIFT}
 #: (op0 = 2 or 3: the KVM_REG_ARM64_SYSREG encodings, 32768 of them).
 _SYSREG_BASE = 0x6030000000130000
 _SYSREG_INDICES = 0x8000
+_DRIFT_FIRST = _SYSREG_BASE + 0x8000
+
+
+def drift_ids() -> np.ndarray:
+    """Every other-register id synthetic drift can draw, sorted (``uint64``)."""
+    return _DRIFT_FIRST + np.arange(_SYSREG_INDICES, dtype=np.uint64)
 
 
 def _number(name: str, value, low: float, high: float | None = None,
@@ -426,7 +432,7 @@ def _drift(p: Params, rng: np.random.Generator, n: int) -> list[tuple[int, int, 
     remove_sizes = _sizes(rng, p.drift_remove_size, n)
     adds[0] = removes[0] = False
     total = min(_SYSREG_INDICES, p.drift_base + int(add_sizes[adds].sum()))
-    ids = _SYSREG_BASE + 0x8000 + rng.choice(_SYSREG_INDICES, total, replace=False)
+    ids = _DRIFT_FIRST + rng.choice(_SYSREG_INDICES, total, replace=False)
     # The register at position j of ids is added at release first[j] (the
     # base at r0, then each batch takes the next positions) and listed up to
     # end[j].  The listed registers, in order of addition, are the positions
