@@ -62,3 +62,27 @@ def test_tally_refuses_an_unknown_backend_in_one_line(linux):
     from hcsim.errors import InputError
     with pytest.raises(InputError, match=r"^unknown backend 'fast' \(known: auto, engine, spec\)$"):
         backends.tally(linux, parse_strategy("upstream"), parse_vmm("qemu"), backend="fast")
+
+
+def test_models_are_shared_only_by_policies_that_read_alike(linux_whole):
+    """Firecracker and Cloud Hypervisor read the same of every register of
+    ``upstream`` on Linux: one model, one count.  A policy with its own
+    restore is not modelled at all, and never borrows another's model."""
+    from hcsim.model.vmm import CloudHypervisor, Firecracker, Qemu
+
+    class OwnRestore(Qemu):
+        name = "own-restore"
+
+        def restore(self, vcpus, stream):
+            return super().restore(vcpus, stream)
+
+    strategy = parse_strategy("upstream")
+    fc, ch = Firecracker(), CloudHypervisor()
+    assert engine.model(linux_whole, strategy, fc) is engine.model(linux_whole, strategy, ch)
+    assert engine.model(linux_whole, strategy, fc) is not engine.model(
+        linux_whole, strategy, parse_vmm("crosvm"))
+    for got, want in zip(engine.tally(linux_whole, strategy, ch),
+                         engine.tally(linux_whole, strategy, fc)):
+        assert (got == want).all()
+    ok, reason = engine.supports(linux_whole, strategy, OwnRestore())
+    assert not ok and "overrides restore" in reason

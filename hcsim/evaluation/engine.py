@@ -388,9 +388,9 @@ class Model:
         la = self.arrays = _layout_arrays(strategy, history)
         self.n, self.K, self.nw = la.n, la.K, la.nw
         rule = vmm.rule
-        for method in ("save", "restore", "configure"):
-            if getattr(type(vmm), method) is not getattr(Vmm, method):
-                raise EngineUnsupported(f"VMM {vmm.name} overrides {method}: no rule to read")
+        method = _overridden(vmm)
+        if method:
+            raise EngineUnsupported(f"VMM {vmm.name} overrides {method}: no rule to read")
         self.whole_list = rule.write_back == "whole-list"
         if self.whole_list and not rule.count_check:
             raise EngineUnsupported(f"VMM {vmm.name} writes back its whole list "
@@ -398,7 +398,7 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, [f.id for f in la.fw])
+        regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, la.fw_ids)
         hidden = self._reg_hidden = (
             np.isin(la.reg_ids_u64, np.array(sorted(rule.hidden), np.uint64))
             if rule.hidden else np.zeros(len(la.reg_ids), bool))
@@ -441,7 +441,7 @@ class Model:
         self.strict_members = la.strict_members
         if not (history.whole or hidden or safe):
             return
-        if hidden & {f.id for f in la.fw}:
+        if hidden & set(la.fw_ids.tolist()):
             raise EngineUnsupported(f"{vmm.name} hides a firmware register")
         # shared by the strategies and VMMs of the history (its other-register
         # data), else by the VMMs of this layout
@@ -668,7 +668,9 @@ class Model:
         listed = None
         if self.lcode is not None:
             if src.top is not None:             # unknown bits of registers both list
-                self._strict_refusals(src, dst.rel, refused)
+                d = dst.rel[None, :]
+                for g in range(src.top.shape[1]):
+                    refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
             listed = self._listed(src, dst, codes=blame)
         blames = None
         if blame:
@@ -696,22 +698,6 @@ class Model:
         gained[loud] = 0
         lost_w[loud] = 0
         return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
-
-    def _strict_refusals(self, src: _Side, d: np.ndarray, refused: np.ndarray) -> None:
-        """``refused`` gains the pairs whose destination lists a strict register
-        of group ``g`` (``strict_lf[g] <= d``) but predates a service with a set
-        bit in it (``d < top[:, g]``).  Destinations in release order (as every
-        caller passes them) are cut at ``strict_lf[g]``: only the later ones
-        are compared."""
-        ordered = len(d) < 2 or bool((d[1:] >= d[:-1]).all())
-        for g in range(src.top.shape[1]):
-            top = src.top[:, g][:, None]
-            if ordered:
-                j = int(np.searchsorted(d, self.strict_lf[g]))
-                part = refused[:, j:]
-                part |= d[None, j:] < top
-            else:
-                refused |= (self.strict_lf[g] <= d[None, :]) & (d[None, :] < top)
 
     def _listed(self, src: _Side, dst: _Side, codes: bool = True) -> np.ndarray:
         """The list rule's blame code of every (source row, destination) pair
@@ -807,12 +793,19 @@ def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
     return hit
 
 
+def _overridden(vmm: Vmm) -> str:
+    """The first of ``save``, ``restore`` and ``configure`` that ``vmm``'s class
+    overrides (the engine then has no rule to read), or ``""``."""
+    return next((m for m in ("save", "restore", "configure")
+                 if getattr(type(vmm), m) is not getattr(Vmm, m)), "")
+
+
 def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
     """Everything a :class:`Model` reads of ``vmm``: its restore rule and its
     answers about every register of the layout and the history.  Policies
     that agree on all of it (Firecracker and Cloud Hypervisor, while every
     register is one both can handle) share one model."""
-    if any(getattr(type(vmm), m) is not getattr(Vmm, m) for m in ("save", "restore", "configure")):
+    if _overridden(vmm):
         return ("own", vmm.key)
     regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, la.fw_ids)
     other = lists.saved_other(history, vmm)
