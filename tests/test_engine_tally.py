@@ -15,7 +15,7 @@ import pytest
 from histgen import histories as drift_histories
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_engine_differential import check_tally, small, spec_strategy
+from test_engine_differential import POLICIES, check_tally, configurations, small, spec_strategy
 
 from hcsim.evaluation import backends, engine, measures
 from hcsim.evaluation.engine import EngineUnsupported
@@ -86,3 +86,45 @@ def test_models_are_shared_only_by_policies_that_read_alike(linux_whole):
         assert (got == want).all()
     ok, reason = engine.supports(linux_whole, strategy, OwnRestore())
     assert not ok and "overrides restore" in reason
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(drift_histories(max_releases=10, max_services=6, drift=True),
+                 drift_histories(max_releases=10, max_services=8)), spec_strategy(), st.data())
+def test_policies_counted_together_equal_each_counted_alone(h, spec, data):
+    """:func:`engine.tallies` stacks every policy's source rows into one
+    kernel pass and one weighted count; each policy's counts must be those
+    of its own :func:`engine.tally` on a layout of its own (nothing cached
+    shared between the two)."""
+    assume(small(h, spec))
+    configs = configurations(data.draw, h)
+    def policies():
+        return [*(cls() for cls in POLICIES.values()),
+                parse_vmm("qemu-compat:hidden=,safe-missing=0x603000000013c103")]
+    together = engine.tallies(h, parse_strategy(spec), policies(), configs)
+    assert len(together) == len(POLICIES) + 1
+    for policy, got in zip(policies(), together):
+        strategy, name = parse_strategy(spec), policy.name
+        try:
+            want = engine.tally(h, strategy, policy, configs)
+        except EngineUnsupported as exc:
+            assert isinstance(got, EngineUnsupported) and str(got) == str(exc)
+            continue
+        assert [x.tolist() for x in got] == [x.tolist() for x in want], name
+
+
+def test_qemu_compat_shares_qemus_model_only_where_its_ids_are_never_listed(linux_whole):
+    """``x-mig-hidden-regs`` and ``x-mig-safe-missing-regs`` name ids; ids a
+    history never lists change nothing, so such a ``qemu-compat`` is QEMU
+    there (one model, one count).  Linux lists BMAP_2 (v6.16) and TCR2_EL1
+    (v6.12, an other register): the series' own lists are not QEMU's."""
+    strategy = parse_strategy("upstream")
+    qemu = engine.model(linux_whole, strategy, parse_vmm("qemu"))
+    absent = parse_vmm("qemu-compat:hidden=0x60300000001600ff,safe-missing=0x603000000013ffff")
+    assert engine.model(linux_whole, strategy, absent) is qemu
+    for listed in ("qemu-compat", "qemu-compat:hidden=,safe-missing=TCR2_EL1",
+                   "qemu-compat:hidden=VENDOR_HYP_BMAP_2,safe-missing="):
+        assert engine.model(linux_whole, strategy, parse_vmm(listed)) is not qemu, listed
+    got = engine.tallies(linux_whole, strategy, [parse_vmm("qemu"), absent, parse_vmm("qemu-compat")])
+    assert [x.tolist() for x in got[0]] == [x.tolist() for x in got[1]]
+    assert [x.tolist() for x in got[0]] != [x.tolist() for x in got[2]]

@@ -57,7 +57,7 @@ import numpy as np
 from hcsim import files, limits
 from hcsim.errors import InputError
 from hcsim.evaluation import measures
-from hcsim.evaluation.backends import note, tally
+from hcsim.evaluation.backends import note, tallies
 from hcsim.model import config as config_mod
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
@@ -196,9 +196,11 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
         configs = [config_mod.parse(c, history) for c in task.configs]
         rows.history(seed, history)
         for strategy in chosen:
-            for vmm in vmms:
-                for configs_i in configs:
-                    counted, refused, outcomes = tally(history, strategy, vmm, configs_i, how)
+            # every policy of a configuration counted together; rows by policy, then config
+            got = [tallies(history, strategy, vmms, configs_i, how) for configs_i in configs]
+            for v in range(len(vmms)):
+                for per_config in got:
+                    counted, refused, outcomes = per_config[v]
                     if outcomes is not None and outcomes.reason:
                         log.warning("seed %d: %s", seed, note(outcomes))
                     rows.add(counted, refused)

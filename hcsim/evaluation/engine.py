@@ -513,9 +513,6 @@ class Model:
         """Free the large scratch buffers (:func:`_work`)."""
         _release()
 
-    def _work(self, slot: int, shape: tuple[int, int], dtype) -> np.ndarray:
-        return _work(slot, shape, dtype)
-
     # -- per-release quantities ----------------------------------------------------
     def _max_at_or_below(self, values: np.ndarray, rel: np.ndarray) -> np.ndarray:
         """Largest of sorted ``values`` that is <= each ``rel`` (``_NONE`` if none)."""
@@ -636,68 +633,15 @@ class Model:
     # -- the kernel: every source row against every destination ---------------------
     def pairs(self, src: _Side, dst: _Side, sets: bool = False, blame: bool = False
               ) -> tuple:
-        """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``.
+        """Outcome codes ``[rows, dsts]`` (int8), and packed gained/lost if ``sets``
+        (:func:`_kernel`).
 
         With ``blame``, a fourth array: the blame code of every refused pair
         (:data:`hcsim.evaluation.outcomes.BLAMES`; 0 elsewhere).
         The codes live in scratch memory: use them before the next call.
         """
-        A, B = src.words
-        D1, D2 = dst.words
-        shape = (len(src.rel), len(dst.rel))
-        if self.nw == 1:
-            after = np.bitwise_and(A[:, :1], D2[:, 0][None, :], out=self._work(0, shape, np.uint64))
-            after |= D1[:, 0][None, :]
-            Bc = B[:, :1]
-            t = np.bitwise_or(after, Bc, out=self._work(1, shape, np.uint64))
-            code = np.not_equal(t, Bc, out=self._work(2, shape, bool)).view(np.int8)
-            np.bitwise_and(after, Bc, out=t)
-            lost = np.not_equal(t, Bc, out=self._work(3, shape, bool)).view(np.int8)
-        else:
-            after = np.bitwise_and(A[:, None, :], D2[None])
-            after |= D1[None]
-            Bc = B[:, None, :]
-            code = ((after | Bc) != Bc).any(-1).view(np.int8)
-            lost = ((after & Bc) != Bc).any(-1).view(np.int8)
-        code += lost
-        code += lost
-        refused = np.less(dst.rel[None, :], src.T[:, None], out=self._work(3, shape, bool))
-        fw_bad = self.arrays.fw_bad
-        if self.arrays.fw_threshold is None:
-            refused |= fw_bad[:, dst.fwe][src.fwe]
-        listed = None
-        if self.lcode is not None:
-            if src.top is not None:             # unknown bits of registers both list
-                d = dst.rel[None, :]
-                for g in range(src.top.shape[1]):
-                    refused |= (self.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
-            listed = self._listed(src, dst, codes=blame)
-        blames = None
-        if blame:
-            blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
-            if listed is not None:      # the list checks (or other registers) come first
-                blames = np.where(listed != 0, listed, blames)
-                listed = listed != 0
-        if listed is not None:
-            refused |= listed
-        np.putmask(code, refused, np.int8(REFUSED))
-        if src.U.any():
-            code[src.U] = UNSUPPORTED
-        if dst.U.any():
-            code[:, dst.U] = UNSUPPORTED
-        if blames is not None:
-            blames[code != REFUSED] = 0
-        if not sets:
-            return (code, None, None, blames) if blame else (code, None, None)
-        if self.nw == 1:
-            after = after[..., None]
-            Bc = Bc[..., None]
-        gained = after & ~Bc
-        lost_w = Bc & ~after
-        loud = code >= REFUSED
-        gained[loud] = 0
-        lost_w[loud] = 0
-        return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
+        listed = None if self.lcode is None else self._listed(src, dst, codes=blame)
+        return _kernel(self.arrays, src, dst, listed, sets, blame)
 
     def _listed(self, src: _Side, dst: _Side, codes: bool = True) -> np.ndarray:
         """The list rule's blame code of every (source row, destination) pair
@@ -776,6 +720,72 @@ class Model:
             yield rel, rows.take((configs + rel[None, :]).ravel())
 
 
+def _kernel(la: _LayoutArrays, src: _Side, dst: _Side, listed: np.ndarray | None,
+            sets: bool = False, blame: bool = False) -> tuple:
+    """Outcome codes ``[rows, dsts]`` (int8) of source rows ``src`` against
+    destinations ``dst`` of one layout, and packed gained/lost if ``sets``.
+
+    ``listed``: the list rule's code of every pair (``[rows, dsts]``; blame
+    codes with ``blame``, else refusals), or None when the model has no list
+    rule.  ``dst.U`` is ``[dsts]``, or ``[rows, dsts]`` when the rows come
+    from several policies (:func:`tallies`).
+    """
+    A, B = src.words
+    D1, D2 = dst.words
+    shape = (len(src.rel), len(dst.rel))
+    if la.nw == 1:
+        after = np.bitwise_and(A[:, :1], D2[:, 0][None, :], out=_work(0, shape, np.uint64))
+        after |= D1[:, 0][None, :]
+        Bc = B[:, :1]
+        t = np.bitwise_or(after, Bc, out=_work(1, shape, np.uint64))
+        code = np.not_equal(t, Bc, out=_work(2, shape, bool)).view(np.int8)
+        np.bitwise_and(after, Bc, out=t)
+        lost = np.not_equal(t, Bc, out=_work(3, shape, bool)).view(np.int8)
+    else:
+        after = np.bitwise_and(A[:, None, :], D2[None])
+        after |= D1[None]
+        Bc = B[:, None, :]
+        code = ((after | Bc) != Bc).any(-1).view(np.int8)
+        lost = ((after & Bc) != Bc).any(-1).view(np.int8)
+    code += lost
+    code += lost
+    refused = np.less(dst.rel[None, :], src.T[:, None], out=_work(3, shape, bool))
+    if la.fw_threshold is None:
+        refused |= la.fw_bad[:, dst.fwe][src.fwe]
+    if src.top is not None:             # unknown bits of registers both list
+        d = dst.rel[None, :]
+        for g in range(src.top.shape[1]):
+            refused |= (la.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
+    blames = None
+    if blame:
+        blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
+        if listed is not None:      # the list checks (or other registers) come first
+            blames = np.where(listed != 0, listed, blames)
+            listed = listed != 0
+    if listed is not None:
+        refused |= listed
+    np.putmask(code, refused, np.int8(REFUSED))
+    if src.U.any():
+        code[src.U] = UNSUPPORTED
+    if dst.U.ndim == 2:
+        np.putmask(code, dst.U, np.int8(UNSUPPORTED))
+    elif dst.U.any():
+        code[:, dst.U] = UNSUPPORTED
+    if blames is not None:
+        blames[code != REFUSED] = 0
+    if not sets:
+        return (code, None, None, blames) if blame else (code, None, None)
+    if la.nw == 1:
+        after = after[..., None]
+        Bc = Bc[..., None]
+    gained = after & ~Bc
+    lost_w = Bc & ~after
+    loud = code >= REFUSED
+    gained[loud] = 0
+    lost_w[loud] = 0
+    return (code, gained, lost_w, blames) if blame else (code, gained, lost_w)
+
+
 def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
     """The engine's view of one history, strategy and VMM policy (cached per layout).
 
@@ -809,9 +819,26 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
         return ("own", vmm.key)
     regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, la.fw_ids)
     other = lists.saved_other(history, vmm)
-    return ("behaviour", vmm.rule, regs.saves.tobytes(), regs.handles.tobytes(),
+    rule = vmm.rule
+    if rule.hidden or rule.tolerated:
+        # ids the history never lists change nothing (x-mig-hidden-regs and
+        # x-mig-safe-missing-regs name ids; absent ones are never met)
+        present = _present(la, history)
+        rule = replace(rule, hidden=frozenset(i for i in rule.hidden if i in present),
+                       tolerated=frozenset(i for i in rule.tolerated if i in present))
+    return ("behaviour", rule, regs.saves.tobytes(), regs.handles.tobytes(),
             fw.saves.tobytes(), fw.handles.tobytes(), other.token,
             bool(facts(vmm, other.lists.ids).handles.all()))
+
+
+def _present(la: _LayoutArrays, history: History) -> frozenset[int]:
+    """Every id some release of ``history`` lists under this layout: its
+    feature and firmware registers and its other registers."""
+    ids = set(la.reg_ids) | set(la.fw_ids.tolist())
+    other = lists.listed_other(history)
+    if other is not None:
+        ids.update(other.ids.tolist())
+    return frozenset(ids)
 
 
 def supports(history: History, strategy: Strategy, vmm: Vmm,
@@ -1012,23 +1039,93 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
     ``tests/test_engine_tally.py``), counted on
     epoch pairs, each weighted by the release pairs it stands for (as
     :func:`counts` does): what a sweep scores per history.
+    :class:`EngineUnsupported` if the engine does not model the evaluation.
     """
-    m = model(history, strategy, vmm)
-    off = m.settings(_configs(configs))
-    hit = m.tallies.get(off.tobytes())      # a model shared by policies that behave alike
-    if hit is None:
-        starts, weights = _epoch_weights(m)
+    got = tallies(history, strategy, [vmm], configs)[0]
+    if isinstance(got, EngineUnsupported):
+        raise got
+    return got
+
+
+def tallies(history: History, strategy: Strategy, vmms: Sequence[Vmm],
+            configs: Sequence[Config | Setting] | None = None
+            ) -> list[tuple[np.ndarray, np.ndarray] | EngineUnsupported]:
+    """:func:`tally` of one strategy under each of ``vmms``, counted together:
+    the source rows of every policy's model are stacked against the layout's
+    epochs and go through :func:`_kernel` and one weighted count at once
+    (a history's policies share its epochs; only their rows differ).
+
+    Per policy its ``(counts, refused)``, or the :class:`EngineUnsupported`
+    saying why the engine does not model it (returned, not raised: the
+    caller decides, e.g. :func:`hcsim.evaluation.backends.tallies`).
+    """
+    cfgs = _configs(configs)
+    out: list = [None] * len(vmms)
+    found: dict[int, tuple[Model, list[int]]] = {}
+    for i, vmm in enumerate(vmms):
         try:
-            code, _, _, blames = m.pairs(m.sources(starts, off), m.destinations(starts),
-                                         blame=True)
-            # bin = outcome code * 4 + blame (0 unless refused)
-            bins = code.astype(np.int64) * 4 + blames
+            m = model(history, strategy, vmm)
+        except EngineUnsupported as exc:
+            out[i] = exc
+            continue
+        found.setdefault(id(m), (m, []))[1].append(i)
+    if not found:
+        return out
+    first = next(iter(found.values()))[0]
+    try:
+        off = first.settings(cfgs)          # the layout's: the same for its models
+    except EngineUnsupported as exc:
+        return [exc if got is None else got for got in out]
+    key = off.tobytes()
+    todo = [m for m, _ in found.values() if key not in m.tallies]
+    if todo:
+        try:
+            _count_stacked(todo, off)
         finally:
-            m.release()
-        k = len(OUTCOMES)
-        out = _epoch_counts(bins, weights, 4 * k).reshape(2, k, 4)
-        hit = m.tallies[off.tobytes()] = (out.sum(-1), out[:, REFUSED].copy())
-    return hit[0].copy(), hit[1].copy()
+            _release()
+    for m, where in found.values():
+        counted, refused = m.tallies[key]
+        for i in where:
+            out[i] = (counted.copy(), refused.copy())
+    return out
+
+
+def _count_stacked(models: list[Model], off: np.ndarray) -> None:
+    """Count the epoch pairs of ``models`` (one layout's, distinct) in one
+    pass and keep each model's ``(counts, refused)`` in its ``tallies``."""
+    la = models[0].arrays
+    starts, weights = _epoch_weights(models[0])
+    E, C, P = len(starts), off.shape[1], len(models)
+    src = [m.sources(starts, off) for m in models]
+    dst = models[0].destinations(starts)
+    listed = np.zeros((P, C * E, E), np.int8)
+    for p, (m, side) in enumerate(zip(models, src)):
+        if m.lcode is not None:
+            listed[p] = m._listed(side, replace(dst, le=m.le[starts]))
+    G = len(la.strict_lf)
+    top = np.full((P, C * E, G), _NONE, np.int64)
+    for p, side in enumerate(src):
+        if side.top is not None:
+            top[p] = side.top
+    unsupported = starts[None, :] >= np.array([m.unsupported_from for m in models])[:, None]
+
+    def cat(get):
+        return np.concatenate([get(side) for side in src])
+    rows = _Side(cat(lambda x: x.rel), (cat(lambda x: x.words[0]), cat(lambda x: x.words[1])),
+                 cat(lambda x: x.T), cat(lambda x: x.fwe), cat(lambda x: x.U),
+                 top=top.reshape(P * C * E, G) if G else None)
+    dst_U = np.repeat(unsupported, C * E, axis=0)           # [P * C * E, E]
+    code, _, _, blames = _kernel(la, rows, replace(dst, U=dst_U),
+                                 listed.reshape(P * C * E, E), blame=True)
+    # bin = (policy * outcomes + outcome code) * 4 + blame (0 unless refused)
+    k = len(OUTCOMES)
+    bins = code.reshape(P, C * E, E).astype(np.int64)
+    bins += (np.arange(P) * k)[:, None, None]
+    bins *= 4
+    bins += blames.reshape(P, C * E, E)
+    got = _epoch_counts(bins, weights, 4 * k * P).reshape(2, P, k, 4)
+    for p, m in enumerate(models):
+        m.tallies[off.tobytes()] = (got[:, p].sum(-1), got[:, p, REFUSED].copy())
 
 
 #: Counts of at most this many chunks of pairs (configurations x releases**2)
@@ -1064,4 +1161,4 @@ def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
 
 
 __all__ = ["DEFAULT_CHUNK_PAIRS", "EngineUnsupported", "Model", "counts", "evaluate", "model",
-           "supports", "tally"]
+           "supports", "tallies", "tally"]

@@ -211,6 +211,19 @@ def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset()) -> List
     return replace(tab, qemu=qemu_codes(tab, M))     # QEMU's checks: each epoch's own list
 
 
+def listed_other(history) -> Lists | None:
+    """Per release, every other id ``history`` lists (its host and vCPU
+    features); None in the hypercall view.  Read once per history."""
+    table = history.other_table()
+    if table is None:
+        return None
+    bk = ("lists", history.host, history.features)
+    base = history.other._tables.get(bk)
+    if base is None:
+        base = history.other._tables[bk] = of_table(table)
+    return base
+
+
 @dataclass(frozen=True)
 class SavedOther:
     """The other registers a VMM saves, per release (:func:`saved_other`)."""
@@ -226,8 +239,8 @@ def saved_other(history, vmm) -> SavedOther:
     so its strategies and VMMs share them) and each VMM asks
     :func:`hcsim.model.vmm.facts` once about every id they hold.
     """
-    table = history.other_table()
-    if table is None:
+    base = listed_other(history)
+    if base is None:
         n = len(history.releases)
         return SavedOther(Lists(np.zeros(n, np.int64), np.zeros((1, 0), bool),
                                 np.zeros(0, np.uint64)), None)
@@ -236,10 +249,6 @@ def saved_other(history, vmm) -> SavedOther:
     hit = cache.get(ck)
     if hit is not None:
         return hit
-    bk = ("lists", history.host, history.features)
-    base = cache.get(bk)
-    if base is None:
-        base = cache[bk] = of_table(table)
     saves = facts(vmm, base.ids).saves
     kept = base if saves.all() else _distinct(base.epoch, base.member[:, saves],
                                               base.ids[saves])
