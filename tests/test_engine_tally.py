@@ -128,3 +128,59 @@ def test_qemu_compat_shares_qemus_model_only_where_its_ids_are_never_listed(linu
     got = engine.tallies(linux_whole, strategy, [parse_vmm("qemu"), absent, parse_vmm("qemu-compat")])
     assert [x.tolist() for x in got[0]] == [x.tolist() for x in got[1]]
     assert [x.tolist() for x in got[0]] != [x.tolist() for x in got[2]]
+
+
+#: A vendor space whose second service's two function numbers straddle two
+#: 2048-bit registers of ``full-bitmap:width=2048`` (functions 2047 and 2048),
+#: and a standard service (a second register for ``invalidate-on-write``).
+STRADDLE = """
+name = "straddle"
+releases = ["r0", "r1", "r2"]
+registers_from = "r0"
+[[service]]
+name = "A"
+space = "vendor-hyp"
+functions = 2047
+introduced = "r0"
+[[service]]
+name = "B"
+space = "vendor-hyp"
+functions = 2
+introduced = "r1"
+[[service]]
+name = "C"
+space = "std"
+introduced = "r0"
+"""
+
+
+def test_hidden_registers_hide_whole_services_only():
+    """``x-mig-hidden-regs`` leaves a register out of the list: the services
+    with every slot in hidden registers keep the destination's reset value
+    (the engine equals the spec); a service with slots in a hidden and a saved
+    register is not modelled, and the engine says so."""
+    from hcsim.model.history import loads
+
+    h = loads(STRADDLE)
+    strategy = parse_strategy("full-bitmap:width=2048")
+    la = engine._layout_arrays(strategy, h)
+    b = la.index["B"]
+    first, second = sorted(set(la.slot_reg[la.slot_owner == b].tolist()))
+    half = parse_vmm(f"qemu-compat:hidden={int(la.reg_ids[second]):#x},safe-missing=")
+    ok, reason = engine.supports(h, strategy, half)
+    assert not ok and reason == "a service spans hidden and saved registers"
+    both = parse_vmm(f"qemu-compat:hidden={int(la.reg_ids[first]):#x};{int(la.reg_ids[second]):#x},"
+                     "safe-missing=")
+    assert engine.supports(h, strategy, both) == (True, "")
+    assert engine.model(h, strategy, both).hid.any()
+    fast = backends.evaluate(h, strategy, both, backend="engine")
+    slow = backends.evaluate(h, strategy, both, backend="spec")
+    assert np.array_equal(fast.codes, slow.codes)
+    assert np.array_equal(fast.gained, slow.gained) and np.array_equal(fast.lost, slow.lost)
+    inval = parse_strategy("invalidate-on-write")
+    la = engine._layout_arrays(inval, h)
+    assert len(la.reg_ids) == 2
+    vendor = int(la.reg_ids[la.slot_reg[la.slot_owner == la.index["B"]][0]])
+    hide = parse_vmm(f"qemu-compat:hidden={vendor:#x},safe-missing=")
+    assert engine.supports(h, inval, hide) == (False, "a hidden feature register under "
+                                                      "invalidate-on-write")

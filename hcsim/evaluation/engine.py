@@ -86,7 +86,6 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 import numpy as np
 
@@ -138,8 +137,7 @@ class _LayoutArrays:
         K = self.K = len(h.services)
         nw = self.nw = words_for(K)
         regs = layout.regs
-        ids = np.array([r.id for r in regs], dtype=np.uint64)
-        widths = np.array([r.width for r in regs], dtype=np.int64)
+        ids, widths, self.reg_lf, strict = layout.columns
         if len(regs) and not ((widths == width).all()
                               and (((ids >> np.uint64(52)) & np.uint64(0xF))
                                    == np.uint64(size_field(width))).all()
@@ -149,14 +147,12 @@ class _LayoutArrays:
         self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
         self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
         self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
-        self.reg_lf = np.array([r.listed_from for r in regs], dtype=np.int64)
-        strict = np.array([r.strict for r in regs], dtype=bool)
         # every (service, register position, bit) slot of the layout, flat
         self.bits = layout.bits
         sizes = np.array([len(b) for b in layout.bits], dtype=np.int64)
         slots = np.array([slot for b in layout.bits for slot in b], dtype=np.int64).reshape(-1, 2)
-        owner = np.repeat(np.arange(K), sizes)
-        pos = slots[:, 0]
+        owner = self.slot_owner = np.repeat(np.arange(K), sizes)
+        pos = self.slot_reg = slots[:, 0]
         if len(np.unique(pos * (1 << 16) + slots[:, 1])) != len(pos):
             raise EngineUnsupported("a bit slot of the layout controls two services")
         lf = self.reg_lf[pos]
@@ -181,8 +177,7 @@ class _LayoutArrays:
         self.group_lf, members = self._groups(lf, owner)
         self.group_members = pack(members, nw)
         self.reg_lf_sorted = np.unique(self.reg_lf)
-        self.reg_ids = [r.id for r in regs]
-        self.reg_ids_u64 = ids
+        self.reg_ids = ids       # uint64, sorted (read-only)
         self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
         self.fw_ids = np.array([f.id for f in h.firmware], dtype=np.uint64)
@@ -224,10 +219,16 @@ class _LayoutArrays:
         members[group.reshape(-1), owner] = True
         return values, members
 
-    @cached_property
-    def slot_pos(self) -> list[list[int]]:
-        """Per service, the positions of the registers holding its bits (sorted)."""
-        return [sorted({p for p, _ in pairs}) for pairs in self.bits]
+    def services_of(self, regs: np.ndarray) -> np.ndarray:
+        """``[len(regs), K]`` bool: which services have a slot in each register
+        (positions ``regs``)."""
+        row = np.full(len(self.reg_lf), -1, np.int64)
+        row[regs] = np.arange(len(regs))
+        at = row[self.slot_reg]
+        inside = at >= 0
+        out = np.zeros((len(regs), self.K), bool)
+        out[at[inside], self.slot_owner[inside]] = True
+        return out
 
     def _table(self, thresholds: np.ndarray) -> np.ndarray:
         """``[n, nw]``: row ``r`` has the services with ``threshold <= r``."""
@@ -398,9 +399,9 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, la.fw_ids)
+        regs, fw = facts(vmm, la.reg_ids), facts(vmm, la.fw_ids)
         hidden = self._reg_hidden = (
-            np.isin(la.reg_ids_u64, np.array(sorted(rule.hidden), np.uint64))
+            np.isin(la.reg_ids, np.array(sorted(rule.hidden), np.uint64))
             if rule.hidden else np.zeros(len(la.reg_ids), bool))
         if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
@@ -452,7 +453,7 @@ class Model:
         kept = np.flatnonzero(self._reg_saves & ~self._reg_hidden)
         # keyed by the listing events, not the lists (hashing those costs more)
         events = (np.concatenate([la.fw_intro, la.reg_lf[kept]]),
-                  np.concatenate([la.fw_ids, la.reg_ids_u64[kept]]))
+                  np.concatenate([la.fw_ids, la.reg_ids[kept]]))
         hkey = ("hyp", self.n, events[0].tobytes(), events[1].tobytes())
         hyp = cache.get(hkey)
         if hyp is None:
@@ -464,17 +465,16 @@ class Model:
                 facts(vmm, saved.lists.ids).handles.all())
         if not handled:
             raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
-        hid_pos = set(np.flatnonzero(self._reg_hidden).tolist())
-        if hid_pos and (self.inval_feature or self.inval_fw):
-            # invalidate-on-write clears a hidden register that nothing rewrites
-            raise EngineUnsupported("a hidden feature register under invalidate-on-write")
-        if hid_pos:
-            hid = np.zeros(self.K, bool)
-            for k, pos in enumerate(la.slot_pos):
-                inside = [p in hid_pos for p in pos]
-                if any(inside) and not all(inside):
-                    raise EngineUnsupported("a service spans hidden and saved registers")
-                hid[k] = bool(pos) and all(inside)
+        if self._reg_hidden.any():
+            if self.inval_feature or self.inval_fw:
+                # invalidate-on-write clears a hidden register that nothing rewrites
+                raise EngineUnsupported("a hidden feature register under invalidate-on-write")
+            # per service: how many of its slots are in hidden registers, of how many
+            hidden_slots = np.bincount(la.slot_owner, self._reg_hidden[la.slot_reg], self.K)
+            slots = np.bincount(la.slot_owner, minlength=self.K)
+            if ((hidden_slots > 0) & (hidden_slots < slots)).any():
+                raise EngineUnsupported("a service spans hidden and saved registers")
+            hid = (slots > 0) & (hidden_slots == slots)
             self.hid = pack(hid, self.nw)
             self.strict_members = la.strict_members & ~hid[None, :]
         if len(hyp.ids) and len(saved.lists.ids) and saved.lists.ids[-1] > hyp.ids[0]:
@@ -491,18 +491,12 @@ class Model:
             # dropped too; a source row's drops depend on its values, so its table
             # row is computed per (list epoch, zero registers) key (_tolerant_keys)
             uni = tab.universe
-            at = np.minimum(np.searchsorted(uni, la.reg_ids_u64), max(len(uni) - 1, 0))
-            inside = (uni[at] == la.reg_ids_u64) if len(uni) else np.zeros(len(at), bool)
+            at = np.minimum(np.searchsorted(uni, la.reg_ids), max(len(uni) - 1, 0))
+            inside = (uni[at] == la.reg_ids) if len(uni) else np.zeros(len(at), bool)
             regs_saved = np.flatnonzero(inside & ~self._reg_hidden)
             self.tol_bit = at[regs_saved]
             self.tol_lf = la.reg_lf[regs_saved]
-            members = np.zeros((len(regs_saved), self.K), bool)
-            row = {p: i for i, p in enumerate(regs_saved.tolist())}
-            for k, pos in enumerate(la.slot_pos):
-                for p in pos:
-                    if p in row:
-                        members[row[p], k] = True
-            self.tol_members = pack(members, self.nw)      # [P, nw]
+            self.tol_members = pack(la.services_of(regs_saved), self.nw)      # [P, nw]
         # A snapshot writer meets the other registers first (they sort first):
         # one the destination lacks fails the restore, blaming it and every
         # later register the destination lacks (``missing``).
@@ -817,7 +811,7 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
     register is one both can handle) share one model."""
     if _overridden(vmm):
         return ("own", vmm.key)
-    regs, fw = facts(vmm, la.reg_ids_u64), facts(vmm, la.fw_ids)
+    regs, fw = facts(vmm, la.reg_ids), facts(vmm, la.fw_ids)
     other = lists.saved_other(history, vmm)
     rule = vmm.rule
     if rule.hidden or rule.tolerated:
@@ -834,7 +828,7 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
 def _present(la: _LayoutArrays, history: History) -> frozenset[int]:
     """Every id some release of ``history`` lists under this layout: its
     feature and firmware registers and its other registers."""
-    ids = set(la.reg_ids) | set(la.fw_ids.tolist())
+    ids = set(la.reg_ids.tolist()) | set(la.fw_ids.tolist())
     other = lists.listed_other(history)
     if other is not None:
         ids.update(other.ids.tolist())

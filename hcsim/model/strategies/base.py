@@ -11,9 +11,11 @@ add an invalidation rule (:meth:`Strategy.invalidates`).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
 
 from hcsim.errors import InputError
 from hcsim.model import regs
@@ -62,6 +64,52 @@ class Param:
         return value
 
 
+class RegColumns(NamedTuple):
+    """A layout's registers (sorted by id) as read-only arrays."""
+
+    ids: np.ndarray           # uint64
+    widths: np.ndarray        # int64
+    listed_from: np.ndarray   # int64
+    strict: np.ndarray        # bool
+
+    @classmethod
+    def of(cls, regs: Sequence[FeatureReg]) -> RegColumns:
+        out = cls(np.array([r.id for r in regs], np.uint64).reshape(-1),
+                  np.array([r.width for r in regs], np.int64).reshape(-1),
+                  np.array([r.listed_from for r in regs], np.int64).reshape(-1),
+                  np.array([r.strict for r in regs], bool).reshape(-1))
+        for a in out:
+            a.flags.writeable = False
+        return out
+
+
+#: :func:`_by_id` of register tuples a strategy reuses from history to history
+#: (``full-bitmap``'s 2048), kept with the tuple itself so that its id stays its own.
+_SORTED: dict[int, tuple] = {}
+
+
+def _by_id(regs: Sequence[FeatureReg]) -> tuple:
+    """``regs`` sorted by id, each old position's new one, each id's position,
+    and the sorted registers' :class:`RegColumns`.
+
+    A tuple (the same object for every history) is sorted once; what it
+    gives is then the same objects too."""
+    hit = _SORTED.get(id(regs)) if isinstance(regs, tuple) else None
+    if hit is not None and hit[0] is regs:
+        return hit[1]
+    order = sorted(range(len(regs)), key=lambda k: regs[k].id)
+    where = [0] * len(regs)
+    for new, old in enumerate(order):
+        where[old] = new
+    out = tuple(regs[k] for k in order)
+    got = (out, where, {r.id: k for k, r in enumerate(out)}, RegColumns.of(out))
+    if isinstance(regs, tuple):
+        if len(_SORTED) >= 64:
+            del _SORTED[next(iter(_SORTED))]
+        _SORTED[id(regs)] = (regs, got)
+    return got
+
+
 class Layout:
     """Feature registers and service bits of one strategy on one history.
 
@@ -70,14 +118,11 @@ class Layout:
     (always visible once supported, like ``std`` under ``full-bitmap``).
     """
 
-    def __init__(self, history: History, regs: list[FeatureReg],
+    def __init__(self, history: History, regs: Sequence[FeatureReg],
                  bits: list[tuple[tuple[int, int], ...]]):
-        order = sorted(range(len(regs)), key=lambda k: regs[k].id)
-        where = {old: new for new, old in enumerate(order)}
         self.history = history
-        self.regs: tuple[FeatureReg, ...] = tuple(regs[k] for k in order)
+        self.regs, where, self.position, self.columns = _by_id(regs)
         self.bits = tuple(tuple((where[p], b) for p, b in pairs) for pairs in bits)
-        self.position = {r.id: k for k, r in enumerate(self.regs)}
         self._masks = self._cumulative()
 
     def _cumulative(self) -> dict[int, tuple[list[int], list[int], list[int]]]:

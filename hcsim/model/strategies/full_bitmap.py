@@ -40,7 +40,7 @@ class FullBitmap(Strategy):
         width = self.width
         per_space = FUNCTIONS_PER_SPACE // width
         spaces = HYP_SPACES if self.values["spaces"] == "hyp" else tuple(SPACES)
-        regs = list(_registers(width, history.registers_from, len(spaces)))
+        regs = _registers(width, history.registers_from, len(spaces))
         next_fn = dict.fromkeys(spaces, 0)
         bits = []
         for s in history.services:
