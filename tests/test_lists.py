@@ -8,7 +8,8 @@ and two releases share a list epoch exactly when their lists are equal.
 
 from __future__ import annotations
 
-from hypothesis import given
+import numpy as np
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcsim.evaluation import lists
@@ -81,3 +82,44 @@ def test_a_list_epoch_is_an_equal_whole_list(table, starts, data):
                 want = (lists.HYPERCALL * any(i >= HYP for i in lacks)
                         + lists.OTHER * any(i < HYP for i in lacks))
                 assert tab.missing[tab.epoch[r], tab.epoch[s]] == want
+
+
+def blame(ids) -> int:
+    return lists.HYPERCALL * any(i >= HYP for i in ids) + lists.OTHER * any(i < HYP for i in ids)
+
+
+def qemu(src: frozenset, dst: frozenset, safe: frozenset) -> int:
+    """QEMU's cpu_post_load, plainly: incoming ids the destination lacks that
+    are safe-missing are dropped; more incoming ids than the destination's
+    refuses (blaming every unsafe missing id), else an unsafe missing id
+    sorting before the destination's last id does."""
+    lack = src - dst
+    unsafe = lack - safe
+    if len(src) - len(lack & safe) > len(dst):
+        return blame(unsafe)
+    return blame({i for i in unsafe if dst and i < max(dst)})
+
+
+@settings(max_examples=400, deadline=None)
+@given(tables(), st.lists(st.integers(0, 12), max_size=6), st.data())
+def test_qemu_codes_are_qemus_checks_on_every_pair(table, starts, data):
+    """The ``qemu`` table over list-epoch pairs, and :func:`lists.qemu_codes`
+    of sources that drop extra ids, against :func:`qemu` on the whole lists."""
+    n = len(table)
+    hyp_ids = [HYP + k for k in range(len(starts))]
+    hyp = lists.listed_by_release(n, starts, hyp_ids)
+    other = lists.of_table(table)
+    pool = sorted({*other.ids.tolist(), *hyp_ids})
+    safe = frozenset(data.draw(st.lists(st.sampled_from(pool))) if pool else [])
+    tab = lists.tables(hyp, other, safe)
+    whole = [frozenset(table[r]) | {HYP + k for k, s in enumerate(starts) if s <= r}
+             for r in range(n)]
+    for r in range(n):
+        for s in range(n):
+            assert tab.qemu[tab.epoch[r], tab.epoch[s]] == qemu(whole[r], whole[s], safe)
+    drops = frozenset(data.draw(st.lists(st.sampled_from(pool))) if pool else [])
+    drop = lists._pack(np.isin(tab.universe, sorted(drops))[None])
+    got = lists.qemu_codes(tab, tab.members, np.repeat(drop, len(tab.members), axis=0))
+    for r in range(n):
+        for s in range(n):
+            assert got[tab.epoch[r], tab.epoch[s]] == qemu(whole[r], whole[s], safe | drops)

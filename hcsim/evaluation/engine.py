@@ -188,6 +188,7 @@ class _LayoutArrays:
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model] = {}
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
+        self.present: frozenset[int] | None = None      # _present()
         self._configured: dict = {}     # configured(), per source releases and setting
 
     def configured(self, rel: np.ndarray, off: np.ndarray, on: np.ndarray) -> tuple:
@@ -828,11 +829,13 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
 def _present(la: _LayoutArrays, history: History) -> frozenset[int]:
     """Every id some release of ``history`` lists under this layout: its
     feature and firmware registers and its other registers."""
-    ids = set(la.reg_ids.tolist()) | set(la.fw_ids.tolist())
-    other = lists.listed_other(history)
-    if other is not None:
-        ids.update(other.ids.tolist())
-    return frozenset(ids)
+    if la.present is None:
+        ids = set(la.reg_ids.tolist()) | set(la.fw_ids.tolist())
+        other = lists.listed_other(history)
+        if other is not None:
+            ids.update(other.ids.tolist())
+        la.present = frozenset(ids)
+    return la.present
 
 
 def supports(history: History, strategy: Strategy, vmm: Vmm,

@@ -239,16 +239,17 @@ def saved_other(history, vmm) -> SavedOther:
     so its strategies and VMMs share them) and each VMM asks
     :func:`hcsim.model.vmm.facts` once about every id they hold.
     """
+    if history.whole:
+        ck = ("saved", history.host, history.features, vmm.key)
+        hit = history.other._tables.get(ck)
+        if hit is not None:
+            return hit
     base = listed_other(history)
     if base is None:
         n = len(history.releases)
         return SavedOther(Lists(np.zeros(n, np.int64), np.zeros((1, 0), bool),
                                 np.zeros(0, np.uint64)), None)
     cache = history.other._tables
-    ck = ("saved", history.host, history.features, vmm.key)
-    hit = cache.get(ck)
-    if hit is not None:
-        return hit
     saves = facts(vmm, base.ids).saves
     kept = base if saves.all() else _distinct(base.epoch, base.member[:, saves],
                                               base.ids[saves])
