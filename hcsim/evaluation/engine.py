@@ -86,6 +86,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -191,25 +192,16 @@ class _LayoutArrays:
         self.present: frozenset[int] | None = None      # _present()
         self._configured: dict = {}     # configured(), per source releases and setting
 
-    def configured(self, rel: np.ndarray, off: np.ndarray, on: np.ndarray) -> tuple:
+    def configured(self, rel: np.ndarray, off: np.ndarray, on: np.ndarray) -> _Configured:
         """What a VM configured with ``off``/``on`` (``[C, nw]``) holds at source
-        releases ``rel``, whatever the VMM: ``SUP``, ``LA``, ``LANY``
-        (``[1, R, nw]``), the slot values ``V`` and the guest view ``B``
-        (``[C, R, nw]``).  Kept (read-only) for the layout's other VMMs."""
+        releases ``rel``, whatever the VMM (:class:`_Configured`).  Kept for
+        the layout's other VMMs."""
         key = (rel.tobytes(), off.tobytes(), on.tobytes())
         hit = self._configured.get(key)
         if hit is None:
-            sup = self.sup[rel][None]                               # [1, R, nw]
-            LA = self.listed_all[rel][None]
-            V = sup & ((self.on | on) & ~off)[:, None, :]           # [C, R, nw]
-            pre = (rel < self.rf)[None, :, None]
-            B = np.where(pre, sup, sup & (~self.cov | (LA & V)))
-            hit = (sup, LA, self.listed_any[rel][None], V, B)
-            for a in hit:
-                a.flags.writeable = False
             if len(self._configured) >= 16:
                 self._configured.clear()
-            self._configured[key] = hit
+            hit = self._configured[key] = _Configured(self, rel, off, on)
         return hit
 
     def _groups(self, lf: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +299,133 @@ class _LayoutArrays:
                      and other[r] != other[r - 1]]
         cuts = np.unique(np.array(cuts, dtype=np.int64))
         return cuts[(cuts >= 0) & (cuts < n)]
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+class _Configured:
+    """The source rows of one layout, releases ``rel`` and setting, as far
+    as they do not depend on the VMM, and the parts several VMMs' rows
+    share, each computed when a VMM first asks and kept read-only:
+    ``SUP``, ``LA``, ``LANY`` (``[1, R, nw]``), the slot values ``V`` and
+    the guest view ``B`` (``[C, R, nw]``); :meth:`Model.sources` reads them.
+    """
+
+    def __init__(self, la: _LayoutArrays, rel: np.ndarray, off: np.ndarray, on: np.ndarray):
+        self.la, self.rel = la, rel
+        self.C, self.R = off.shape[0], len(rel)
+        sup = la.sup[rel][None]                                 # [1, R, nw]
+        self.LA = la.listed_all[rel][None]
+        self.LANY = la.listed_any[rel][None]
+        self.V = sup & ((la.on | on) & ~off)[:, None, :]        # [C, R, nw]
+        pre = (rel < la.rf)[None, :, None]
+        self.B = np.where(pre, sup, sup & (~la.cov | (self.LA & self.V)))
+        for a in (self.LA, self.LANY, self.V, self.B):
+            a.flags.writeable = False
+        self._memo: dict = {}
+
+    def _rows(self, a: np.ndarray) -> np.ndarray:
+        """``[R]`` or ``[C, R, ...]`` as ``[C * R, ...]`` rows (read-only)."""
+        if a.ndim == 1:
+            return _frozen(np.tile(a, self.C))
+        return _frozen(np.ascontiguousarray(a.reshape(self.C * self.R, *a.shape[2:])))
+
+    def memo(self, key, build):
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = build()
+        return hit
+
+    @cached_property
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row's release, firmware epoch and guest view."""
+        return self._rows(self.rel), self._rows(self.la.fw_epoch[self.rel]), self._rows(self.B)
+
+    @cached_property
+    def bits(self) -> np.ndarray:
+        """``V`` as ``[C, R, K]`` bools."""
+        return unpack(self.V, self.la.K)
+
+    def A(self, fill: np.ndarray, saves_features: bool, hid: np.ndarray) -> np.ndarray:
+        """The rows' restored slot values (``A`` of the module docstring) where
+        ``fill`` (``[R]``) keeps the reset value of a register the stream
+        lacks, for a VMM that saves feature registers or not; services of
+        ``hid`` registers keep their fill value."""
+        def build():
+            la = self.la
+            F = np.where(fill[:, None], la.on, np.uint64(0))[None]      # [1, R, nw]
+            if saves_features:
+                LA, LANY, V = self.LA, self.LANY, self.V
+                A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
+                if hid.any():
+                    A = (A & ~hid) | (F & hid)
+            else:
+                A = np.broadcast_to(F, self.V.shape)
+            return self._rows(A)
+        return self.memo(("A", fill.tobytes(), saves_features, hid.tobytes()), build)
+
+    def U(self, unsupported_from: int) -> np.ndarray:
+        return self.memo(("U", unsupported_from),
+                         lambda: self._rows(self.rel >= unsupported_from))
+
+    def T_list(self) -> np.ndarray:
+        """A whole-list writer's threshold: the firmware values' only."""
+        def build():
+            la = self.la
+            if la.fw_threshold is None:
+                return _frozen(np.full(self.C * self.R, _NONE, np.int64))
+            return self._rows(la.fw_threshold[la.fw_epoch[self.rel]])
+        return self.memo("T_list", build)
+
+    def top(self, members: np.ndarray, saves_features: bool) -> np.ndarray:
+        """``[C * R, G]``: per strict group (``members`` ``[G, K]``), the newest
+        service with a set bit in its registers, listed at the row's release."""
+        def build():
+            la, rel = self.la, self.rel
+            G = len(la.strict_lf)
+            top = np.full((self.C, self.R, G), _NONE, np.int64)
+            if G and saves_features and la.K:
+                for g in range(G):
+                    listed = (la.strict_lf[g] <= rel)[None, :, None]
+                    hit = self.bits & members[g] & listed
+                    top[..., g] = np.where(hit, la.intro, _NONE).max(-1)
+            return self._rows(top)
+        return self.memo(("top", members.tobytes(), saves_features), build)
+
+    def T_threshold(self, saves_features: bool, tolerant: bool) -> np.ndarray:
+        """A snapshot writer's threshold (and a whole-list writer's without
+        list rule): older destinations than it refuse (module docstring)."""
+        def build():
+            la, rel = self.la, self.rel
+            T = _max_at_or_below(np.unique(la.fw_intro), rel)
+            if la.fw_threshold is not None:
+                T = np.maximum(T, la.fw_threshold[la.fw_epoch[rel]])
+            T = np.broadcast_to(T, (self.C, self.R)).copy()
+            if saves_features:
+                if tolerant:
+                    for L, members in zip(la.group_lf, la.group_members):
+                        hit = ((self.V & members) != 0).any(-1) & (L <= rel)[None]
+                        np.maximum(T, np.where(hit, L, _NONE), out=T)
+                else:
+                    np.maximum(T, _max_at_or_below(la.reg_lf_sorted, rel)[None], out=T)
+                if la.any_strict:
+                    SL = la.strict_listed[rel][None]
+                    bits = unpack(self.V & SL, la.K)                # [C, R, K]
+                    top = np.where(bits, la.intro, _NONE).max(-1) if la.K else _NONE
+                    np.maximum(T, top, out=T)
+            return self._rows(T)
+        return self.memo(("T", saves_features, tolerant), build)
+
+
+def _max_at_or_below(values: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Largest of sorted ``values`` that is <= each ``rel`` (``_NONE`` if none)."""
+    if len(values) == 0:
+        return np.full(len(rel), _NONE, np.int64)
+    k = np.searchsorted(values, rel, side="right")
+    return np.where(k > 0, values[np.maximum(k - 1, 0)], _NONE)
 
 
 _LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -509,92 +628,43 @@ class Model:
         _release()
 
     # -- per-release quantities ----------------------------------------------------
-    def _max_at_or_below(self, values: np.ndarray, rel: np.ndarray) -> np.ndarray:
-        """Largest of sorted ``values`` that is <= each ``rel`` (``_NONE`` if none)."""
-        if len(values) == 0:
-            return np.full(len(rel), _NONE, np.int64)
-        k = np.searchsorted(values, rel, side="right")
-        return np.where(k > 0, values[np.maximum(k - 1, 0)], _NONE)
-
     def sources(self, rel: np.ndarray, setting: np.ndarray) -> _Side:
         """Rows for every (configuration, source release).
 
         ``setting`` is ``[2, C, nw]``: the services each configuration turns
-        off, and the ones it turns on (:meth:`settings`).
+        off, and the ones it turns on (:meth:`settings`).  Under a
+        whole-list writer's list rule ``T`` holds only the firmware-value
+        threshold and ``top[:, g]`` the newest service with a set bit in the
+        strict registers listed from ``strict_lf[g]`` (writing such a
+        register fails on a destination that lists it, ``L <= d``, but
+        predates the service, ``d < top``).  The rows' arrays are shared
+        with the layout's other VMMs (read-only).
         """
         la = self.arrays
         off, on = setting
-        C, R = off.shape[0], len(rel)
         if not self.saves_features:                             # crosvm cannot configure
             off, on = np.zeros_like(off), np.zeros_like(on)
         elif self.hid.any():                                    # hidden registers: not written
             off, on = off & ~self.hid, on & ~self.hid
-        _, LA, LANY, V, B = la.configured(rel, off, on)
-        feat_listed = rel >= (la.reg_lf_sorted[0] if len(la.reg_lf_sorted) else _NEVER)
-        fw_listed = rel >= (la.fw_intro.min() if len(la.fw_intro) else _NEVER)
+        cfg = la.configured(rel, off, on)
         if self.whole_list:
-            fill = np.full(R, not self.zero_unknown)
+            fill = np.full(len(rel), not self.zero_unknown)
         else:
-            invalidated = ((self.inval_feature & self.saves_features & feat_listed)
-                           | (self.inval_fw & fw_listed))
-            fill = ~invalidated
-        F = np.where(fill[:, None], la.on, np.uint64(0))[None]  # [1, R, nw]
-        if self.saves_features:
-            A = (LA & V) | (~LANY & F) | (LANY & ~LA & V & F)
-        else:
-            A = np.broadcast_to(F, V.shape)
-        if self.saves_features and self.hid.any():
-            A = (A & ~self.hid) | (F & self.hid)
+            feat_listed = rel >= (la.reg_lf_sorted[0] if len(la.reg_lf_sorted) else _NEVER)
+            fw_listed = rel >= (la.fw_intro.min() if len(la.fw_intro) else _NEVER)
+            fill = ~((self.inval_feature & self.saves_features & feat_listed)
+                     | (self.inval_fw & fw_listed))
+        A = cfg.A(fill, self.saves_features, self.hid)
+        rows, fwe, B = cfg.rows
+        U = cfg.U(self.unsupported_from)
         if self.lcode is not None and self.whole_list:
-            return self._list_sources(rel, C, R, A, B, V)
-        T = self._max_at_or_below(np.unique(la.fw_intro), rel)
-        if la.fw_threshold is not None:
-            T = np.maximum(T, la.fw_threshold[la.fw_epoch[rel]])
-        T = np.broadcast_to(T, (C, R)).copy()
-        if self.saves_features:
-            if self.tolerant:
-                for L, members in zip(la.group_lf, la.group_members):
-                    hit = ((V & members) != 0).any(-1) & (L <= rel)[None]
-                    np.maximum(T, np.where(hit, L, _NONE), out=T)
-            else:
-                np.maximum(T, self._max_at_or_below(la.reg_lf_sorted, rel)[None], out=T)
-            if la.any_strict:
-                SL = la.strict_listed[rel][None]
-                bits = unpack(V & SL, self.K)                   # [C, R, K]
-                top = np.where(bits, la.intro, _NONE).max(-1) if self.K else _NONE
-                np.maximum(T, top, out=T)
-        U = rel >= self.unsupported_from
-        return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
-                                       np.ascontiguousarray(B.reshape(C * R, -1))),
-                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
-                     None if self.lcode is None else np.tile(self.le[rel], C))
-
-    def _list_sources(self, rel, C, R, A, B, V) -> _Side:
-        """Source rows under a whole-list writer's list rule: ``T`` holds only
-        the firmware-value threshold; ``top[:, g]`` the newest service with a
-        set bit in the strict registers listed from ``strict_lf[g]`` (writing
-        such a register fails on a destination that lists it, ``L <= d``,
-        but predates the service, ``d < top``)."""
-        la = self.arrays
-        if la.fw_threshold is not None:
-            T = np.broadcast_to(la.fw_threshold[la.fw_epoch[rel]], (C, R)).copy()
-        else:
-            T = np.full((C, R), _NONE, np.int64)
-        G = len(self.strict_lf)
-        top = np.full((C, R, G), _NONE, np.int64)
-        if G and self.saves_features and self.K:
-            bits = unpack(V, self.K)                            # [C, R, K]
-            for g in range(G):
-                listed = (self.strict_lf[g] <= rel)[None, :, None]
-                hit = bits & self.strict_members[g] & listed
-                top[..., g] = np.where(hit, la.intro, _NONE).max(-1)
-        U = rel >= self.unsupported_from
-        le, lrows = (np.tile(self.le[rel], C), None) if not self.tolerant else \
-            self._tolerant_keys(rel, V)
-        return _Side(np.tile(rel, C), (np.ascontiguousarray(A.reshape(C * R, -1)),
-                                       np.ascontiguousarray(B.reshape(C * R, -1))),
-                     T.reshape(-1), np.tile(la.fw_epoch[rel], C), np.tile(U, C),
-                     le, top.reshape(C * R, G), lrows)
+            C = off.shape[0]
+            le, lrows = (np.tile(self.le[rel], C), None) if not self.tolerant else \
+                self._tolerant_keys(rel, cfg.V)
+            return _Side(rows, (A, B), cfg.T_list(), fwe, U, le,
+                         cfg.top(self.strict_members, self.saves_features), lrows)
+        return _Side(rows, (A, B), cfg.T_threshold(self.saves_features, self.tolerant), fwe, U,
+                     None if self.lcode is None else np.tile(self.le[rel], off.shape[0]))
 
     def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``qemu-tolerant`` sources: QEMU's list codes against every destination
