@@ -293,10 +293,9 @@ class _LayoutArrays:
         cuts += [start for f in h.firmware for start, _ in f.values]
         fe = self.fw_epoch
         cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
-        other = h.other_table()
+        other = lists.listed_other(h)
         if other is not None:   # where the other registers change (DESIGN.md section 9)
-            cuts += [r for r in range(1, n) if other[r] is not other[r - 1]
-                     and other[r] != other[r - 1]]
+            cuts += (np.nonzero(other.epoch[1:] != other.epoch[:-1])[0] + 1).tolist()
         cuts = np.unique(np.array(cuts, dtype=np.int64))
         return cuts[(cuts >= 0) & (cuts < n)]
 
