@@ -187,7 +187,7 @@ class _LayoutArrays:
         self.starts = self._epochs()
         self.epoch_weights: np.ndarray | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
-        self.models: dict[tuple, Model] = {}
+        self.models: dict[tuple, Model | tuple] = {}     # by policy and by behaviour; _answers
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
         self.present: frozenset[int] | None = None      # _present()
         self._configured: dict = {}     # configured(), per source releases and setting
@@ -518,7 +518,7 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = facts(vmm, la.reg_ids), facts(vmm, la.fw_ids)
+        regs, fw = _answers(la, vmm)
         hidden = self._reg_hidden = (
             np.isin(la.reg_ids, np.array(sorted(rule.hidden), np.uint64))
             if rule.hidden else np.zeros(len(la.reg_ids), bool))
@@ -566,7 +566,6 @@ class Model:
         # shared by the strategies and VMMs of the history (its other-register
         # data), else by the VMMs of this layout
         cache = history.other._tables if history.other is not None else la.lists
-        key = vmm.key
         # the hypercall ids saved per release (every firmware register is
         # saved, none hidden: checked above)
         kept = np.flatnonzero(self._reg_saves & ~self._reg_hidden)
@@ -578,11 +577,7 @@ class Model:
         if hyp is None:
             hyp = cache[hkey] = lists.listed_by_release(self.n, *events)
         saved = lists.saved_other(history, vmm)
-        handled = cache.get(("handled", saved.token, key))
-        if handled is None:
-            handled = cache[("handled", saved.token, key)] = bool(
-                facts(vmm, saved.lists.ids).handles.all())
-        if not handled:
+        if not _handles_other(history, vmm, saved):
             raise EngineUnsupported(f"an other register of a width {vmm.name} cannot handle")
         if self._reg_hidden.any():
             if self.inval_feature or self.inval_fw:
@@ -867,6 +862,28 @@ def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
     return hit
 
 
+def _answers(la: _LayoutArrays, vmm: Vmm) -> tuple:
+    """:func:`~hcsim.model.vmm.facts` of ``vmm`` about the layout's feature and
+    firmware registers (asked once per layout and policy)."""
+    key = ("answers", vmm.key)
+    hit = la.models.get(key)
+    if hit is None:
+        hit = la.models[key] = (facts(vmm, la.reg_ids), facts(vmm, la.fw_ids))
+    return hit
+
+
+def _handles_other(history: History, vmm: Vmm, saved: lists.SavedOther) -> bool:
+    """Can ``vmm`` handle every other register it saves (asked once per history)?"""
+    if saved.token is None:
+        return True
+    cache = history.other._tables
+    key = ("handled", saved.token, vmm.key)
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = bool(facts(vmm, saved.lists.ids).handles.all())
+    return hit
+
+
 def _overridden(vmm: Vmm) -> str:
     """The first of ``save``, ``restore`` and ``configure`` that ``vmm``'s class
     overrides (the engine then has no rule to read), or ``""``."""
@@ -881,7 +898,7 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
     register is one both can handle) share one model."""
     if _overridden(vmm):
         return ("own", vmm.key)
-    regs, fw = facts(vmm, la.reg_ids), facts(vmm, la.fw_ids)
+    regs, fw = _answers(la, vmm)
     other = lists.saved_other(history, vmm)
     rule = vmm.rule
     if rule.hidden or rule.tolerated:
@@ -892,7 +909,7 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
                        tolerated=frozenset(i for i in rule.tolerated if i in present))
     return ("behaviour", rule, regs.saves.tobytes(), regs.handles.tobytes(),
             fw.saves.tobytes(), fw.handles.tobytes(), other.token,
-            bool(facts(vmm, other.lists.ids).handles.all()))
+            _handles_other(history, vmm, other))
 
 
 def _present(la: _LayoutArrays, history: History) -> frozenset[int]:
