@@ -61,6 +61,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -282,9 +283,10 @@ class Vmm:
             for rid in ours:
                 _set(cpu, rid, values[rid])
 
-    @property
+    @cached_property
     def key(self) -> tuple:
-        """Identifies the policy's answers (its class and parameters)."""
+        """Identifies the policy's answers (its class and parameters; a policy's
+        parameters are set when it is made, so the key is computed once)."""
         return type(self), repr(sorted(vars(self).items()))
 
     def configure(self, vcpus: list[VCPU], values: dict[int, int]) -> None:
