@@ -66,6 +66,18 @@ representative per epoch and expands (``compress=True``); ``compress=False``
 evaluates every release pair, chunk by chunk (the dense kernel that
 ``hcsim bench`` times).  Both give identical results.
 
+Several policies at once
+------------------------
+A layout's policies share its epochs and most of their source rows (the
+slot values, the guest view, the thresholds: :class:`_Configured`, built
+once per layout and setting).  Policies that read the same of every
+register share one :class:`Model` (:func:`model`); :func:`tallies` counts
+the distinct models of a layout together: their source rows are stacked
+through one :func:`_kernel` pass and one weighted count over epoch pairs,
+each policy's list codes and unsupported releases carried per row.  A
+sweep's arrays hold a few dozen epochs, so the cost is in numpy calls,
+not in pairs: one pass per layout instead of one per policy.
+
 Assumptions checked when a model is built (:class:`EngineUnsupported` if a
 strategy, VMM or configuration breaks them; :func:`supports` asks first):
 every bit slot belongs to one service; every feature register is a class
