@@ -516,7 +516,7 @@ class Model:
     def __init__(self, history: History, strategy: Strategy, vmm: Vmm):
         # No reference to the strategy: models are cached on the layout's
         # arrays, and the strategy holds the layout (a cycle would pin it).
-        self.vmm = vmm
+        # None to the policy either: policies that read alike share the model.
         la = self.arrays = _layout_arrays(strategy, history)
         self.n, self.K, self.nw = la.n, la.K, la.nw
         rule = vmm.rule

@@ -72,19 +72,18 @@ def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray | None = None
     M, counts, HYP, OTH = tab.members, tab.counts, tab.hyp, tab.oth
     out = np.zeros((len(src), len(M)), np.int8)
     rows = max(1, _BLOCK_WORDS // max(1, len(M) * M.shape[1]))
+    absent = ~M[None]
     for a in range(0, len(src), rows):
         s = src[a:a + rows, None, :]
         safe = tab.safe[None, None] if drops is None else (drops[a:a + rows] | tab.safe)[:, None, :]
-        lack = s & ~M[None]
+        lack = s & absent
         lack_safe = lack & safe
-        lack_ns = lack & ~safe
-        n_in = _popcount(s) - _popcount(lack_safe)
-        count_fail = n_in > counts[None, :]
-        early = lack_ns & tab.below[None]
-        out[a:a + rows] = np.where(
-            count_fail,
-            (lack_ns & HYP).any(-1) * HYPERCALL + (lack_ns & OTH).any(-1) * OTHER,
-            (early & HYP).any(-1) * HYPERCALL + (early & OTH).any(-1) * OTHER)
+        lack ^= lack_safe                   # the missing ids that are not dropped
+        count_fail = _popcount(s) - _popcount(lack_safe) > counts[None, :]
+        # blamed: every such id if the count check fails, else the early ones
+        blamed = np.where(count_fail[..., None], lack, lack & tab.below[None])
+        out[a:a + rows] = ((blamed & HYP).any(-1) * np.int8(HYPERCALL)
+                           + (blamed & OTH).any(-1) * np.int8(OTHER))
     return out
 
 
