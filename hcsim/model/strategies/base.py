@@ -89,8 +89,8 @@ _SORTED: dict[int, tuple] = {}
 
 
 def _by_id(regs: Sequence[FeatureReg]) -> tuple:
-    """``regs`` sorted by id, each old position's new one, each id's position,
-    and the sorted registers' :class:`RegColumns`.
+    """``regs`` sorted by id, each old position's new one (None: already
+    sorted), each id's position, and the sorted registers' :class:`RegColumns`.
 
     A tuple (the same object for every history) is sorted once; what it
     gives is then the same objects too."""
@@ -98,9 +98,12 @@ def _by_id(regs: Sequence[FeatureReg]) -> tuple:
     if hit is not None and hit[0] is regs:
         return hit[1]
     order = sorted(range(len(regs)), key=lambda k: regs[k].id)
-    where = [0] * len(regs)
-    for new, old in enumerate(order):
-        where[old] = new
+    if all(k == i for i, k in enumerate(order)):
+        where = None                        # already in id order
+    else:
+        where = [0] * len(regs)
+        for new, old in enumerate(order):
+            where[old] = new
     out = tuple(regs[k] for k in order)
     got = (out, where, {r.id: k for k, r in enumerate(out)}, RegColumns.of(out))
     if isinstance(regs, tuple):
@@ -122,7 +125,8 @@ class Layout:
                  bits: list[tuple[tuple[int, int], ...]]):
         self.history = history
         self.regs, where, self.position, self.columns = _by_id(regs)
-        self.bits = tuple(tuple((where[p], b) for p, b in pairs) for pairs in bits)
+        self.bits = (tuple(map(tuple, bits)) if where is None else
+                     tuple(tuple((where[p], b) for p, b in pairs) for pairs in bits))
         self._masks = self._cumulative()
 
     def _cumulative(self) -> dict[int, tuple[list[int], list[int], list[int]]]:
