@@ -109,8 +109,7 @@ class Kernel:
             self.release, backports = release, {}
             self.name = history.releases[release]
         self.layout = strategy.layout(history)
-        self.feature_pos = {self.layout.regs[p].id: p
-                            for p in self.layout.listed(self.release)}
+        self.feature_pos = self.layout.listed(self.release)
         fw = history.firmware_at(self.release, backports)
         self.firmware = {f.id: f for f, _ in fw}
         self.firmware_release = {f.id: at for f, at in fw}

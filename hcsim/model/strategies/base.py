@@ -172,9 +172,10 @@ class Layout:
             out[pos] = self._at(pos, release, 2)
         return out
 
-    def listed(self, release: int) -> list[int]:
-        """Positions of the registers a kernel of ``release`` lists."""
-        return [k for k, r in enumerate(self.regs) if r.listed_from <= release]
+    def listed(self, release: int) -> dict[int, int]:
+        """The registers a kernel of ``release`` lists: id -> position."""
+        at = np.flatnonzero(self.columns.listed_from <= release)
+        return dict(zip(self.columns.ids[at].tolist(), at.tolist()))
 
     def view(self, release: int, values: dict[int, int]) -> frozenset[str]:
         """The services a guest sees, given its feature register values."""
