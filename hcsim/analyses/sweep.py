@@ -4,8 +4,8 @@
 seeds ``seed`` .. ``seed + histories - 1``, so any row can be regenerated
 with ``hcsim generate --seed``), scores every (history, strategy, VMM
 policy, configuration) with the vectorised engine
-(:func:`hcsim.evaluation.backends.tally`: counts taken on epoch pairs
-without the ``[n, n]`` matrix; then the scorecard of ``hcsim compare``
+(:func:`hcsim.evaluation.backends.tallies`: counts taken on epoch pairs
+without the ``[n, n]`` matrix, a strategy's policies together; then the scorecard of ``hcsim compare``
 from the same counts, :func:`hcsim.evaluation.measures.score_counts`'s
 arithmetic for a batch of rows at once: :class:`Rows`) and
 returns a tidy :class:`pandas.DataFrame`, one row per combination:
@@ -142,7 +142,7 @@ class Rows:
             self.pickup.append(measures.new_vm_pickup(history, strategy))
 
     def add(self, counted: np.ndarray, refused: np.ndarray) -> None:
-        """The next row's counts (:func:`~hcsim.evaluation.backends.tally`)."""
+        """The next row's counts (:func:`~hcsim.evaluation.backends.tallies`)."""
         self.counted.append(counted)
         self.refused.append(refused)
 
