@@ -149,9 +149,8 @@ class _LayoutArrays:
         self.index = {name: k for k, name in enumerate(self.names)}
         K = self.K = len(h.services)
         nw = self.nw = words_for(K)
-        regs = layout.regs
         ids, widths, self.reg_lf, strict = layout.columns
-        if len(regs) and not ((widths == width).all()
+        if len(ids) and not ((widths == width).all()
                               and (((ids >> np.uint64(52)) & np.uint64(0xF))
                                    == np.uint64(size_field(width))).all()
                               and (((ids >> np.uint64(16)) & np.uint64(0xFFF))
@@ -161,7 +160,6 @@ class _LayoutArrays:
         self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
         self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
         # every (service, register position, bit) slot of the layout, flat
-        self.bits = layout.bits
         sizes = np.array([len(b) for b in layout.bits], dtype=np.int64)
         slots = np.array([slot for b in layout.bits for slot in b], dtype=np.int64).reshape(-1, 2)
         owner = self.slot_owner = np.repeat(np.arange(K), sizes)
@@ -191,7 +189,6 @@ class _LayoutArrays:
         self.group_members = pack(members, nw)
         self.reg_lf_sorted = np.unique(self.reg_lf)
         self.reg_ids = ids       # uint64, sorted (read-only)
-        self.fw = h.firmware
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
         self.fw_ids = np.array([f.id for f in h.firmware], dtype=np.uint64)
         self.fw_epoch, self.fw_bad = self._firmware_epochs()
@@ -321,8 +318,8 @@ class _Configured:
     """The source rows of one layout, releases ``rel`` and setting, as far
     as they do not depend on the VMM, and the parts several VMMs' rows
     share, each computed when a VMM first asks and kept read-only:
-    ``SUP``, ``LA``, ``LANY`` (``[1, R, nw]``), the slot values ``V`` and
-    the guest view ``B`` (``[C, R, nw]``); :meth:`Model.sources` reads them.
+    ``LA``, ``LANY`` (``[1, R, nw]``), the slot values ``V`` and the guest
+    view ``B`` (``[C, R, nw]``); :meth:`Model.sources` reads them.
     """
 
     def __init__(self, la: _LayoutArrays, rel: np.ndarray, off: np.ndarray, on: np.ndarray):
@@ -569,7 +566,6 @@ class Model:
         hidden, safe = rule.hidden, rule.tolerated
         self.hid = np.zeros(self.nw, np.uint64)
         self.lcode = None
-        self.strict_lf = la.strict_lf
         self.strict_members = la.strict_members
         if not (history.whole or hidden or safe):
             return
@@ -663,26 +659,27 @@ class Model:
         A = cfg.A(fill, self.saves_features, self.hid)
         rows, fwe, B = cfg.rows
         U = cfg.U(self.unsupported_from)
+        le = None if self.lcode is None else np.tile(self.le[rel], off.shape[0])
         if self.lcode is not None and self.whole_list:
-            C = off.shape[0]
-            le, lrows = (np.tile(self.le[rel], C), None) if not self.tolerant else \
-                self._tolerant_keys(rel, cfg.V)
+            lrows = None
+            if self.tolerant:
+                le, lrows = self._tolerant_keys(rel, cfg.V, le)
             return _Side(rows, (A, B), cfg.T_list(), fwe, U, le,
                          cfg.top(self.strict_members, self.saves_features), lrows)
-        return _Side(rows, (A, B), cfg.T_threshold(self.saves_features, self.tolerant), fwe, U,
-                     None if self.lcode is None else np.tile(self.le[rel], off.shape[0]))
+        return _Side(rows, (A, B), cfg.T_threshold(self.saves_features, self.tolerant), fwe, U, le)
 
-    def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _tolerant_keys(self, rel: np.ndarray, V: np.ndarray, e_rows: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
         """``qemu-tolerant`` sources: QEMU's list codes against every destination
-        list epoch, one row per distinct (list epoch, zero-valued feature
-        registers) of the rows (their drops), and each row's index into them."""
+        list epoch, one row per distinct (list epoch ``e_rows``, zero-valued
+        feature registers) of the rows (their drops), and each row's index
+        into them."""
         C, R = V.shape[0], len(rel)
         tab = self.tab
         nonzero = (V[:, :, None, :] & self.tol_members).any(-1)             # [C, R, P]
         listed = self.tol_lf[None, None, :] <= rel[None, :, None]
         zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
         zero = zero.reshape(C * R, -1)
-        e_rows = np.tile(self.le[rel], C)
         rows = np.concatenate([e_rows[:, None].view(np.uint8), np.packbits(zero, axis=1)], axis=1)
         rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
