@@ -60,8 +60,9 @@ def test_tally_falls_back_to_the_spec_and_says_why(linux):
 
 def test_tally_refuses_an_unknown_backend_in_one_line(linux):
     from hcsim.errors import InputError
-    with pytest.raises(InputError, match=r"^unknown backend 'fast' \(known: auto, engine, spec\)$"):
-        backends.tally(linux, parse_strategy("upstream"), parse_vmm("qemu"), backend="fast")
+    for count in (backends.tally, lambda h, s, v, backend: backends.tallies(h, s, [v], backend=backend)):
+        with pytest.raises(InputError, match=r"^unknown backend 'fast' \(known: auto, engine, spec\)$"):
+            count(linux, parse_strategy("upstream"), parse_vmm("qemu"), backend="fast")
 
 
 def test_models_are_shared_only_by_policies_that_read_alike(linux_whole):
