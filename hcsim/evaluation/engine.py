@@ -142,13 +142,13 @@ class _LayoutArrays:
 
     def __init__(self, layout: Layout, width: int):
         h = layout.history
+        ha = _history_arrays(h)
         self.history = h
-        self.n = len(h.releases)
-        self.rf = h.registers_from
-        self.names = tuple(s.name for s in h.services)
-        self.index = {name: k for k, name in enumerate(self.names)}
-        K = self.K = len(h.services)
-        nw = self.nw = words_for(K)
+        self.n, self.rf, self.names, self.index = ha.n, ha.rf, ha.names, ha.index
+        K, nw = self.K, self.nw = ha.K, ha.nw
+        self.intro, self.on, self.sup = ha.intro, ha.on, ha.sup
+        self.fw_intro, self.fw_ids = ha.fw_intro, ha.fw_ids
+        self.fw_epoch, self.fw_bad, self.fw_threshold = ha.fw_epoch, ha.fw_bad, ha.fw_threshold
         ids, widths, self.reg_lf, strict = layout.columns
         if len(ids) and not ((widths == width).all()
                               and (((ids >> np.uint64(52)) & np.uint64(0xF))
@@ -156,8 +156,6 @@ class _LayoutArrays:
                               and (((ids >> np.uint64(16)) & np.uint64(0xFFF))
                                    == np.uint64(KVM_REG_ARM_FW_FEAT_BMAP)).all()):
             raise EngineUnsupported(f"a feature register is not a class 0x16 U{width} register")
-        self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
-        self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
         self.cov = pack(np.array([bool(b) for b in layout.bits], bool), nw)
         # every (service, register position, bit) slot of the layout, flat
         sizes = np.array([len(b) for b in layout.bits], dtype=np.int64)
@@ -179,7 +177,6 @@ class _LayoutArrays:
         # Strict registers grouped by the release that lists them, with the
         # services that have a slot in each group (the whole-list rule).
         self.strict_lf, self.strict_members = self._groups(lf[hard], owner[hard])
-        self.sup = self._table(self.intro)
         self.listed_all = self._table(lf_all)
         self.listed_any = self._table(lf_any)
         self.strict_listed = self._table(lf_strict)
@@ -189,11 +186,8 @@ class _LayoutArrays:
         self.group_members = pack(members, nw)
         self.reg_lf_sorted = np.unique(self.reg_lf)
         self.reg_ids = ids       # uint64, sorted (read-only)
-        self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
-        self.fw_ids = np.array([f.id for f in h.firmware], dtype=np.uint64)
-        self.fw_epoch, self.fw_bad = self._firmware_epochs()
-        self.fw_threshold = self._firmware_thresholds()
-        self.starts = self._epochs()
+        # the history's cuts and where this layout lists a register
+        self.starts = _in_range(np.union1d(ha.cuts, self.reg_lf_sorted), self.n)
         self.epoch_weights: np.ndarray | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model | tuple] = {}     # by policy and by behaviour; _answers
@@ -233,14 +227,33 @@ class _LayoutArrays:
         return out
 
     def _table(self, thresholds: np.ndarray) -> np.ndarray:
-        """``[n, nw]``: row ``r`` has the services with ``threshold <= r``."""
-        n, nw = self.n, self.nw
-        add = np.zeros((n, nw), np.uint64)
-        ks = np.nonzero(thresholds < n)[0]
-        if len(ks):
-            np.bitwise_or.at(add, (np.maximum(thresholds[ks], 0), ks // 64),
-                             np.left_shift(np.uint64(1), (ks % 64).astype(np.uint64)))
-        return np.bitwise_or.accumulate(add, axis=0)
+        return _table(thresholds, self.n, self.nw)
+
+
+class _HistoryArrays:
+    """What every layout of one history shares: its services, firmware
+    epochs and the releases where those change (kept in ``History.memo``)."""
+
+    def __init__(self, h: History):
+        self.history = h
+        n = self.n = len(h.releases)
+        self.rf = h.registers_from
+        self.names = tuple(s.name for s in h.services)
+        self.index = {name: k for k, name in enumerate(self.names)}
+        self.K = len(h.services)
+        nw = self.nw = words_for(self.K)
+        self.intro = np.array([s.introduced for s in h.services], dtype=np.int64)
+        self.on = pack(np.array([s.default_on for s in h.services], bool), nw)
+        self.sup = _table(self.intro, n, nw)
+        self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
+        self.fw_ids = np.array([f.id for f in h.firmware], dtype=np.uint64)
+        self.fw_epoch, self.fw_bad = self._firmware_epochs()
+        self.fw_threshold = self._firmware_thresholds()
+        self.cuts = self._cuts()
+        for a in (self.intro, self.on, self.sup, self.fw_intro, self.fw_ids, self.fw_epoch,
+                  self.fw_bad, self.cuts):
+            a.flags.writeable = False
+        del self.history        # nothing kept in the history's memo refers back to it
 
     def _firmware_epochs(self) -> tuple[np.ndarray, np.ndarray]:
         """Firmware epoch of every release, and which epoch pairs refuse.
@@ -294,19 +307,40 @@ class _LayoutArrays:
         out = np.where(k < len(bad), first[np.minimum(k, len(bad) - 1)], self.n)
         return np.where(bad.any(1), out, _NONE).astype(np.int64)
 
-    def _epochs(self) -> np.ndarray:
-        """First release of every run of releases that behave identically."""
+    def _cuts(self) -> np.ndarray:
+        """The releases where the history's own sets change (services, firmware,
+        other registers); a layout adds the releases listing its registers."""
         h, n = self.history, self.n
-        cuts = [0, self.rf, *self.intro.tolist(), *self.reg_lf_sorted.tolist(),
-                *self.fw_intro.tolist()]
+        cuts = [0, self.rf, *self.intro.tolist(), *self.fw_intro.tolist()]
         cuts += [start for f in h.firmware for start, _ in f.values]
         fe = self.fw_epoch
         cuts += (np.nonzero(fe[1:] != fe[:-1])[0] + 1).tolist()
         other = lists.listed_other(h)
         if other is not None:   # where the other registers change (DESIGN.md section 9)
             cuts += (np.nonzero(other.epoch[1:] != other.epoch[:-1])[0] + 1).tolist()
-        cuts = np.unique(np.array(cuts, dtype=np.int64))
-        return cuts[(cuts >= 0) & (cuts < n)]
+        return _in_range(np.unique(np.array(cuts, dtype=np.int64)), n)
+
+
+def _in_range(cuts: np.ndarray, n: int) -> np.ndarray:
+    """The sorted ``cuts`` that are releases (``0 <= cut < n``)."""
+    return cuts[(cuts >= 0) & (cuts < n)]
+
+
+def _table(thresholds: np.ndarray, n: int, nw: int) -> np.ndarray:
+    """``[n, nw]``: row ``r`` has the services with ``threshold <= r``."""
+    add = np.zeros((n, nw), np.uint64)
+    ks = np.nonzero(thresholds < n)[0]
+    if len(ks):
+        np.bitwise_or.at(add, (np.maximum(thresholds[ks], 0), ks // 64),
+                         np.left_shift(np.uint64(1), (ks % 64).astype(np.uint64)))
+    return np.bitwise_or.accumulate(add, axis=0)
+
+
+def _history_arrays(h: History) -> _HistoryArrays:
+    hit = h.memo.get("engine")
+    if hit is None:
+        hit = h.memo["engine"] = _HistoryArrays(h)
+    return hit
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -1096,11 +1130,16 @@ def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
     la = m.arrays
     w = la.epoch_weights            # one per layout: its VMMs share the epochs
     if w is None:
-        size = np.diff(np.append(la.starts, m.n)).astype(np.float64)
-        fwd = np.triu(np.outer(size, size), 1)
-        fwd[np.diag_indices(len(la.starts))] = size * (size - 1) / 2
-        w = np.stack([fwd.ravel(), fwd.T.ravel()])
-        w.flags.writeable = False
+        # and layouts of the history with the same epochs share them
+        memo = la.history.memo
+        key = ("weights", la.starts.tobytes())
+        w = memo.get(key)
+        if w is None:
+            size = np.diff(np.append(la.starts, m.n)).astype(np.float64)
+            fwd = np.triu(np.outer(size, size), 1)
+            fwd[np.diag_indices(len(la.starts))] = size * (size - 1) / 2
+            w = memo[key] = np.stack([fwd.ravel(), fwd.T.ravel()])
+            w.flags.writeable = False
         la.epoch_weights = w
     return la.starts, w
 

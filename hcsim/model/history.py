@@ -202,6 +202,10 @@ class History:
     features: frozenset[str] = NO_FEATURES
     space_registers: str = SPACE_REGISTERS[0]
     bits: str = BITS[0]
+    #: What consumers derive from this history and keep (the engine's
+    #: per-history arrays): not part of its value, and empty in a copy
+    #: (``dataclasses.replace`` makes a new one).
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False, hash=False)
 
     @property
     def has_other(self) -> bool:
