@@ -5,7 +5,8 @@
     python benchmarks/bench_engine.py --quick          # tiny sizes, to check the script
 
 The figures are those of ``hcsim bench`` (:mod:`hcsim.frontends.bench`): best of
-``--repeat`` runs on a shared machine, with the spread (worst / best).
+at least ``--repeat`` runs (and of a quarter of a second) on a shared machine,
+with the spread (worst / best).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def markdown(r: dict) -> str:
     w = r["workload"]
     out = [f"Workload: `{w['history']}`, {w['releases']} releases, {w['services']} services "
            f"({w['epochs']} epochs), `{w['strategy']}` under `{w['vmm']}`; best of "
-           f"{r['repeat']} runs (spread = worst/best), {platform.machine()}, "
+           f">= {r['repeat']} runs and >= {bench.MIN_SECONDS:g} s (spread = worst/best), {platform.machine()}, "
            f"Python {platform.python_version()}.", "",
            "| measure | pairs | pairs/s | spread |", "|---|---:|---:|---:|"]
     for key, label in (("scalar", "scalar spec (sampled pairs)"),

@@ -53,3 +53,21 @@ def test_bench_rejects_bad_input_in_one_line(capsys):
     err = capsys.readouterr().err
     assert err.startswith("hcsim: error: unknown strategy 'nope'") and err.count("\n") == 1
     assert cli.main(["bench", "--quick", "--repeat", "0"]) == 2
+
+
+def test_timed_runs_small_figures_for_a_minimum_time(monkeypatch):
+    """A figure of a fast call is the best of as many runs as MIN_SECONDS
+    takes (with --repeat above one), not of a few cold ones; --repeat 1 is
+    one run, and a slow call stops at --repeat."""
+    import time
+
+    monkeypatch.setattr(bench, "MIN_SECONDS", 0.05)
+    calls = []
+
+    def nap(seconds):
+        return lambda: (calls.append(1), time.sleep(seconds))
+    best, worst, runs = bench.timed(nap(0.01), 2)
+    assert 2 <= runs <= 5 and runs == len(calls) and 0.01 <= best <= worst
+    assert bench.timed(nap(0.01), 1)[2] == 1
+    assert bench.timed(nap(0.03), 3)[2] == 3
+    assert bench.rate(10, 0.5, 1.0, runs)["runs"] == runs
