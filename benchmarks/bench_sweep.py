@@ -10,8 +10,8 @@
    memos, as in a long sweep), splits the CPU time of one history the way
    the sweep spends it: generating it, building each strategy's layout, the
    engine's model of each (strategy, VMM) (:func:`hcsim.evaluation.engine.model`:
-   the layout's arrays and the whole-list tables), counting the pairs of a
-   strategy's policies together (:func:`hcsim.evaluation.engine.tallies`) and
+   the layout's arrays and the whole-list tables), counting the pairs of
+   every strategy and policy together (:func:`hcsim.evaluation.engine.tallies`) and
    the scorecard, with the
    sweep's own :class:`hcsim.analyses.sweep.Rows` (the cost at the last
    release once per history, pickup and exhaustion once per strategy, the
@@ -86,18 +86,19 @@ def breakdown(histories: int, releases: int, jobs: int, drift: str) -> None:
             t1 = clock()
             rows.history(seed, h)
             t["layout"], t["score"] = t1 - t0, clock() - t1
+            t0 = clock()
             for strategy in chosen:
-                t0 = clock()
                 for vmm in vmms:
                     engine.model(h, strategy, vmm)
-                t1 = clock()
-                got = engine.tallies(h, strategy, vmms)    # the policies counted together
-                t2 = clock()
-                for counted, refused in got:
+            t1 = clock()
+            got = engine.tallies(h, chosen, vmms)    # every strategy and policy counted together
+            t2 = clock()
+            for row in got:
+                for counted, refused in row:
                     rows.add(counted, refused)
-                t3 = clock()
-                for k, dt in (("model", t1 - t0), ("tally", t2 - t1), ("score", t3 - t2)):
-                    t[k] += dt
+            t3 = clock()
+            for k, dt in (("model", t1 - t0), ("tally", t2 - t1), ("score", t3 - t2)):
+                t[k] += dt
             if len(rows.seeds) == sweep.MAX_AUTO_BATCH or seed == histories - 1:
                 t0 = clock()
                 rows.columns()

@@ -19,6 +19,7 @@ from test_engine_differential import POLICIES, check_tally, configurations, smal
 
 from hcsim.evaluation import backends, engine, measures
 from hcsim.evaluation.engine import EngineUnsupported
+from hcsim.model.strategies import DEFAULTS
 from hcsim.model.strategies import parse as parse_strategy
 from hcsim.model.vmm import parse as parse_vmm
 
@@ -60,7 +61,7 @@ def test_tally_falls_back_to_the_spec_and_says_why(linux):
 
 def test_tally_refuses_an_unknown_backend_in_one_line(linux):
     from hcsim.errors import InputError
-    for count in (backends.tally, lambda h, s, v, backend: backends.tallies(h, s, [v], backend=backend)):
+    for count in (backends.tally, lambda h, s, v, backend: backends.tallies(h, [s], [v], backend=backend)):
         with pytest.raises(InputError, match=r"^unknown backend 'fast' \(known: auto, engine, spec\)$"):
             count(linux, parse_strategy("upstream"), parse_vmm("qemu"), backend="fast")
 
@@ -91,27 +92,45 @@ def test_models_are_shared_only_by_policies_that_read_alike(linux_whole):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.one_of(drift_histories(max_releases=10, max_services=6, drift=True),
-                 drift_histories(max_releases=10, max_services=8)), spec_strategy(), st.data())
-def test_policies_counted_together_equal_each_counted_alone(h, spec, data):
-    """:func:`engine.tallies` stacks every policy's source rows into one
-    kernel pass and one weighted count; each policy's counts must be those
-    of its own :func:`engine.tally` on a layout of its own (nothing cached
-    shared between the two)."""
-    assume(small(h, spec))
+                 drift_histories(max_releases=10, max_services=8)),
+       st.lists(spec_strategy(), min_size=1, max_size=3), st.data())
+def test_policies_counted_together_equal_each_counted_alone(h, specs, data):
+    """:func:`engine.tallies` stacks the source rows of every strategy and
+    policy into one kernel pass and one weighted count (per set of epochs);
+    each one's counts must be those of its own :func:`engine.tally` on a
+    layout of its own (nothing cached shared between the two)."""
+    assume(all(small(h, spec) for spec in specs))
     configs = configurations(data.draw, h)
+    _check_together(h, specs, configs)
+
+
+def _check_together(h, specs, configs=None):
     def policies():
         return [*(cls() for cls in POLICIES.values()),
                 parse_vmm("qemu-compat:hidden=,safe-missing=0x603000000013c103")]
-    together = engine.tallies(h, parse_strategy(spec), policies(), configs)
-    assert len(together) == len(POLICIES) + 1
-    for policy, got in zip(policies(), together):
-        strategy, name = parse_strategy(spec), policy.name
-        try:
-            want = engine.tally(h, strategy, policy, configs)
-        except EngineUnsupported as exc:
-            assert isinstance(got, EngineUnsupported) and str(got) == str(exc)
-            continue
-        assert [x.tolist() for x in got] == [x.tolist() for x in want], name
+    together = engine.tallies(h, [parse_strategy(spec) for spec in specs], policies(), configs)
+    assert [len(row) for row in together] == [len(POLICIES) + 1] * len(specs)
+    for spec, row in zip(specs, together):
+        for policy, got in zip(policies(), row):
+            strategy, name = parse_strategy(spec), policy.name
+            try:
+                want = engine.tally(h, strategy, policy, configs)
+            except EngineUnsupported as exc:
+                assert isinstance(got, EngineUnsupported) and str(got) == str(exc)
+                continue
+            assert [x.tolist() for x in got] == [x.tolist() for x in want], (spec, name)
+
+
+def test_strategies_counted_together_equal_each_counted_alone(linux_whole, linux):
+    """The layouts of Linux share its epochs, so every strategy's models go
+    through one kernel pass: rows of several layouts, each against its own
+    destination words and strict groups."""
+    specs = list(DEFAULTS)
+    starts = {engine._layout_arrays(parse_strategy(s), linux_whole).starts.tobytes()
+              for s in specs}
+    assert len(starts) < len(specs)         # some layouts stacked in one pass
+    for h in (linux_whole, linux):
+        _check_together(h, specs)
 
 
 def test_qemu_compat_shares_qemus_model_only_where_its_ids_are_never_listed(linux_whole):
@@ -126,7 +145,8 @@ def test_qemu_compat_shares_qemus_model_only_where_its_ids_are_never_listed(linu
     for listed in ("qemu-compat", "qemu-compat:hidden=,safe-missing=TCR2_EL1",
                    "qemu-compat:hidden=VENDOR_HYP_BMAP_2,safe-missing="):
         assert engine.model(linux_whole, strategy, parse_vmm(listed)) is not qemu, listed
-    got = engine.tallies(linux_whole, strategy, [parse_vmm("qemu"), absent, parse_vmm("qemu-compat")])
+    got = engine.tallies(linux_whole, [strategy], [parse_vmm("qemu"), absent,
+                                                  parse_vmm("qemu-compat")])[0]
     assert [x.tolist() for x in got[0]] == [x.tolist() for x in got[1]]
     assert [x.tolist() for x in got[0]] != [x.tolist() for x in got[2]]
 

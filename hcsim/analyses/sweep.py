@@ -195,12 +195,13 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
             history = history.with_registers(task.registers)
         configs = [config_mod.parse(c, history) for c in task.configs]
         rows.history(seed, history)
-        for strategy in chosen:
-            # every policy of a configuration counted together; rows by policy, then config
-            got = [tallies(history, strategy, vmms, configs_i, how) for configs_i in configs]
+        # every strategy and policy of a configuration counted together;
+        # rows by strategy, then policy, then configuration
+        got = [tallies(history, chosen, vmms, configs_i, how) for configs_i in configs]
+        for s in range(len(chosen)):
             for v in range(len(vmms)):
                 for per_config in got:
-                    counted, refused, outcomes = per_config[v]
+                    counted, refused, outcomes = per_config[s][v]
                     if outcomes is not None and outcomes.reason:
                         log.warning("seed %d: %s", seed, note(outcomes))
                     rows.add(counted, refused)

@@ -79,19 +79,21 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
     return measures.counts(outcomes), measures.blamed(outcomes), outcomes
 
 
-def tallies(history: History, strategy: Strategy, vmms: Sequence[Vmm],
+def tallies(history: History, strategies: Sequence[Strategy], vmms: Sequence[Vmm],
             configs: Sequence[Config | Setting] | None = None, backend: str = "auto"
-            ) -> list[tuple[np.ndarray, np.ndarray, Outcomes | None]]:
-    """:func:`tally` under each of ``vmms``: the engine counts the policies it
-    models together (:func:`hcsim.evaluation.engine.tallies`); each of the
-    others as :func:`tally` does (the spec under ``auto``, an error under
+            ) -> list[list[tuple[np.ndarray, np.ndarray, Outcomes | None]]]:
+    """:func:`tally` of each of ``strategies`` under each of ``vmms`` (per
+    strategy, per policy): the engine counts the evaluations it models
+    together (:func:`hcsim.evaluation.engine.tallies`); each of the others
+    as :func:`tally` does (the spec under ``auto``, an error under
     ``engine``)."""
     if backend not in CHOICES:
         raise InputError(f"unknown backend {backend!r} (known: {', '.join(CHOICES)})")
-    got = (engine.tallies(history, strategy, vmms, configs) if backend != "spec"
-           else [None] * len(vmms))
-    return [(*one, None) if isinstance(one, tuple)
-            else tally(history, strategy, vmm, configs, backend) for vmm, one in zip(vmms, got)]
+    got = (engine.tallies(history, strategies, vmms, configs) if backend != "spec"
+           else [[None] * len(vmms) for _ in strategies])
+    return [[(*one, None) if isinstance(one, tuple)
+             else tally(history, strategy, vmm, configs, backend) for vmm, one in zip(vmms, row)]
+            for strategy, row in zip(strategies, got)]
 
 
 def note(outcomes: Outcomes) -> str:

@@ -528,13 +528,16 @@ class _Side:
     le: np.ndarray | None = None     # list epoch (the whole-list rule)
     top: np.ndarray | None = None    # sources: [rows, G] newest set service per strict group
     lrows: np.ndarray | None = None  # sources: the list-code rows ``le`` indexes (else the model's)
+    slf: np.ndarray | None = None    # sources: [rows, G] release listing each strict group
+                                     # (rows of several layouts; else the layout's strict_lf)
 
     def take(self, rows: np.ndarray) -> _Side:
         """The rows ``rows`` of this side."""
         return _Side(self.rel[rows], tuple(w[rows] for w in self.words),
                      None if self.T is None else self.T[rows], self.fwe[rows], self.U[rows],
                      None if self.le is None else self.le[rows],
-                     None if self.top is None else self.top[rows], self.lrows)
+                     None if self.top is None else self.top[rows], self.lrows,
+                     None if self.slf is None else self.slf[rows])
 
 
 class Model:
@@ -830,22 +833,27 @@ def _kernel(la: _LayoutArrays, src: _Side, dst: _Side, listed: np.ndarray | None
     ``listed``: the list rule's code of every pair (``[rows, dsts]``; blame
     codes with ``blame``, else refusals), or None when the model has no list
     rule.  ``dst.U`` is ``[dsts]``, or ``[rows, dsts]`` when the rows come
-    from several policies (:func:`tallies`).
+    from several policies (:func:`tallies`); the destination words
+    ``[dsts, nw]``, or ``[rows, dsts, nw]`` when they come from several
+    layouts of the history (then ``src.slf`` holds each row's strict groups;
+    ``la`` is any of them: the firmware tables are the history's).
     """
     A, B = src.words
     D1, D2 = dst.words
+    if D1.ndim == 2:
+        D1, D2 = D1[None], D2[None]
     shape = (len(src.rel), len(dst.rel))
     if la.nw == 1:
-        after = np.bitwise_and(A[:, :1], D2[:, 0][None, :], out=_work(0, shape, np.uint64))
-        after |= D1[:, 0][None, :]
+        after = np.bitwise_and(A[:, :1], D2[..., 0], out=_work(0, shape, np.uint64))
+        after |= D1[..., 0]
         Bc = B[:, :1]
         t = np.bitwise_or(after, Bc, out=_work(1, shape, np.uint64))
         code = np.not_equal(t, Bc, out=_work(2, shape, bool)).view(np.int8)
         np.bitwise_and(after, Bc, out=t)
         lost = np.not_equal(t, Bc, out=_work(3, shape, bool)).view(np.int8)
     else:
-        after = np.bitwise_and(A[:, None, :], D2[None])
-        after |= D1[None]
+        after = np.bitwise_and(A[:, None, :], D2)
+        after |= D1
         Bc = B[:, None, :]
         code = ((after | Bc) != Bc).any(-1).view(np.int8)
         lost = ((after & Bc) != Bc).any(-1).view(np.int8)
@@ -856,8 +864,9 @@ def _kernel(la: _LayoutArrays, src: _Side, dst: _Side, listed: np.ndarray | None
         refused |= la.fw_bad[:, dst.fwe][src.fwe]
     if src.top is not None:             # unknown bits of registers both list
         d = dst.rel[None, :]
+        slf = la.strict_lf[None] if src.slf is None else src.slf
         for g in range(src.top.shape[1]):
-            refused |= (la.strict_lf[g] <= d) & (d < src.top[:, g][:, None])
+            refused |= (slf[:, g][:, None] <= d) & (d < src.top[:, g][:, None])
     blames = None
     if blame:
         blames = np.where(refused, np.int8(1), np.int8(0))          # hypercall
@@ -1172,81 +1181,98 @@ def tally(history: History, strategy: Strategy, vmm: Vmm,
     :func:`counts` does): what a sweep scores per history.
     :class:`EngineUnsupported` if the engine does not model the evaluation.
     """
-    got = tallies(history, strategy, [vmm], configs)[0]
+    got = tallies(history, [strategy], [vmm], configs)[0][0]
     if isinstance(got, EngineUnsupported):
         raise got
     return got
 
 
-def tallies(history: History, strategy: Strategy, vmms: Sequence[Vmm],
+def tallies(history: History, strategies: Sequence[Strategy], vmms: Sequence[Vmm],
             configs: Sequence[Config | Setting] | None = None
-            ) -> list[tuple[np.ndarray, np.ndarray] | EngineUnsupported]:
-    """:func:`tally` of one strategy under each of ``vmms``, counted together:
-    the source rows of every policy's model are stacked against the layout's
-    epochs and go through :func:`_kernel` and one weighted count at once
-    (a history's policies share its epochs; only their rows differ).
+            ) -> list[list[tuple[np.ndarray, np.ndarray] | EngineUnsupported]]:
+    """:func:`tally` of each of ``strategies`` under each of ``vmms``, counted
+    together: the source rows of every distinct model are stacked against
+    the history's epochs and go through :func:`_kernel` and one weighted
+    count at once (the layouts of a history usually share their epochs;
+    models whose layouts do not are counted in one pass per epoch set).
 
-    Per policy its ``(counts, refused)``, or the :class:`EngineUnsupported`
-    saying why the engine does not model it (returned, not raised: the
-    caller decides, e.g. :func:`hcsim.evaluation.backends.tallies`).
+    Per strategy, per policy: its ``(counts, refused)``, or the
+    :class:`EngineUnsupported` saying why the engine does not model it
+    (returned, not raised: the caller decides, e.g.
+    :func:`hcsim.evaluation.backends.tallies`).
     """
     cfgs = _configs(configs)
-    out: list = [None] * len(vmms)
-    found: dict[int, tuple[Model, list[int]]] = {}
-    for i, vmm in enumerate(vmms):
-        try:
-            m = model(history, strategy, vmm)
-        except EngineUnsupported as exc:
-            out[i] = exc
-            continue
-        found.setdefault(id(m), (m, []))[1].append(i)
+    out: list[list] = [[None] * len(vmms) for _ in strategies]
+    found: dict[int, tuple[Model, list[tuple[int, int]]]] = {}
+    for s, strategy in enumerate(strategies):
+        for i, vmm in enumerate(vmms):
+            try:
+                m = model(history, strategy, vmm)
+            except EngineUnsupported as exc:
+                out[s][i] = exc
+                continue
+            found.setdefault(id(m), (m, []))[1].append((s, i))
     if not found:
         return out
     first = next(iter(found.values()))[0]
     try:
-        off = first.settings(cfgs)          # the layout's: the same for its models
+        off = first.settings(cfgs)          # the history's: the same for every model
     except EngineUnsupported as exc:
-        return [exc if got is None else got for got in out]
+        return [[exc if got is None else got for got in row] for row in out]
     key = off.tobytes()
-    todo = [m for m, _ in found.values() if key not in m.tallies]
-    if todo:
-        try:
+    same: dict[bytes, list[Model]] = {}     # models to count, by their layout's epochs
+    for m, _ in found.values():
+        if key not in m.tallies:
+            same.setdefault(m.arrays.starts.tobytes(), []).append(m)
+    try:
+        for todo in same.values():
             _count_stacked(todo, off)
-        finally:
-            _release()
+    finally:
+        _release()
     for m, where in found.values():
         counted, refused = m.tallies[key]
-        for i in where:
-            out[i] = (counted.copy(), refused.copy())
+        for s, i in where:
+            out[s][i] = (counted.copy(), refused.copy())
     return out
 
 
 def _count_stacked(models: list[Model], off: np.ndarray) -> None:
-    """Count the epoch pairs of ``models`` (one layout's, distinct) in one
-    pass and keep each model's ``(counts, refused)`` in its ``tallies``."""
+    """Count the epoch pairs of ``models`` (distinct, of layouts of one history
+    with the same epochs) in one pass and keep each model's
+    ``(counts, refused)`` in its ``tallies``."""
     la = models[0].arrays
     starts, weights = _epoch_weights(models[0])
     E, C, P = len(starts), off.shape[1], len(models)
     src = [m.sources(starts, off) for m in models]
-    dst = models[0].destinations(starts)
+    dst = {id(m.arrays): m.destinations(starts) for m in models}     # per layout
     listed = np.zeros((P, C * E, E), np.int8)
     for p, (m, side) in enumerate(zip(models, src)):
         if m.lcode is not None:
-            listed[p] = m._listed(side, replace(dst, le=m.le[starts]))
-    G = len(la.strict_lf)
+            listed[p] = m._listed(side, replace(dst[id(m.arrays)], le=m.le[starts]))
+    G = max(len(m.arrays.strict_lf) for m in models)
     top = np.full((P, C * E, G), _NONE, np.int64)
-    for p, side in enumerate(src):
+    slf = np.full((P, G), _NEVER, np.int64)         # padding: never listed, never refuses
+    for p, (m, side) in enumerate(zip(models, src)):
         if side.top is not None:
-            top[p] = side.top
+            g = side.top.shape[1]
+            top[p, :, :g] = side.top
+            slf[p, :g] = m.arrays.strict_lf
     unsupported = starts[None, :] >= np.array([m.unsupported_from for m in models])[:, None]
 
     def cat(get):
         return np.concatenate([get(side) for side in src])
+    several = len(dst) > 1
     rows = _Side(cat(lambda x: x.rel), (cat(lambda x: x.words[0]), cat(lambda x: x.words[1])),
                  cat(lambda x: x.T), cat(lambda x: x.fwe), cat(lambda x: x.U),
-                 top=top.reshape(P * C * E, G) if G else None)
+                 top=top.reshape(P * C * E, G) if G else None,
+                 slf=np.repeat(slf, C * E, axis=0) if G and several else None)
+    one = dst[id(la)]
+    words = one.words
+    if several:         # each row against its own layout's destination words
+        words = tuple(np.repeat(np.stack([dst[id(m.arrays)].words[w] for m in models]),
+                                C * E, axis=0) for w in (0, 1))
     dst_U = np.repeat(unsupported, C * E, axis=0)           # [P * C * E, E]
-    code, _, _, blames = _kernel(la, rows, replace(dst, U=dst_U),
+    code, _, _, blames = _kernel(la, rows, replace(one, words=words, U=dst_U),
                                  listed.reshape(P * C * E, E), blame=True)
     # bin = (policy * outcomes + outcome code) * 4 + blame (0 unless refused)
     k = len(OUTCOMES)
