@@ -5,7 +5,7 @@
     python benchmarks/bench_engine.py --quick          # tiny sizes, to check the script
 
 The figures are those of ``hcsim bench`` (:mod:`hcsim.frontends.bench`): best of
-at least ``--repeat`` runs (and of a quarter of a second) on a shared machine,
+at least ``--repeat`` runs (and of half a second) on a shared machine,
 with the spread (worst / best).
 """
 
@@ -31,7 +31,8 @@ def markdown(r: dict) -> str:
     w = r["workload"]
     out = [f"Workload: `{w['history']}`, {w['releases']} releases, {w['services']} services "
            f"({w['epochs']} epochs), `{w['strategy']}` under `{w['vmm']}`; best of "
-           f">= {r['repeat']} runs and >= {bench.MIN_SECONDS:g} s (spread = worst/best), {platform.machine()}, "
+           f">= {r['repeat']} runs and >= {bench.MIN_SECONDS:g} s (spread = worst/best), "
+           f"{platform.machine()}, "
            f"Python {platform.python_version()}.", "",
            "| measure | pairs | pairs/s | spread |", "|---|---:|---:|---:|"]
     for key, label in (("scalar", "scalar spec (sampled pairs)"),
@@ -52,6 +53,10 @@ def markdown(r: dict) -> str:
     st = r["streaming"]
     out.append(f"| {st['releases']} | {fmt(st['pairs'])} | {fmt(st['pairs_per_s'])} | "
                f"{st['peak_rss_mib']:.0f} | (streaming) | |")
+    il = r["interleaved"]
+    out += ["", f"Interleaved in one process ({il['rounds']} rounds, each timing every size): "
+            + ", ".join(f"{k} releases {fmt(v)}" for k, v in il["pairs_per_s"].items())
+            + f" dense pairs/s; fastest size / slowest **{il['ratio']:.2f}x**."]
     out += ["", f"| strategy (under `{w['vmm']}`) | dense pairs/s | compressed pairs/s |",
             "|---|---:|---:|"]
     for s in r["strategies"]:

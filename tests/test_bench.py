@@ -23,6 +23,9 @@ def test_bench_quick_json_has_every_figure(capsys):
         assert report[key]["pairs_per_s"] > 0 and report[key]["spread"] >= 1
     assert [s["releases"] for s in report["sizes"]] == list(bench.QUICK_SIZES)
     assert all(s["counts"]["pairs"] == s["releases"] ** 2 for s in report["sizes"])
+    il = report["interleaved"]
+    assert list(il["pairs_per_s"]) == [str(n) for n in bench.QUICK_SIZES]
+    assert il["ratio"] == max(il["pairs_per_s"].values()) / min(il["pairs_per_s"].values())
     assert report["streaming"]["pairs"] == bench.QUICK_STREAM ** 2
     assert report["streaming"]["peak_rss_mib"] > 0
     assert [s["strategy"] for s in report["strategies"]] == list(DEFAULTS)
