@@ -161,17 +161,11 @@ def fresh(history: History, strategy: Strategy, release: int
 
 
 def _fresh_ids(history: History, strategy: Strategy, release: int) -> np.ndarray:
-    """:func:`fresh`'s list as ``uint64`` ids (kept with it: a sweep asks once per VMM).
-
-    Read off the kernel without booting a VM: a vCPU's ``KVM_GET_REG_LIST``
-    is its kernel's :meth:`~hcsim.model.kvm.Kernel.reg_list` for the vCPU's
-    features, the history's on a vCPU initialised without others (what
-    :func:`fresh` boots)."""
+    """:func:`fresh`'s list as ``uint64`` ids (kept with it: a sweep asks once per VMM)."""
     per = _FRESH.setdefault(strategy.layout(history), {})
     key = ("ids", release, history.host)
     if key not in per:
-        ids = Kernel(history, release, strategy).reg_list(history.features)[0]
-        per[key] = np.array(ids, np.uint64)
+        per[key] = np.array(fresh(history, strategy, release)[0], np.uint64)
         per[key].flags.writeable = False
     return per[key]
 
