@@ -188,7 +188,7 @@ class _LayoutArrays:
         self.reg_ids = ids       # uint64, sorted (read-only)
         # the history's cuts and where this layout lists a register
         self.starts = _in_range(np.union1d(ha.cuts, self.reg_lf_sorted), self.n)
-        self.epoch_weights: np.ndarray | None = None    # _epoch_weights, built when asked
+        self.epoch_weights: tuple | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model | tuple] = {}     # by policy and by behaviour; _answers
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
@@ -1128,13 +1128,15 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
     return out[[2, 0]]
 
 
-def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
-    """The epochs' first releases, and ``[2, E * E]`` release pairs per epoch
-    pair, forward then backward.
+def _epoch_weights(m: Model) -> tuple[np.ndarray, tuple]:
+    """The epochs' first releases, and how to count their pairs: per epoch
+    pair (flat, ``E * E``) the release pairs it stands for and the bin offset
+    of their direction (0 forward, ``size`` backward), and the diagonal's
+    backward half (its index and weights).
 
     Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
-    forward when i < j; inside one epoch, size * (size - 1) / 2 each way
-    (the backward weights are the transpose).
+    forward when i < j and all backward when i > j; inside one epoch,
+    size * (size - 1) / 2 each way.
     """
     la = m.arrays
     w = la.epoch_weights            # one per layout: its VMMs share the epochs
@@ -1144,27 +1146,34 @@ def _epoch_weights(m: Model) -> tuple[np.ndarray, np.ndarray]:
         key = ("weights", la.starts.tobytes())
         w = memo.get(key)
         if w is None:
+            E = len(la.starts)
             size = np.diff(np.append(la.starts, m.n)).astype(np.float64)
-            fwd = np.triu(np.outer(size, size), 1)
-            fwd[np.diag_indices(len(la.starts))] = size * (size - 1) / 2
-            w = memo[key] = np.stack([fwd.ravel(), fwd.T.ravel()])
-            w.flags.writeable = False
+            weight = np.outer(size, size)
+            inside = size * (size - 1) / 2
+            weight[np.diag_indices(E)] = inside
+            backward = np.tril(np.ones((E, E), bool), -1).ravel()
+            diag = np.arange(E) * (E + 1)
+            w = memo[key] = (weight.ravel(), backward, diag, inside)
+            for a in w:
+                a.flags.writeable = False
         la.epoch_weights = w
     return la.starts, w
 
 
-def _epoch_counts(bins: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+def _epoch_counts(bins: np.ndarray, weights: tuple, size: int) -> np.ndarray:
     """``[2, size]``: how many release pairs, forward then backward, fall in
     each bin of ``bins`` (``[C * E, E]`` over epoch pairs, ``weights`` from
-    :func:`_epoch_weights`): one weighted count, the backward bins shifted
-    by ``size``.  Float64 weights count exactly below 2**53."""
-    C = bins.size // weights.shape[1]
-    index = np.empty((2, C, weights.shape[1]), np.int64)
-    index[0] = bins.reshape(C, -1)
-    np.add(index[0], size, out=index[1])
-    w = np.broadcast_to(weights[:, None, :], index.shape)
-    return np.rint(np.bincount(index.reshape(-1), w.reshape(-1), minlength=2 * size)
-                   ).astype(np.int64).reshape(2, size)
+    :func:`_epoch_weights`): one weighted count, backward bins shifted by
+    ``size``, each epoch pair counted once and the diagonal's backward half
+    once more.  Float64 weights count exactly below 2**53."""
+    weight, backward, diag, inside = weights
+    C = bins.size // len(weight)
+    index = bins.reshape(C, -1).astype(np.int64)
+    index[:, backward] += size
+    both = np.concatenate([index.reshape(-1), index[:, diag].reshape(-1) + size])
+    w = np.concatenate([np.broadcast_to(weight, index.shape).reshape(-1),
+                        np.broadcast_to(inside, (C, len(inside))).reshape(-1)])
+    return np.rint(np.bincount(both, w, minlength=2 * size)).astype(np.int64).reshape(2, size)
 
 
 def tally(history: History, strategy: Strategy, vmm: Vmm,
@@ -1244,7 +1253,10 @@ def _count_stacked(models: list[Model], off: np.ndarray) -> None:
     starts, weights = _epoch_weights(models[0])
     E, C, P = len(starts), off.shape[1], len(models)
     src = [m.sources(starts, off) for m in models]
-    dst = {id(m.arrays): m.destinations(starts) for m in models}     # per layout
+    dst: dict[int, _Side] = {}                                        # per layout
+    for m in models:
+        if id(m.arrays) not in dst:
+            dst[id(m.arrays)] = m.destinations(starts)
     listed = np.zeros((P, C * E, E), np.int8)
     for p, (m, side) in enumerate(zip(models, src)):
         if m.lcode is not None:
