@@ -190,7 +190,7 @@ class _LayoutArrays:
         self.starts = _in_range(np.union1d(ha.cuts, self.reg_lf_sorted), self.n)
         self.epoch_weights: tuple | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
-        self.models: dict[tuple, Model | tuple] = {}     # by policy and by behaviour; _answers
+        self.models: dict[tuple, Model | tuple] = {}     # by policy and behaviour; _answers; events
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
         self.present: frozenset[int] | None = None      # _present()
         self._configured: dict = {}     # configured(), per source releases and setting
@@ -606,18 +606,24 @@ class Model:
         self.strict_members = la.strict_members
         if not (history.whole or hidden or safe):
             return
-        if hidden & set(la.fw_ids.tolist()):
+        if hidden and hidden & set(la.fw_ids.tolist()):
             raise EngineUnsupported(f"{vmm.name} hides a firmware register")
         # shared by the strategies and VMMs of the history (its other-register
         # data), else by the VMMs of this layout
         cache = history.other._tables if history.other is not None else la.lists
         # the hypercall ids saved per release (every firmware register is
         # saved, none hidden: checked above)
-        kept = np.flatnonzero(self._reg_saves & ~self._reg_hidden)
-        # keyed by the listing events, not the lists (hashing those costs more)
-        events = (np.concatenate([la.fw_intro, la.reg_lf[kept]]),
-                  np.concatenate([la.fw_ids, la.reg_ids[kept]]))
-        hkey = ("hyp", self.n, events[0].tobytes(), events[1].tobytes())
+        kept = self._reg_saves & ~self._reg_hidden
+        # keyed by the listing events, not the lists (hashing those costs more);
+        # the key asked once per layout and saved registers
+        ekey = ("events", kept.tobytes())
+        hit = la.models.get(ekey)
+        if hit is None:
+            events = (np.concatenate([la.fw_intro, la.reg_lf[kept]]),
+                      np.concatenate([la.fw_ids, la.reg_ids[kept]]))
+            hit = la.models[ekey] = (("hyp", self.n, events[0].tobytes(), events[1].tobytes()),
+                                     events)
+        hkey, events = hit
         hyp = cache.get(hkey)
         if hyp is None:
             hyp = cache[hkey] = lists.listed_by_release(self.n, *events)
@@ -659,8 +665,13 @@ class Model:
         # A snapshot writer meets the other registers first (they sort first):
         # one the destination lacks fails the restore, blaming it and every
         # later register the destination lacks (``missing``).
-        self.lcode = tab.qemu if self.whole_list else \
-            np.where(tab.missing & np.int8(lists.OTHER), tab.missing, np.int8(0)).astype(np.int8)
+        if self.whole_list:
+            self.lcode = tab.qemu
+        else:
+            self.lcode = cache.get(("snapshot", tkey))
+            if self.lcode is None:
+                self.lcode = cache["snapshot", tkey] = _frozen(np.where(
+                    tab.missing & np.int8(lists.OTHER), tab.missing, np.int8(0)).astype(np.int8))
 
     def release(self) -> None:
         """Free the large scratch buffers (:func:`_work`)."""
