@@ -5,7 +5,8 @@ seeds ``seed`` .. ``seed + histories - 1``, so any row can be regenerated
 with ``hcsim generate --seed``), scores every (history, strategy, VMM
 policy, configuration) with the vectorised engine
 (:func:`hcsim.evaluation.backends.tallies`: counts taken on epoch pairs
-without the ``[n, n]`` matrix, a strategy's policies together; then the scorecard of ``hcsim compare``
+without the ``[n, n]`` matrix, a history's strategies and policies
+together; then the scorecard of ``hcsim compare``
 from the same counts, :func:`hcsim.evaluation.measures.score_counts`'s
 arithmetic for a batch of rows at once: :class:`Rows`) and
 returns a tidy :class:`pandas.DataFrame`, one row per combination:

@@ -66,17 +66,21 @@ representative per epoch and expands (``compress=True``); ``compress=False``
 evaluates every release pair, chunk by chunk (the dense kernel that
 ``hcsim bench`` times).  Both give identical results.
 
-Several policies at once
-------------------------
-A layout's policies share its epochs and most of their source rows (the
+Several policies and strategies at once
+---------------------------------------
+A history's layouts share its services, firmware epochs and the releases
+where those change (:class:`_HistoryArrays`, kept in ``History.memo``);
+a layout's policies share its epochs and most of their source rows (the
 slot values, the guest view, the thresholds: :class:`_Configured`, built
 once per layout and setting).  Policies that read the same of every
 register share one :class:`Model` (:func:`model`); :func:`tallies` counts
-the distinct models of a layout together: their source rows are stacked
-through one :func:`_kernel` pass and one weighted count over epoch pairs,
-each policy's list codes and unsupported releases carried per row.  A
-sweep's arrays hold a few dozen epochs, so the cost is in numpy calls,
-not in pairs: one pass per layout instead of one per policy.
+the distinct models of a history's strategies together: their source rows
+are stacked through one :func:`_kernel` pass and one weighted count over
+epoch pairs per set of epochs (a sweep's layouts of one history share
+theirs), each model's list codes, unsupported releases, destination words
+and strict groups carried per row.  A sweep's arrays hold a few dozen
+epochs, so the cost is in numpy calls, not in pairs: one pass per history
+instead of one per policy.
 
 Assumptions checked when a model is built (:class:`EngineUnsupported` if a
 strategy, VMM or configuration breaks them; :func:`supports` asks first):
@@ -135,9 +139,10 @@ class EngineUnsupported(InputError):
 class _LayoutArrays:
     """Per-service, per-register and per-release arrays of one :class:`Layout`.
 
-    VMM-independent, built once per layout (cached in ``_LAYOUTS``).  The
-    per-release sets are tables ``[n, nw]``: row ``r`` holds the services
-    whose threshold is at or below ``r``.
+    VMM-independent, built once per layout (cached in ``_LAYOUTS``); the
+    parts that depend on the history alone are its :class:`_HistoryArrays`'
+    (shared, read-only).  The per-release sets are tables ``[n, nw]``: row
+    ``r`` holds the services whose threshold is at or below ``r``.
     """
 
     def __init__(self, layout: Layout, width: int):
