@@ -10,7 +10,10 @@ process per core: the old commit in a detached ``git worktree`` (first on
 ``PYTHONPATH``), this tree in the other.  Each warms up, asks every policy
 about every id drift can draw (where the code has ``synthetic.drift_ids``),
 then times ``sweep.run(HISTORIES, releases=100, jobs=1)`` for ``ROUNDS``
-rounds and prints the median CPU ms per history.  Each tree sweeps its own
+rounds and prints the median CPU ms per history.  The cores of this
+machine are not equally fast either, so each process is pinned to one core
+(``os.sched_setaffinity``) and the run is done twice, the cores swapped;
+the medians are over both halves.  Each tree sweeps its own
 defaults (every strategy and VMM policy it has: six policies before
 ``qemu-compat``, seven since); an old commit without drift is run without.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,7 +62,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old", help="a commit (hash, tag or branch) to compare with this tree")
     ap.add_argument("--drift", default="linux", choices=("linux", "none"))
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=8, help="rounds per half (cores swapped)")
     ap.add_argument("--histories", type=int, default=20)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,20 +71,28 @@ def main() -> int:
                         args.old], check=True, capture_output=True)
         try:
             argv = [args.drift, str(args.rounds), str(args.histories)]
-            runs = []
-            for tree in (old, ROOT):
-                env = {**os.environ, "PYTHONPATH": str(tree)}
-                runs.append(subprocess.Popen([sys.executable, "-c", MEASURE, *argv], env=env,
-                                             stdout=subprocess.PIPE, text=True, cwd=tmp))
-            got = [json.loads(p.communicate()[0]) for p in runs]
-            if any(p.returncode for p in runs):
-                print("side_by_side: a measuring process failed", file=sys.stderr)
-                return 1
+            cores = sorted(os.sched_getaffinity(0))[:2]
+            got = []
+            for half in (cores, cores[::-1]):
+                runs = []
+                for tree, core in zip((old, ROOT), half):
+                    env = {**os.environ, "PYTHONPATH": str(tree)}
+                    runs.append(subprocess.Popen(
+                        [sys.executable, "-c", MEASURE, *argv], env=env, stdout=subprocess.PIPE,
+                        text=True, cwd=tmp,
+                        preexec_fn=lambda core=core: os.sched_setaffinity(0, {core})))
+                got.append([json.loads(p.communicate()[0]) for p in runs])
+                if any(p.returncode for p in runs):
+                    print("side_by_side: a measuring process failed", file=sys.stderr)
+                    return 1
+            got = [{**a, "rounds": a["rounds"] + b["rounds"],
+                    "median": statistics.median(a["rounds"] + b["rounds"])}
+                   for a, b in zip(*got)]
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                            check=False, capture_output=True)
-    print(f"CPU ms per history, median of {args.rounds} rounds of {args.histories} "
-          f"histories at 100 releases, both at once:")
+    print(f"CPU ms per history, median of 2 x {args.rounds} rounds of {args.histories} "
+          f"histories at 100 releases, both at once, cores swapped between the halves:")
     for label, r in zip((args.old, "this tree"), got):
         drift = "drift linux" if r["drift"] else "no drift"
         print(f"  {label:<12} {r['median']:7.1f}  ({drift}; rounds "
