@@ -240,7 +240,6 @@ class _HistoryArrays:
     epochs and the releases where those change (kept in ``History.memo``)."""
 
     def __init__(self, h: History):
-        self.history = h
         n = self.n = len(h.releases)
         self.rf = h.registers_from
         self.names = tuple(s.name for s in h.services)
@@ -252,15 +251,14 @@ class _HistoryArrays:
         self.sup = _table(self.intro, n, nw)
         self.fw_intro = np.array([f.introduced for f in h.firmware], dtype=np.int64)
         self.fw_ids = np.array([f.id for f in h.firmware], dtype=np.uint64)
-        self.fw_epoch, self.fw_bad = self._firmware_epochs()
+        self.fw_epoch, self.fw_bad = self._firmware_epochs(h)
         self.fw_threshold = self._firmware_thresholds()
-        self.cuts = self._cuts()
+        self.cuts = self._cuts(h)
         for a in (self.intro, self.on, self.sup, self.fw_intro, self.fw_ids, self.fw_epoch,
                   self.fw_bad, self.cuts):
             a.flags.writeable = False
-        del self.history        # nothing kept in the history's memo refers back to it
 
-    def _firmware_epochs(self) -> tuple[np.ndarray, np.ndarray]:
+    def _firmware_epochs(self, h: History) -> tuple[np.ndarray, np.ndarray]:
         """Firmware epoch of every release, and which epoch pairs refuse.
 
         ``bad[e, f]``: a VM created in epoch ``e`` saves a firmware value that
@@ -268,7 +266,7 @@ class _HistoryArrays:
         Values come from :meth:`hcsim.model.history.Firmware.at` with the history's
         host profile (a profile's values do not change with the release).
         """
-        h, n = self.history, self.n
+        n = self.n
         if not h.firmware:
             return np.zeros(n, np.int64), np.zeros((1, 1), bool)
         rel = np.arange(n)
@@ -312,10 +310,10 @@ class _HistoryArrays:
         out = np.where(k < len(bad), first[np.minimum(k, len(bad) - 1)], self.n)
         return np.where(bad.any(1), out, _NONE).astype(np.int64)
 
-    def _cuts(self) -> np.ndarray:
+    def _cuts(self, h: History) -> np.ndarray:
         """The releases where the history's own sets change (services, firmware,
         other registers); a layout adds the releases listing its registers."""
-        h, n = self.history, self.n
+        n = self.n
         cuts = [0, self.rf, *self.intro.tolist(), *self.fw_intro.tolist()]
         cuts += [start for f in h.firmware for start, _ in f.values]
         fe = self.fw_epoch

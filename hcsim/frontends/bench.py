@@ -95,12 +95,15 @@ MIN_SECONDS = 0.5
 MAX_RUNS = 1000
 
 
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, int]:
-    """(best, worst) wall time of at least ``repeat`` calls (and, with
-    ``repeat > 1``, of as many as :data:`MIN_SECONDS` takes), and how many."""
+def timed(fn: Callable[[], object], repeat: int, seconds: float | None = None
+          ) -> tuple[float, float, int]:
+    """(best, worst) wall time of at least ``repeat`` calls and of as many as
+    ``seconds`` takes (default :data:`MIN_SECONDS` with ``repeat > 1``, else
+    none; at most :data:`MAX_RUNS`), and how many calls."""
+    if seconds is None:
+        seconds = MIN_SECONDS if repeat > 1 else 0.0
     times: list[float] = []
-    while (len(times) < repeat
-           or (repeat > 1 and sum(times) < MIN_SECONDS and len(times) < MAX_RUNS)):
+    while len(times) < repeat or (sum(times) < seconds and len(times) < MAX_RUNS):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
@@ -148,13 +151,7 @@ def interleaved(sizes: tuple[int, ...], spec: str, vmm: str, seed: int, rounds: 
     best = dict.fromkeys(sizes, float("inf"))
     for _ in range(rounds):
         for releases, fn in jobs:
-            spent = 0.0
-            while spent < ROUND_SECONDS or spent == 0.0:
-                t = time.perf_counter()
-                fn()
-                took = time.perf_counter() - t
-                spent += took
-                best[releases] = min(best[releases], took)
+            best[releases] = min(best[releases], timed(fn, 1, ROUND_SECONDS)[0])
     rates = {releases: releases * releases / best[releases] for releases in sizes}
     return {"rounds": rounds, "pairs_per_s": {str(k): v for k, v in rates.items()},
             "ratio": max(rates.values()) / min(rates.values())}
