@@ -81,3 +81,16 @@ def test_readme_examples_are_the_real_output():
     import update_readme
     text = (ROOT / "README.md").read_text()
     assert update_readme.render(text) == text, "run benchmarks/update_readme.py"
+
+
+def test_readme_has_each_heading_and_paragraph_once():
+    """A speed update once pasted a second copy of five sections: every
+    heading, and every paragraph of prose, appears once."""
+    text = (ROOT / "README.md").read_text()
+    text = re.sub(r"```.*?```", "", text, flags=re.S)       # code blocks may repeat
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
+    assert len(headings) == len(set(headings)), sorted(
+        h for h in set(headings) if headings.count(h) > 1)
+    paragraphs = [p.strip() for p in text.split("\n\n") if len(p.strip()) > 200]
+    repeated = {p[:60] for p in paragraphs if paragraphs.count(p) > 1}
+    assert not repeated, repeated
