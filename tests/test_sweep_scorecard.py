@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import math
 
+import histgen
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from hcsim.analyses import sweep
-from hcsim.evaluation import backends, measures
+from hcsim.evaluation import backends, engine, measures
 from hcsim.model import config as config_mod
 from hcsim.model import strategies, synthetic
 from hcsim.model import vmm as vmm_mod
@@ -144,3 +147,31 @@ def test_last_costs_sum_each_registers_answer(seed):
             assert got == want, (st.spec, vmm.name)
             c = measures.cost_at(h, st, vmm, last, feature_only=True)
             assert c.bytes_per_vcpu == _by_register(h, st, vmm, feature_only=True)[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=histgen.histories(max_releases=6, max_services=8, drift=True),
+       view=hs.sampled_from(["all", "hypercall"]))
+def test_engine_new_vm_is_the_booted_one(h, view):
+    """The sweep reads a new VM off the engine's arrays (engine.fresh): at
+    every release, under every default strategy, the same ids as the spec's
+    booted vCPU lists and as many services as its guest sees."""
+    h = h.with_registers(view)
+    for spec in (*strategies.DEFAULTS, "raz-wi:ranges=1"):
+        strategy = strategies.parse(spec)
+        for r in range(len(h.releases)):
+            ids, seen = engine.fresh(h, strategy, r)
+            booted, view_names = measures.fresh(h, strategy, r)
+            assert ids.tolist() == list(booted), (spec, r)
+            assert seen == len(view_names), (spec, r)
+
+
+@pytest.mark.parametrize("view", ["all", "hypercall"])
+def test_engine_new_vm_is_the_booted_one_on_linux(linux_whole, view):
+    h = linux_whole.with_registers(view)
+    for spec in strategies.DEFAULTS:
+        strategy = strategies.parse(spec)
+        for r in range(len(h.releases)):
+            ids, seen = engine.fresh(h, strategy, r)
+            booted, view_names = measures.fresh(h, strategy, r)
+            assert ids.tolist() == list(booted) and seen == len(view_names), (spec, r)

@@ -57,7 +57,7 @@ import numpy as np
 
 from hcsim import files, limits
 from hcsim.errors import InputError
-from hcsim.evaluation import measures
+from hcsim.evaluation import engine, measures
 from hcsim.evaluation.backends import note, tallies
 from hcsim.model import config as config_mod
 from hcsim.model import strategies, synthetic
@@ -113,14 +113,17 @@ class Rows:
 
     What depends on the history and strategy alone (pickup, exhaustion) is
     asked once per strategy, the cost at the last release once per history
-    (:func:`~hcsim.evaluation.measures.last_costs`), and the shares of every
+    (:func:`~hcsim.evaluation.measures.last_costs`; the new VMs' lists and
+    guest views read off the engine's arrays, :func:`~hcsim.evaluation.engine.fresh`,
+    not booted), and the shares of every
     row at the end, from the stacked counts
     (:func:`~hcsim.evaluation.measures.flat_columns`).
     """
 
     def __init__(self, chosen: Sequence[strategies.Strategy], vmms: Sequence[vmm_mod.Vmm],
-                 configs: int):
+                 configs: int, backend: str = "auto"):
         self.chosen, self.vmms, self.configs = chosen, vmms, configs
+        self.backend = backend
         self.seeds: list[int] = []
         self.services: list[int] = []
         self.ex_index: list[int] = []
@@ -134,13 +137,32 @@ class Rows:
         """Start the rows of ``history``."""
         self.seeds.append(seed)
         self.services.append(len(history.services))
-        cost, list_cost = measures.last_costs(history, self.chosen, self.vmms)
+        new_vms = self._new_vms(history)
+        cost, list_cost = measures.last_costs(history, self.chosen, self.vmms,
+                                              None if new_vms is None else new_vms[0])
         self.cost.append(cost)
         self.list_cost.append(list_cost)
-        for strategy in self.chosen:
+        for k, strategy in enumerate(self.chosen):
             ex = measures.exhaustion(history, strategy)
             self.ex_index.append(history.index(ex) if ex else -1)
-            self.pickup.append(measures.new_vm_pickup(history, strategy))
+            self.pickup.append(measures.new_vm_pickup(
+                history, strategy, None if new_vms is None else new_vms[1][k]))
+
+    def _new_vms(self, history: History) -> tuple[list, list] | None:
+        """Each strategy's new VM at the last release off the engine's arrays
+        (:func:`~hcsim.evaluation.engine.fresh`: its list and how many
+        services it sees), or None where the spec is to boot one: under the
+        ``scalar`` engine, or when the engine does not model a layout (its
+        counts then come from the spec too, with a logged warning)."""
+        if self.backend == "spec":
+            return None
+        try:
+            got = [engine.fresh(history, s, len(history.releases) - 1) for s in self.chosen]
+        except engine.EngineUnsupported:
+            if self.backend == "engine":
+                raise
+            return None
+        return [ids for ids, _ in got], [seen for _, seen in got]
 
     def add(self, counted: np.ndarray, refused: np.ndarray) -> None:
         """The next row's counts (:func:`~hcsim.evaluation.backends.tallies`)."""
@@ -189,7 +211,7 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
     vmms = [vmm_mod.parse(v) for v in task.vmms]
     if task.params.drifts and len(task.seeds) >= LEARN_FROM:
         _learn_drift_ids(vmms)
-    rows = Rows(chosen, vmms, len(task.configs))
+    rows = Rows(chosen, vmms, len(task.configs), how)
     for seed in task.seeds:
         history = task.params.history(seed)
         if task.registers is not None:

@@ -195,7 +195,7 @@ class _LayoutArrays:
         self.starts = _in_range(np.union1d(ha.cuts, self.reg_lf_sorted), self.n)
         self.epoch_weights: tuple | None = None    # _epoch_weights, built when asked
         self.exhaustion = layout.exhaustion()
-        self.models: dict[tuple, Model | tuple] = {}     # by policy and behaviour; _answers; events
+        self.models: dict[tuple, Model | tuple] = {}     # by policy and behaviour; _answers; events; fresh
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
         self.present: frozenset[int] | None = None      # _present()
         self._configured: dict = {}     # configured(), per source releases and setting
@@ -1007,6 +1007,34 @@ def supports(history: History, strategy: Strategy, vmm: Vmm,
     return True, ""
 
 
+def fresh(history: History, strategy: Strategy, release: int) -> tuple[np.ndarray, int]:
+    """A new VM at ``release`` as the engine's arrays hold it: the ids its
+    vCPU lists (``KVM_GET_REG_LIST`` without CORE and SVE: the firmware and
+    feature registers listed by then, and in the ``all`` view the other
+    registers of the history's host and vCPU features; sorted ``uint64``,
+    read-only) and how many services its guest sees (``B`` of the module
+    docstring with nothing turned off or on).
+
+    What :func:`hcsim.evaluation.measures.fresh` gets by booting the spec's
+    kernel, without the boot (a sweep asks once per history and strategy);
+    ``tests/test_sweep_scorecard.py`` checks that the two agree.
+    :class:`EngineUnsupported` if the engine does not model the layout.
+    """
+    la = _layout_arrays(strategy, history)
+    key = ("fresh", release)
+    hit = la.models.get(key)
+    if hit is None:
+        parts = [la.fw_ids[la.fw_intro <= release], la.reg_ids[la.reg_lf <= release]]
+        other = lists.listed_other(history)
+        if other is not None:
+            parts.append(other.ids[other.member[other.epoch[release]]])
+        sup = la.sup[release]
+        seen = sup if release < la.rf else sup & (~la.cov | (la.listed_all[release] & la.on))
+        hit = la.models[key] = (_frozen(np.sort(np.concatenate(parts))),
+                                int(np.bitwise_count(seen).sum()))
+    return hit
+
+
 def _check_vcpus(vcpus: int) -> None:
     if vcpus != 1:
         raise EngineUnsupported(f"it evaluates one vCPU, not {vcpus}")
@@ -1343,5 +1371,5 @@ def _tally(codes: np.ndarray, offset: int = 0) -> np.ndarray:
     return out
 
 
-__all__ = ["DEFAULT_CHUNK_PAIRS", "EngineUnsupported", "Model", "counts", "evaluate", "model",
-           "supports", "tallies", "tally"]
+__all__ = ["DEFAULT_CHUNK_PAIRS", "EngineUnsupported", "Model", "counts", "evaluate", "fresh",
+           "model", "supports", "tallies", "tally"]

@@ -239,13 +239,18 @@ def _part_sums(ids: np.ndarray, vmms: Sequence[Vmm], keys: tuple, feature_only: 
     return hit
 
 
-def last_costs(history: History, strategies: Sequence[Strategy], vmms: Sequence[Vmm]
-               ) -> tuple[np.ndarray, np.ndarray]:
+def last_costs(history: History, strategies: Sequence[Strategy], vmms: Sequence[Vmm],
+               lists: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``bytes_per_vcpu`` and ``list_bytes_per_vcpu`` of the scorecard
     (:func:`cost_at` at the last release) of every strategy under every VMM,
-    ``[strategy, VMM]`` floats, NaN where the VMM cannot handle a register."""
+    ``[strategy, VMM]`` floats, NaN where the VMM cannot handle a register.
+
+    ``lists``: each strategy's new-VM list at the last release, if the caller
+    has it (:func:`hcsim.evaluation.engine.fresh`); else a VM is booted."""
     last = len(history.releases) - 1
-    out = _saved([_fresh_ids(history, s, last) for s in strategies], vmms).astype(np.float64)
+    if lists is None:
+        lists = [_fresh_ids(history, s, last) for s in strategies]
+    out = _saved(lists, vmms).astype(np.float64)
     out[out[..., 0] > 0] = np.nan
     return out[..., 2], out[..., 4]
 
@@ -257,13 +262,17 @@ def cost(history: History, strategy: Strategy, vmm: Vmm,
             for r in range(len(history.releases))]
 
 
-def new_vm_pickup(history: History, strategy: Strategy) -> float:
-    """Share of the last release's services a default new VM sees."""
+def new_vm_pickup(history: History, strategy: Strategy, seen: int | None = None) -> float:
+    """Share of the last release's services a default new VM sees (``seen``
+    of them, if the caller counted them: :func:`hcsim.evaluation.engine.fresh`;
+    else a VM is booted)."""
     last = len(history.releases) - 1
     supported = history.supported(last)
     if not supported:
         return 1.0
-    return len(fresh(history, strategy, last)[1]) / len(supported)
+    if seen is None:
+        seen = len(fresh(history, strategy, last)[1])
+    return seen / len(supported)
 
 
 def exhaustion(history: History, strategy: Strategy) -> str:
