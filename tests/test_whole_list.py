@@ -245,11 +245,20 @@ def test_engine_equals_spec_with_drift(h, name, vmm, whole, compress):
                 e.outcome, e.gained, e.lost, BLAMES[blames[0, a, b]]), (a, b, m)
 
 
-def test_engine_models_the_hypothetical_tolerance_on_the_whole_list(linux):
+@pytest.mark.parametrize("distinct_from", [0, None])
+@pytest.mark.parametrize("compress", [True, False])
+def test_engine_models_the_hypothetical_tolerance_on_the_whole_list(linux_whole, monkeypatch,
+                                                                   distinct_from, compress):
+    """``qemu-tolerant``'s source rows, each its own (few rows) or merged by
+    their drops (``distinct_from=0``: every row count), give the spec's codes."""
+    if distinct_from is not None:
+        monkeypatch.setattr(engine, "_TOLERANT_DISTINCT_FROM", distinct_from)
     v = parse_vmm("qemu-tolerant")
-    assert engine.supports(linux, UPSTREAM, v) == (True, "")
-    e, sp = engine.evaluate(linux, UPSTREAM, v), spec.evaluate(linux, UPSTREAM, v, [frozenset()])
-    assert (e.codes == sp.codes).all() and (e.blame_codes() == sp.blame_codes()).all()
+    for h in (linux_whole, linux_whole.with_registers("hypercall")):
+        assert engine.supports(h, UPSTREAM, v) == (True, "")
+        e = engine.evaluate(h, UPSTREAM, v, compress=compress)
+        sp = spec.evaluate(h, UPSTREAM, v, [frozenset()])
+        assert (e.codes == sp.codes).all() and (e.blame_codes() == sp.blame_codes()).all()
 
 
 def test_probe_replay_checks_the_listed_ids_and_counts(tmp_path, capsys):

@@ -519,6 +519,12 @@ def _release() -> None:
 
 # -- one strategy under one VMM ---------------------------------------------------------
 
+#: ``qemu-tolerant`` source rows are merged by their drops (:meth:`Model._tolerant_keys`)
+#: only from this many rows: a release-compressed count has an epoch per
+#: source, and sorting their keys cost more than the codes of every row.
+_TOLERANT_DISTINCT_FROM = 256
+
+
 @dataclass
 class _Side:
     """Per-row arrays of sources or destinations."""
@@ -731,9 +737,14 @@ class Model:
         listed = self.tol_lf[None, None, :] <= rel[None, :, None]
         zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
         zero = zero.reshape(C * R, -1)
-        rows = np.concatenate([e_rows[:, None].view(np.uint8), np.packbits(zero, axis=1)], axis=1)
-        rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
-        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        if C * R <= _TOLERANT_DISTINCT_FROM:
+            # a few rows (an epoch per source): each its own, no sort of keys
+            first = inverse = np.arange(C * R)
+        else:
+            rows = np.concatenate([e_rows[:, None].view(np.uint8), np.packbits(zero, axis=1)],
+                                  axis=1)
+            rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+            _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         drop = np.zeros((len(first), max(len(tab.universe), 1)), bool)
         drop[:, self.tol_bit] = zero[first]
         codes = lists.qemu_codes(tab, tab.members[e_rows[first]], lists._pack(drop))
@@ -759,25 +770,28 @@ class Model:
         (:data:`hcsim.evaluation.outcomes.BLAMES`; 0 elsewhere).
         The codes live in scratch memory: use them before the next call.
         """
-        listed = None if self.lcode is None else self._listed(src, dst, codes=blame)
+        listed = (None if self.lcode is None
+                  else self._listed(src, dst.le, codes=blame, dense=len(dst.rel) == self.n))
         return _kernel(self.arrays, src, dst, listed, sets, blame)
 
-    def _listed(self, src: _Side, dst: _Side, codes: bool = True) -> np.ndarray:
-        """The list rule's blame code of every (source row, destination) pair
-        (``codes=False``: whether it refuses).
+    def _listed(self, src: _Side, dst_le: np.ndarray, codes: bool = True, dense: bool = False
+                ) -> np.ndarray:
+        """The list rule's blame code of every (source row, destination) pair,
+        destinations of list epochs ``dst_le`` (``codes=False``: whether it
+        refuses).
 
-        Against every release (the dense kernel), rows of a ``[rows, n]``
-        table expanded once per model (row copies); else a gather."""
+        Against every release (``dense``: the dense kernel), rows of a
+        ``[rows, n]`` table expanded once per model (row copies); else a gather."""
         if src.lrows is not None:       # the sources' own rows (qemu-tolerant)
-            got = np.take(src.lrows[src.le], dst.le, axis=1)
+            got = np.take(src.lrows[src.le], dst_le, axis=1)
             return got if codes else got != 0
-        if len(dst.rel) == self.n and self.n > 64:
+        if dense and self.n > 64:
             full = getattr(self, "_lfull", None)
             if full is None or full[0].shape[0] != len(self.lcode):
                 table = np.ascontiguousarray(self.lcode[:, self.le])
                 full = self._lfull = (table, table != 0)
             return full[0 if codes else 1][src.le]
-        got = np.take(self.lcode[src.le], dst.le, axis=1)
+        got = np.take(self.lcode[src.le], dst_le, axis=1)
         return got if codes else got != 0
 
     def settings(self, configs: Sequence[Config | Setting]) -> np.ndarray:
@@ -1172,9 +1186,9 @@ def _count(m: Model, cfgs: tuple, chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
 
 def _epoch_weights(m: Model) -> tuple[np.ndarray, tuple]:
     """The epochs' first releases, and how to count their pairs: per epoch
-    pair (flat, ``E * E``) the release pairs it stands for and the bin offset
-    of their direction (0 forward, ``size`` backward), and the diagonal's
-    backward half (its index and weights).
+    pair (flat, ``E * E``) the release pairs it stands for and whether they
+    are backward (1; their bins shifted, :func:`_epoch_counts`), and the
+    diagonal's backward half (its index and weights).
 
     Epoch pair (i, j) stands for size[i] * size[j] release pairs, all
     forward when i < j and all backward when i > j; inside one epoch,
@@ -1193,7 +1207,7 @@ def _epoch_weights(m: Model) -> tuple[np.ndarray, tuple]:
             weight = np.outer(size, size)
             inside = size * (size - 1) / 2
             weight[np.diag_indices(E)] = inside
-            backward = np.tril(np.ones((E, E), bool), -1).ravel()
+            backward = np.tril(np.ones((E, E), np.int64), -1).ravel()
             diag = np.arange(E) * (E + 1)
             w = memo[key] = (weight.ravel(), backward, diag, inside)
             for a in w:
@@ -1210,12 +1224,15 @@ def _epoch_counts(bins: np.ndarray, weights: tuple, size: int) -> np.ndarray:
     once more.  Float64 weights count exactly below 2**53."""
     weight, backward, diag, inside = weights
     C = bins.size // len(weight)
-    index = bins.reshape(C, -1).astype(np.int64)
-    index[:, backward] += size
-    both = np.concatenate([index.reshape(-1), index[:, diag].reshape(-1) + size])
-    w = np.concatenate([np.broadcast_to(weight, index.shape).reshape(-1),
-                        np.broadcast_to(inside, (C, len(inside))).reshape(-1)])
-    return np.rint(np.bincount(both, w, minlength=2 * size)).astype(np.int64).reshape(2, size)
+    index = bins.reshape(C, -1)
+    both = np.empty((C, len(weight) + len(diag)), np.int64)
+    np.add(index, backward * size, out=both[:, :len(weight)])      # backward bins shifted
+    np.add(index[:, diag], np.int64(size), out=both[:, len(weight):])
+    w = np.empty(both.shape, np.float64)
+    w[:, :len(weight)] = weight
+    w[:, len(weight):] = inside
+    return np.rint(np.bincount(both.reshape(-1), w.reshape(-1), minlength=2 * size)
+                   ).astype(np.int64).reshape(2, size)
 
 
 def tally(history: History, strategy: Strategy, vmm: Vmm,
@@ -1302,7 +1319,7 @@ def _count_stacked(models: list[Model], off: np.ndarray) -> None:
     listed = np.zeros((P, C * E, E), np.int8)
     for p, (m, side) in enumerate(zip(models, src)):
         if m.lcode is not None:
-            listed[p] = m._listed(side, replace(dst[id(m.arrays)], le=m.le[starts]))
+            listed[p] = m._listed(side, m.le[starts])
     G = max(len(m.arrays.strict_lf) for m in models)
     top = np.full((P, C * E, G), _NONE, np.int64)
     slf = np.full((P, G), _NEVER, np.int64)         # padding: never listed, never refuses
