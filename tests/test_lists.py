@@ -9,6 +9,7 @@ and two releases share a list epoch exactly when their lists are equal.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,7 +105,8 @@ def qemu(src: frozenset, dst: frozenset, safe: frozenset) -> int:
 @given(tables(), st.lists(st.integers(0, 12), max_size=6), st.data())
 def test_qemu_codes_are_qemus_checks_on_every_pair(table, starts, data):
     """The ``qemu`` table over list-epoch pairs, and :func:`lists.qemu_codes`
-    of sources that drop extra ids, against :func:`qemu` on the whole lists."""
+    of sources that drop extra hypercall ids, against :func:`qemu` on the
+    whole lists (the two parts' tables combined as :func:`lists.tables` says)."""
     n = len(table)
     hyp_ids = [HYP + k for k in range(len(starts))]
     hyp = lists.listed_by_release(n, starts, hyp_ids)
@@ -117,9 +119,20 @@ def test_qemu_codes_are_qemus_checks_on_every_pair(table, starts, data):
     for r in range(n):
         for s in range(n):
             assert tab.qemu[tab.epoch[r], tab.epoch[s]] == qemu(whole[r], whole[s], safe)
-    drops = frozenset(data.draw(st.lists(st.sampled_from(pool))) if pool else [])
-    drop = lists._pack(np.isin(tab.universe, sorted(drops))[None])
-    got = lists.qemu_codes(tab, tab.members, np.repeat(drop, len(tab.members), axis=0))
+    # qemu-tolerant's drops: hypercall (feature) registers only
+    drops = frozenset(data.draw(st.lists(st.sampled_from(hyp_ids))) if hyp_ids else [])
+    drop = lists._pack(np.isin(tab.hyp.ids, sorted(drops))[None])
+    E = len(tab.counts)
+    got = lists.qemu_codes(tab, np.arange(E), np.repeat(drop, E, axis=0))
+    assert (lists.qemu_codes(tab, np.arange(E)) == tab.qemu).all()
     for r in range(n):
         for s in range(n):
             assert got[tab.epoch[r], tab.epoch[s]] == qemu(whole[r], whole[s], safe | drops)
+
+
+def test_an_other_id_among_the_hypercall_ids_is_refused():
+    """The split into parts needs every other id below every hypercall id."""
+    hyp = lists.listed_by_release(2, [0], [HYP])
+    other = lists.of_table(((HYP + 1,), (OTHER,)))
+    with pytest.raises(ValueError, match="sorts among"):
+        lists.tables(hyp, other)

@@ -197,7 +197,6 @@ class _LayoutArrays:
         self.exhaustion = layout.exhaustion()
         self.models: dict[tuple, Model | tuple] = {}     # by policy and behaviour; _answers; events; fresh
         self.lists: dict = {}     # list tables of its VMMs (a history without other registers)
-        self.present: frozenset[int] | None = None      # _present()
         self._configured: dict = {}     # configured(), per source releases and setting
 
     def configured(self, rel: np.ndarray, off: np.ndarray, on: np.ndarray) -> _Configured:
@@ -657,14 +656,21 @@ class Model:
         tkey = ("rule", hkey, saved.token, drops)
         tab = cache.get(tkey)           # shared by the strategies and VMMs that save alike
         if tab is None:
-            tab = cache[tkey] = lists.tables(hyp, saved.lists, drops)
+            # the parts' own tables: the other part's shared by the layouts
+            parts = []
+            for pkey, rows in ((hkey, hyp), (saved.token, saved.lists)):
+                got = cache.get(("part", pkey, drops))
+                if got is None:
+                    got = cache["part", pkey, drops] = lists.part(rows, drops)
+                parts.append(got)
+            tab = cache[tkey] = lists.tables(hyp, saved.lists, drops, tuple(parts))
         self.le = tab.epoch
         self.tab = tab
         if self.tolerant:
             # qemu-tolerant: a zero-valued feature register the destination lacks is
             # dropped too; a source row's drops depend on its values, so its table
             # row is computed per (list epoch, zero registers) key (_tolerant_keys)
-            uni = tab.universe
+            uni = tab.hyp.ids
             at = np.minimum(np.searchsorted(uni, la.reg_ids), max(len(uni) - 1, 0))
             inside = (uni[at] == la.reg_ids) if len(uni) else np.zeros(len(at), bool)
             regs_saved = np.flatnonzero(inside & ~self._reg_hidden)
@@ -745,9 +751,9 @@ class Model:
                                   axis=1)
             rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
             _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        drop = np.zeros((len(first), max(len(tab.universe), 1)), bool)
+        drop = np.zeros((len(first), max(len(tab.hyp.ids), 1)), bool)
         drop[:, self.tol_bit] = zero[first]
-        codes = lists.qemu_codes(tab, tab.members[e_rows[first]], lists._pack(drop))
+        codes = lists.qemu_codes(tab, e_rows[first], lists._pack(drop))
         return inverse.reshape(-1), codes
 
     def destinations(self, rel: np.ndarray) -> _Side:
@@ -966,9 +972,16 @@ def _handles_other(history: History, vmm: Vmm, saved: lists.SavedOther) -> bool:
 
 def _overridden(vmm: Vmm) -> str:
     """The first of ``save``, ``restore`` and ``configure`` that ``vmm``'s class
-    overrides (the engine then has no rule to read), or ``""``."""
-    return next((m for m in ("save", "restore", "configure")
-                 if getattr(type(vmm), m) is not getattr(Vmm, m)), "")
+    overrides (the engine then has no rule to read), or ``""`` (per class)."""
+    cls = type(vmm)
+    hit = _OVERRIDES.get(cls)
+    if hit is None:
+        hit = _OVERRIDES[cls] = next((m for m in ("save", "restore", "configure")
+                                      if getattr(cls, m) is not getattr(Vmm, m)), "")
+    return hit
+
+
+_OVERRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
@@ -984,24 +997,25 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
     if rule.hidden or rule.tolerated:
         # ids the history never lists change nothing (x-mig-hidden-regs and
         # x-mig-safe-missing-regs name ids; absent ones are never met)
-        present = _present(la, history)
-        rule = replace(rule, hidden=frozenset(i for i in rule.hidden if i in present),
-                       tolerated=frozenset(i for i in rule.tolerated if i in present))
+        rule = replace(rule, hidden=_present(la, history, rule.hidden),
+                       tolerated=_present(la, history, rule.tolerated))
     return ("behaviour", rule, regs.saves.tobytes(), regs.handles.tobytes(),
             fw.saves.tobytes(), fw.handles.tobytes(), other.token,
             _handles_other(history, vmm, other))
 
 
-def _present(la: _LayoutArrays, history: History) -> frozenset[int]:
-    """Every id some release of ``history`` lists under this layout: its
-    feature and firmware registers and its other registers."""
-    if la.present is None:
-        ids = set(la.reg_ids.tolist()) | set(la.fw_ids.tolist())
-        other = lists.listed_other(history)
-        if other is not None:
-            ids.update(other.ids.tolist())
-        la.present = frozenset(ids)
-    return la.present
+def _present(la: _LayoutArrays, history: History, ids: frozenset[int]) -> frozenset[int]:
+    """The ``ids`` some release of ``history`` lists under this layout: among
+    its feature and firmware registers and its other registers (a policy
+    names a few ids; each is looked up in the sorted arrays)."""
+    other = lists.listed_other(history)
+    where = [la.reg_ids, np.sort(la.fw_ids), *(() if other is None else (other.ids,))]
+    return frozenset(i for i in ids if any(_has(a, i) for a in where))
+
+
+def _has(sorted_ids: np.ndarray, rid: int) -> bool:
+    k = int(np.searchsorted(sorted_ids, np.uint64(rid)))
+    return k < len(sorted_ids) and int(sorted_ids[k]) == rid
 
 
 def supports(history: History, strategy: Strategy, vmm: Vmm,

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,68 +39,158 @@ NONE, HYPERCALL, OTHER, BOTH = 0, 1, 2, 3
 #: Blame names by code, as the ``matrix`` csv spells them.
 BLAMES = ("", "hypercall", "other", "both")
 
-#: Words per block of epoch pairs (bounds each temporary to 16 MiB).
+#: Words per block of row pairs (bounds each temporary to 16 MiB).
 _BLOCK_WORDS = 1 << 21
+
+
+class Meets(NamedTuple):
+    """What source rows of one part meet on every destination row of it
+    (each ``[S, L]``): whether the destination lacks some id (``lack``), some
+    id not safe-missing (``unsafe``), some such id below the destination's
+    own last id (``early``), and how many safe-missing ids it lacks
+    (``nsafe``)."""
+
+    lack: np.ndarray
+    unsafe: np.ndarray
+    early: np.ndarray
+    nsafe: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Meets:
+        return Meets(*(x[rows] for x in self))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the saved lists: the other registers, or the hypercall
+    registers (which all sort after them, so a list is an other part then a
+    hypercall part, and QEMU's checks split into the two; :func:`tables`).
+
+    Rows are the part's distinct lists (``Lists.member``), packed
+    (bit ``k`` is ``ids[k]``)."""
+
+    ids: np.ndarray        # [U] uint64, sorted
+    members: np.ndarray    # [L, nw] packed lists
+    counts: np.ndarray     # [L] ids per list
+    safe: np.ndarray       # [nw] safe-missing ids
+    below: np.ndarray      # [L, nw] ids below each list's last id
+    meets: Meets           # every row against every row
+
+
+def part(rows: Lists, safe: frozenset[int] = frozenset()) -> Part:
+    """The :class:`Part` of lists ``rows`` with safe-missing ids ``safe``."""
+    member = rows.member
+    U = member.shape[1]
+    M = _pack(member)
+    SAFE = _pack(np.isin(rows.ids, np.array(sorted(safe), np.uint64))[None])[0]
+    last = np.where(member.any(1), U - 1 - member[:, ::-1].argmax(1), -1) if U else \
+        np.full(len(member), -1)
+    below = _pack(np.arange(max(U, 1))[None, :] < last[:, None])
+    return Part(rows.ids, M, _popcount(M), SAFE, below, meets(M, SAFE[None], M, below))
+
+
+def meets(src: np.ndarray, safe: np.ndarray, dst: np.ndarray, below: np.ndarray) -> Meets:
+    """:class:`Meets` of packed source rows ``src`` (``[S, nw]``, safe-missing
+    ids ``safe``, ``[S, nw]`` or ``[1, nw]``) against destination rows ``dst``
+    (``[L, nw]``, with their ``below`` masks)."""
+    S, L = len(src), len(dst)
+    out = Meets(np.zeros((S, L), bool), np.zeros((S, L), bool), np.zeros((S, L), bool),
+                np.zeros((S, L), np.int64))
+    absent = ~dst[None]
+    step = max(1, _BLOCK_WORDS // max(1, L * dst.shape[1]))
+    for a in range(0, S, step):
+        lack = src[a:a + step, None, :] & absent                    # [b, L, nw]
+        lack_safe = lack & (safe[a:a + step] if len(safe) > 1 else safe)[:, None, :]
+        out.lack[a:a + step] = lack.any(-1)
+        out.nsafe[a:a + step] = _popcount(lack_safe)
+        lack ^= lack_safe                       # the missing ids that are not safe
+        out.unsafe[a:a + step] = lack.any(-1)
+        lack &= below[None]
+        out.early[a:a + step] = lack.any(-1)
+    return out
 
 
 @dataclass(frozen=True)
 class ListTables:
     """List epochs of the releases and the rule tables over epoch pairs.
 
-    Also the packed lists themselves (``members``: bit ``k`` of epoch ``e``
-    is ``universe[k]``) and the masks :func:`qemu_codes` needs, so that a
-    source whose own drops differ (``qemu-tolerant``: zero-valued feature
-    registers) can be evaluated against every destination epoch.
+    A list epoch is a pair of rows, one per :class:`Part` (``eo``, ``eh``);
+    the parts are kept so that a source whose own drops differ
+    (``qemu-tolerant``: zero-valued feature registers) can be evaluated
+    against every destination epoch (:func:`qemu_codes`).
     """
 
     epoch: np.ndarray      # [n] list epoch of each release
     qemu: np.ndarray       # [E, E] int8 blame code of QEMU's count check and walk
     missing: np.ndarray    # [E, E] int8 blame code of the ids the destination lacks
     counts: np.ndarray     # [E] saved registers (the whole list)
-    universe: np.ndarray | None = None  # [U] uint64 sorted ids of bits 0..U-1
-    members: np.ndarray | None = None   # [E, nw] packed lists
-    hyp: np.ndarray | None = None       # [nw] hypercall ids
-    oth: np.ndarray | None = None       # [nw] other ids
-    below: np.ndarray | None = None     # [E, nw] ids below each epoch's last id
-    safe: np.ndarray | None = None      # [nw] ids dropped when the destination lacks them
+    eo: np.ndarray         # [E] the other part's row of each epoch
+    eh: np.ndarray         # [E] the hypercall part's row
+    other: Part
+    hyp: Part
+
+
+def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset(),
+           parts: tuple[Part, Part] | None = None) -> ListTables:
+    """The tables for saved lists: per release, the hypercall ids ``hyp`` lists
+    and the other ids ``other`` lists, each id below every hypercall id;
+    ``parts``: their :func:`part` with ``safe`` if already made (a
+    history's strategies share the other part).
+
+    An incoming list is its other part then its hypercall part, so QEMU's
+    checks (module docstring) split: the count check adds the two parts'
+    counts; the walk's early ids are the other part's below the
+    destination's last other id, or all its missing other ids once the
+    destination lists a hypercall id (its last id is then one), and the
+    hypercall part's below its last hypercall id.
+    """
+    if len(hyp.ids) and len(other.ids) and other.ids[-1] >= hyp.ids[0]:
+        raise ValueError("an other id sorts among the hypercall ids")
+    hp, op = parts if parts is not None else (part(hyp, safe), part(other, safe))
+    # a list epoch is a (hypercall row, other row) pair; the rows are distinct
+    # lists and the two id sets disjoint, so equal pairs are equal lists
+    H = len(hyp.member)
+    pairs, epoch = np.unique(other.epoch * H + hyp.epoch, return_inverse=True)
+    eo, eh = pairs // H, pairs % H
+    counts = op.counts[eo] + hp.counts[eh]
+    tab = ListTables(epoch.reshape(-1), None, None, counts, eo, eh, op, hp)
+    lack_o = op.meets.lack[eo[:, None], eo[None, :]]
+    lack_h = hp.meets.lack[eh[:, None], eh[None, :]]
+    missing = lack_h * np.int8(HYPERCALL) + lack_o * np.int8(OTHER)
+    # QEMU's checks: each epoch's own list
+    return replace(tab, qemu=_codes(tab, eo, counts, hp.meets.take(eh)), missing=missing)
+
+
+def _codes(tab: ListTables, so: np.ndarray, counts: np.ndarray, hm: Meets) -> np.ndarray:
+    """``[S, E]`` QEMU blame codes of sources of other rows ``so``, ``counts``
+    ids, and hypercall part meeting every hypercall row as ``hm``."""
+    eo, eh, om = tab.eo, tab.eh, tab.other.meets
+    ix = (so[:, None], eo[None, :])
+    fail = counts[:, None] - om.nsafe[ix] - hm.nsafe[:, eh] > tab.counts[None, :]
+    hyp = np.where(fail, hm.unsafe[:, eh], hm.early[:, eh])
+    # once the destination lists a hypercall id, every other id is early
+    whole = fail | (tab.hyp.counts[eh] > 0)[None, :]
+    oth = np.where(whole, om.unsafe[ix], om.early[ix])
+    return hyp * np.int8(HYPERCALL) + oth * np.int8(OTHER)
 
 
 def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray | None = None
                ) -> np.ndarray:
-    """``[S, E]`` QEMU blame codes of sources ``src`` (packed ``[S, nw]`` lists)
-    that also drop the ids ``drops`` (packed ``[S, nw]``; default none) the
-    destination lacks, against every destination epoch."""
-    M, counts, HYP, OTH = tab.members, tab.counts, tab.hyp, tab.oth
-    out = np.zeros((len(src), len(M)), np.int8)
-    rows = max(1, _BLOCK_WORDS // max(1, len(M) * M.shape[1]))
-    absent = ~M[None]
-    for a in range(0, len(src), rows):
-        s = src[a:a + rows, None, :]
-        safe = tab.safe[None, None] if drops is None else (drops[a:a + rows] | tab.safe)[:, None, :]
-        lack = s & absent
-        lack_safe = lack & safe
-        lack ^= lack_safe                   # the missing ids that are not dropped
-        count_fail = _popcount(s) - _popcount(lack_safe) > counts[None, :]
-        # blamed: every such id if the count check fails, else the early ones
-        blamed = np.where(count_fail[..., None], lack, lack & tab.below[None])
-        out[a:a + rows] = ((blamed & HYP).any(-1) * np.int8(HYPERCALL)
-                           + (blamed & OTH).any(-1) * np.int8(OTHER))
-    return out
-
-
-def _missing(M: np.ndarray, HYP: np.ndarray, OTH: np.ndarray) -> np.ndarray:
-    """``[E, E]`` blame codes of the ids each source epoch lists and each
-    destination epoch lacks."""
-    E = len(M)
-    out = np.zeros((E, E), np.int8)
-    rows = max(1, _BLOCK_WORDS // max(1, E * M.shape[1]))
-    for a in range(0, E, rows):
-        lack = M[a:a + rows, None, :] & ~M[None]        # [b, E, nw]
-        out[a:a + rows] = (lack & HYP).any(-1) * HYPERCALL + (lack & OTH).any(-1) * OTHER
-    return out
+    """``[S, E]`` QEMU blame codes of sources of list epochs ``src`` that also
+    drop the hypercall ids ``drops`` (packed ``[S, nw]`` over
+    ``tab.hyp.ids``; default none) the destination lacks, against every
+    destination epoch."""
+    src = np.asarray(src, np.int64)
+    hp, sh = tab.hyp, tab.eh[src]
+    if drops is None:
+        hm = hp.meets.take(sh)
+    else:
+        hm = meets(hp.members[sh], drops | hp.safe, hp.members, hp.below)
+    return _codes(tab, tab.eo[src], tab.counts[src], hm)
 
 
 def _pack(rows: np.ndarray) -> np.ndarray:
+    """Bool rows ``[R, U]`` as ``uint64`` words ``[R, max(1, ceil(U / 64))]``
+    (bit ``k % 64`` of word ``k // 64``)."""
     nw = max(1, -(-rows.shape[1] // 64))
     pad = nw * 64 - rows.shape[1]
     if pad:
@@ -173,41 +264,6 @@ def listed_by_release(n: int, listed_from: Sequence[int], ids: Sequence[int]) ->
     upto = np.searchsorted(lf[order], np.arange(n), side="right")
     states, epoch = np.unique(upto, return_inverse=True)
     return Lists(epoch.reshape(-1), rank[None, :] < states[:, None], arr)
-
-
-def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset()) -> ListTables:
-    """The tables for saved lists: per release, the hypercall ids ``hyp`` lists
-    and the other ids ``other`` lists."""
-    # a list epoch is a (hypercall row, other row) pair; the rows are distinct
-    # lists and the two id sets disjoint, so equal pairs are equal lists
-    H = len(hyp.member)
-    key = other.epoch * H + hyp.epoch
-    pairs, epoch = np.unique(key, return_inverse=True)
-    epoch = epoch.reshape(-1)
-    uni = np.concatenate([other.ids, hyp.ids])
-    member = np.concatenate([other.member[pairs // H], hyp.member[pairs % H]], axis=1)
-    is_hyp = np.arange(len(uni)) >= len(other.ids)
-    if len(uni) > 1 and (uni[1:] < uni[:-1]).any():     # an other id sorts among them
-        by_id = np.argsort(uni, kind="stable")
-        uni, member, is_hyp = uni[by_id], member[:, by_id], is_hyp[by_id]
-    U = len(uni)
-    E = len(pairs)
-    if U == 0:
-        member = np.zeros((E, 1), bool)
-        is_hyp = np.zeros(1, bool)
-    is_safe = np.zeros(max(U, 1), bool)
-    if U and safe:
-        is_safe[:U] = np.isin(uni, np.array(sorted(safe), dtype=np.uint64))
-    M = _pack(member)                                   # [E, nw]
-    HYP = _pack(is_hyp[None])[0]
-    OTH = _pack(~is_hyp[None] & (np.arange(max(U, 1)) < U)[None])[0]
-    SAFE = _pack(is_safe[None])[0]
-    counts = _popcount(M)
-    # every index below the destination's last (highest) listed id (-1: lists nothing)
-    last = np.where(member.any(1), member.shape[1] - 1 - member[:, ::-1].argmax(1), -1)
-    below = _pack(np.arange(max(U, 1))[None, :] < last[:, None])   # [E, nw]
-    tab = ListTables(epoch, None, _missing(M, HYP, OTH), counts, uni, M, HYP, OTH, below, SAFE)
-    return replace(tab, qemu=qemu_codes(tab, M))     # QEMU's checks: each epoch's own list
 
 
 def listed_other(history) -> Lists | None:
