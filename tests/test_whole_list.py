@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -276,3 +277,16 @@ def test_probe_replay_checks_the_listed_ids_and_counts(tmp_path, capsys):
     assert "listed ids not modelled: S3_0_C2_C0_4" in out
     assert "modelled ids not listed: TCR2_EL1" in out
     assert "class 0x0013: expected 162 registers, read 163" in out
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), max_size=30))
+def test_distinct_rows_groups_equal_rows_in_order_of_appearance(rows):
+    """qemu-tolerant groups registers by (listing release, services): the
+    first of each distinct row, in order, and every row's group."""
+    keys = np.array(rows, np.uint64).reshape(-1, 2)
+    first, group = engine._distinct_rows(keys)
+    want: dict[tuple, int] = {}
+    for r in rows:
+        want.setdefault(r, len(want))
+    assert [rows[i] for i in first.tolist()] == list(want)
+    assert group.tolist() == [want[r] for r in rows]

@@ -464,6 +464,23 @@ class _Configured:
         return self.memo(("T", saves_features, tolerant), build)
 
 
+def _distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first of each distinct row of ``keys`` (``[N, W]``), in order of
+    appearance, and each row's group (its index into them)."""
+    if len(keys) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.lexsort(keys.T[::-1])            # stable: equal rows keep their order
+    k = keys[order]
+    new = np.ones(len(k), bool)
+    new[1:] = (k[1:] != k[:-1]).any(1)
+    first = order[new]
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    group = np.empty(len(k), np.int64)
+    group[order] = rank[np.cumsum(new) - 1]
+    return np.sort(first), group
+
+
 def _max_at_or_below(values: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Largest of sorted ``values`` that is <= each ``rel`` (``_NONE`` if none)."""
     if len(values) == 0:
@@ -674,9 +691,16 @@ class Model:
             at = np.minimum(np.searchsorted(uni, la.reg_ids), max(len(uni) - 1, 0))
             inside = (uni[at] == la.reg_ids) if len(uni) else np.zeros(len(at), bool)
             regs_saved = np.flatnonzero(inside & ~self._reg_hidden)
-            self.tol_bit = at[regs_saved]
-            self.tol_lf = la.reg_lf[regs_saved]
-            self.tol_members = pack(la.services_of(regs_saved), self.nw)      # [P, nw]
+            # registers listed together with the same services are zero together:
+            # one group each (full-bitmap's 2048 registers are a few groups)
+            lf = la.reg_lf[regs_saved]
+            members = pack(la.services_of(regs_saved), self.nw)               # [P, nw]
+            first, group = _distinct_rows(np.concatenate([lf[:, None].view(np.uint64), members],
+                                                          axis=1))
+            self.tol_lf, self.tol_members = lf[first], members[first]         # [G], [G, nw]
+            masks = np.zeros((len(first), max(len(uni), 1)), bool)
+            masks[group, at[regs_saved]] = True
+            self.tol_masks = lists._pack(masks)                                 # [G, hyp words]
         # A snapshot writer meets the other registers first (they sort first):
         # one the destination lacks fails the restore, blaming it and every
         # later register the destination lacks (``missing``).
@@ -739,7 +763,7 @@ class Model:
         into them."""
         C, R = V.shape[0], len(rel)
         tab = self.tab
-        nonzero = (V[:, :, None, :] & self.tol_members).any(-1)             # [C, R, P]
+        nonzero = (V[:, :, None, :] & self.tol_members).any(-1)             # [C, R, G]
         listed = self.tol_lf[None, None, :] <= rel[None, :, None]
         zero = listed & ~nonzero if self.saves_features else np.zeros_like(nonzero)
         zero = zero.reshape(C * R, -1)
@@ -751,9 +775,9 @@ class Model:
                                   axis=1)
             rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
             _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        drop = np.zeros((len(first), max(len(tab.hyp.ids), 1)), bool)
-        drop[:, self.tol_bit] = zero[first]
-        codes = lists.qemu_codes(tab, e_rows[first], lists._pack(drop))
+        drop = np.bitwise_or.reduce(np.where(zero[first][..., None], self.tol_masks,
+                                             np.uint64(0)), axis=1)
+        codes = lists.qemu_codes(tab, e_rows[first], drop)
         return inverse.reshape(-1), codes
 
     def destinations(self, rel: np.ndarray) -> _Side:
@@ -992,7 +1016,12 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
     if _overridden(vmm):
         return ("own", vmm.key)
     regs, fw = _answers(la, vmm)
-    other = lists.saved_other(history, vmm)
+    # what it reads of the history alone, asked once per history and policy
+    hkey = ("behaviour", vmm.key)
+    part = history.memo.get(hkey)
+    if part is None:
+        other = lists.saved_other(history, vmm)
+        part = history.memo[hkey] = (other.token, _handles_other(history, vmm, other))
     rule = vmm.rule
     if rule.hidden or rule.tolerated:
         # ids the history never lists change nothing (x-mig-hidden-regs and
@@ -1000,17 +1029,21 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
         rule = replace(rule, hidden=_present(la, history, rule.hidden),
                        tolerated=_present(la, history, rule.tolerated))
     return ("behaviour", rule, regs.saves.tobytes(), regs.handles.tobytes(),
-            fw.saves.tobytes(), fw.handles.tobytes(), other.token,
-            _handles_other(history, vmm, other))
+            fw.saves.tobytes(), fw.handles.tobytes(), *part)
 
 
 def _present(la: _LayoutArrays, history: History, ids: frozenset[int]) -> frozenset[int]:
     """The ``ids`` some release of ``history`` lists under this layout: among
-    its feature and firmware registers and its other registers (a policy
-    names a few ids; each is looked up in the sorted arrays)."""
-    other = lists.listed_other(history)
-    where = [la.reg_ids, np.sort(la.fw_ids), *(() if other is None else (other.ids,))]
-    return frozenset(i for i in ids if any(_has(a, i) for a in where))
+    its feature registers, its firmware registers and its other registers
+    (a policy names a few ids)."""
+    if not ids:
+        return ids
+    known = history.memo.get("listed ids")
+    if known is None:       # the history's own: firmware and other registers
+        other = lists.listed_other(history)
+        known = history.memo["listed ids"] = frozenset(
+            [*la.fw_ids.tolist(), *(() if other is None else other.ids.tolist())])
+    return frozenset(i for i in ids if i in known or _has(la.reg_ids, i))
 
 
 def _has(sorted_ids: np.ndarray, rid: int) -> bool:
