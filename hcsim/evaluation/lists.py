@@ -27,7 +27,7 @@ registers), :data:`OTHER` 2, :data:`BOTH` 3 (a bit set).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import chain
 from typing import NamedTuple
 
@@ -81,7 +81,9 @@ def part(rows: Lists, safe: frozenset[int] = frozenset()) -> Part:
     member = rows.member
     U = member.shape[1]
     M = _pack(member)
-    SAFE = _pack(np.isin(rows.ids, np.array(sorted(safe), np.uint64))[None])[0]
+    is_safe = (np.isin(rows.ids, np.array(sorted(safe), np.uint64)) if safe
+               else np.zeros(U, bool))
+    SAFE = _pack(is_safe[None])[0]
     last = np.where(member.any(1), U - 1 - member[:, ::-1].argmax(1), -1) if U else \
         np.full(len(member), -1)
     below = _pack(np.arange(max(U, 1))[None, :] < last[:, None])
@@ -152,23 +154,25 @@ def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset(),
     pairs, epoch = np.unique(other.epoch * H + hyp.epoch, return_inverse=True)
     eo, eh = pairs // H, pairs % H
     counts = op.counts[eo] + hp.counts[eh]
-    tab = ListTables(epoch.reshape(-1), None, None, counts, eo, eh, op, hp)
     lack_o = op.meets.lack[eo[:, None], eo[None, :]]
     lack_h = hp.meets.lack[eh[:, None], eh[None, :]]
     missing = lack_h * np.int8(HYPERCALL) + lack_o * np.int8(OTHER)
     # QEMU's checks: each epoch's own list
-    return replace(tab, qemu=_codes(tab, eo, counts, hp.meets.take(eh)), missing=missing)
+    qemu = _codes(op, hp, eo, eh, counts, eo, counts, hp.meets.take(eh))
+    return ListTables(epoch.reshape(-1), qemu, missing, counts, eo, eh, op, hp)
 
 
-def _codes(tab: ListTables, so: np.ndarray, counts: np.ndarray, hm: Meets) -> np.ndarray:
+def _codes(op: Part, hp: Part, eo: np.ndarray, eh: np.ndarray, dst_counts: np.ndarray,
+           so: np.ndarray, counts: np.ndarray, hm: Meets) -> np.ndarray:
     """``[S, E]`` QEMU blame codes of sources of other rows ``so``, ``counts``
-    ids, and hypercall part meeting every hypercall row as ``hm``."""
-    eo, eh, om = tab.eo, tab.eh, tab.other.meets
+    ids, and hypercall part meeting every hypercall row as ``hm``, against
+    destination epochs of rows ``eo``, ``eh`` and ``dst_counts`` ids."""
+    om = op.meets
     ix = (so[:, None], eo[None, :])
-    fail = counts[:, None] - om.nsafe[ix] - hm.nsafe[:, eh] > tab.counts[None, :]
+    fail = counts[:, None] - om.nsafe[ix] - hm.nsafe[:, eh] > dst_counts[None, :]
     hyp = np.where(fail, hm.unsafe[:, eh], hm.early[:, eh])
     # once the destination lists a hypercall id, every other id is early
-    whole = fail | (tab.hyp.counts[eh] > 0)[None, :]
+    whole = fail | (hp.counts[eh] > 0)[None, :]
     oth = np.where(whole, om.unsafe[ix], om.early[ix])
     return hyp * np.int8(HYPERCALL) + oth * np.int8(OTHER)
 
@@ -185,7 +189,7 @@ def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray | None = None
         hm = hp.meets.take(sh)
     else:
         hm = meets(hp.members[sh], drops | hp.safe, hp.members, hp.below)
-    return _codes(tab, tab.eo[src], tab.counts[src], hm)
+    return _codes(tab.other, hp, tab.eo, tab.eh, tab.counts, tab.eo[src], tab.counts[src], hm)
 
 
 def _pack(rows: np.ndarray) -> np.ndarray:
