@@ -99,7 +99,6 @@ history's host CPU profile.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -139,7 +138,7 @@ class EngineUnsupported(InputError):
 class _LayoutArrays:
     """Per-service, per-register and per-release arrays of one :class:`Layout`.
 
-    VMM-independent, built once per layout (cached in ``_LAYOUTS``); the
+    VMM-independent, built once per layout (kept in ``Layout.memo``); the
     parts that depend on the history alone are its :class:`_HistoryArrays`'
     (shared, read-only).  The per-release sets are tables ``[n, nw]``: row
     ``r`` holds the services whose threshold is at or below ``r``.
@@ -489,14 +488,11 @@ def _max_at_or_below(values: np.ndarray, rel: np.ndarray) -> np.ndarray:
     return np.where(k > 0, values[np.maximum(k - 1, 0)], _NONE)
 
 
-_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
     layout = strategy.layout(history)
-    hit = _LAYOUTS.get(layout)
+    hit = layout.memo.get("engine")
     if hit is None:
-        hit = _LAYOUTS[layout] = _LayoutArrays(layout, strategy.width)
+        hit = layout.memo["engine"] = _LayoutArrays(layout, strategy.width)
     return hit
 
 
@@ -670,17 +666,20 @@ class Model:
         if len(hyp.ids) and len(saved.lists.ids) and saved.lists.ids[-1] > hyp.ids[0]:
             raise EngineUnsupported("an other register sorts after a hypercall register")
         drops = safe if self.whole_list else frozenset()
-        tkey = ("rule", hkey, saved.token, drops)
+        # each part's safe-missing ids among its own (x-mig-safe-missing-regs
+        # names other registers: the hypercall part is qemu's)
+        eff = [frozenset(i for i in drops if _has(rows.ids, i)) for rows in (hyp, saved.lists)]
+        tkey = ("rule", hkey, saved.token, *eff)
         tab = cache.get(tkey)           # shared by the strategies and VMMs that save alike
         if tab is None:
             # the parts' own tables: the other part's shared by the layouts
             parts = []
-            for pkey, rows in ((hkey, hyp), (saved.token, saved.lists)):
-                got = cache.get(("part", pkey, drops))
+            for pkey, rows, ids in zip((hkey, saved.token), (hyp, saved.lists), eff):
+                got = cache.get(("part", pkey, ids))
                 if got is None:
-                    got = cache["part", pkey, drops] = lists.part(rows, drops)
+                    got = cache["part", pkey, ids] = lists.part(rows, ids)
                 parts.append(got)
-            tab = cache[tkey] = lists.tables(hyp, saved.lists, drops, tuple(parts))
+            tab = cache[tkey] = lists.tables(hyp, saved.lists, parts=tuple(parts))
         self.le = tab.epoch
         self.tab = tab
         if self.tolerant:
@@ -1005,7 +1004,7 @@ def _overridden(vmm: Vmm) -> str:
     return hit
 
 
-_OVERRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_OVERRIDES: dict[type, str] = {}      # policy classes are few and live on
 
 
 def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:

@@ -128,6 +128,8 @@ class Layout:
         self.bits = (tuple(map(tuple, bits)) if where is None else
                      tuple(tuple((where[p], b) for p, b in pairs) for pairs in bits))
         self._masks = self._cumulative()
+        #: What evaluators derive from the layout, kept with it (the engine's arrays).
+        self.memo: dict = {}
 
     def _cumulative(self) -> dict[int, tuple[list[int], list[int], list[int]]]:
         """Per register holding bits: release steps with cumulative known and
