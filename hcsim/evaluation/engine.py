@@ -509,8 +509,9 @@ _SCRATCH = threading.local()
 def _work(slot: int, shape: tuple[int, int], dtype) -> np.ndarray:
     """A scratch array reused from chunk to chunk and call to call (per thread).
 
-    Only the kernel's temporaries live here; what :meth:`Model.pairs`
-    returns is only valid until its next call.
+    Only temporaries live here (the kernel's in slots 0-3, a stacked
+    count's in 4-8); what :meth:`Model.pairs` returns is only valid until
+    its next call.
     """
     pool = getattr(_SCRATCH, "pool", None)
     if pool is None:
@@ -1271,10 +1272,10 @@ def _epoch_counts(bins: np.ndarray, weights: tuple, size: int) -> np.ndarray:
     weight, backward, diag, inside = weights
     C = bins.size // len(weight)
     index = bins.reshape(C, -1)
-    both = np.empty((C, len(weight) + len(diag)), np.int64)
+    both = _work(4, (C, len(weight) + len(diag)), np.int64)
     np.add(index, backward * size, out=both[:, :len(weight)])      # backward bins shifted
     np.add(index[:, diag], np.int64(size), out=both[:, len(weight):])
-    w = np.empty(both.shape, np.float64)
+    w = _work(5, both.shape, np.float64)
     w[:, :len(weight)] = weight
     w[:, len(weight):] = inside
     return np.rint(np.bincount(both.reshape(-1), w.reshape(-1), minlength=2 * size)
@@ -1386,14 +1387,20 @@ def _count_stacked(models: list[Model], off: np.ndarray) -> None:
     one = dst[id(la)]
     words = one.words
     if several:         # each row against its own layout's destination words
-        words = tuple(np.repeat(np.stack([dst[id(m.arrays)].words[w] for m in models]),
-                                C * E, axis=0) for w in (0, 1))
+        words = []
+        for w in (0, 1):
+            per = np.stack([dst[id(m.arrays)].words[w] for m in models])    # [P, E, nw]
+            out = _work(6 + w, (P * C * E, per[0].size), np.uint64)
+            out.reshape(P, C * E, *per.shape[1:])[:] = per[:, None]
+            words.append(out.reshape(P * C * E, *per.shape[1:]))
+        words = tuple(words)
     dst_U = np.repeat(unsupported, C * E, axis=0)           # [P * C * E, E]
     code, _, _, blames = _kernel(la, rows, replace(one, words=words, U=dst_U),
                                  listed.reshape(P * C * E, E), blame=True)
     # bin = (policy * outcomes + outcome code) * 4 + blame (0 unless refused)
     k = len(OUTCOMES)
-    bins = code.reshape(P, C * E, E).astype(np.int64)
+    bins = _work(8, (P, C * E * E), np.int64).reshape(P, C * E, E)
+    np.copyto(bins, code.reshape(P, C * E, E))
     bins += (np.arange(P) * k)[:, None, None]
     bins *= 4
     bins += blames.reshape(P, C * E, E)
