@@ -185,10 +185,12 @@ def qemu_codes(tab: ListTables, src: np.ndarray, drops: np.ndarray | None = None
     destination epoch."""
     src = np.asarray(src, np.int64)
     hp, sh = tab.hyp, tab.eh[src]
-    if drops is None:
-        hm = hp.meets.take(sh)
-    else:
-        hm = meets(hp.members[sh], drops | hp.safe, hp.members, hp.below)
+    hm = hp.meets.take(sh)
+    some = None if drops is None else np.flatnonzero(drops.any(1))
+    if some is not None and len(some):      # the rows that drop ids of their own
+        got = meets(hp.members[sh[some]], drops[some] | hp.safe, hp.members, hp.below)
+        for mine, theirs in zip(hm, got):
+            mine[some] = theirs
     return _codes(tab.other, hp, tab.eo, tab.eh, tab.counts, tab.eo[src], tab.counts[src], hm)
 
 
