@@ -463,23 +463,6 @@ class _Configured:
         return self.memo(("T", saves_features, tolerant), build)
 
 
-def _distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first of each distinct row of ``keys`` (``[N, W]``), in order of
-    appearance, and each row's group (its index into them)."""
-    if len(keys) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.lexsort(keys.T[::-1])            # stable: equal rows keep their order
-    k = keys[order]
-    new = np.ones(len(k), bool)
-    new[1:] = (k[1:] != k[:-1]).any(1)
-    first = order[new]
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first)] = np.arange(len(first))
-    group = np.empty(len(k), np.int64)
-    group[order] = rank[np.cumsum(new) - 1]
-    return np.sort(first), group
-
-
 def _max_at_or_below(values: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Largest of sorted ``values`` that is <= each ``rel`` (``_NONE`` if none)."""
     if len(values) == 0:
@@ -692,14 +675,18 @@ class Model:
             inside = (uni[at] == la.reg_ids) if len(uni) else np.zeros(len(at), bool)
             regs_saved = np.flatnonzero(inside & ~self._reg_hidden)
             # registers listed together with the same services are zero together:
-            # one group each (full-bitmap's 2048 registers are a few groups)
-            lf = la.reg_lf[regs_saved]
-            members = pack(la.services_of(regs_saved), self.nw)               # [P, nw]
-            first, group = _distinct_rows(np.concatenate([lf[:, None].view(np.uint64), members],
-                                                          axis=1))
-            self.tol_lf, self.tol_members = lf[first], members[first]         # [G], [G, nw]
-            masks = np.zeros((len(first), max(len(uni), 1)), bool)
-            masks[group, at[regs_saved]] = True
+            # each register holding a slot is its own group, the others (most of
+            # full-bitmap's 2048) one group per listing release
+            holds = np.zeros(len(la.reg_ids), bool)
+            holds[la.slot_reg] = True
+            full, empty = regs_saved[holds[regs_saved]], regs_saved[~holds[regs_saved]]
+            empty_lf, empty_group = np.unique(la.reg_lf[empty], return_inverse=True)
+            self.tol_lf = np.concatenate([la.reg_lf[full], empty_lf])              # [G]
+            self.tol_members = np.concatenate([pack(la.services_of(full), self.nw),
+                                               np.zeros((len(empty_lf), self.nw), np.uint64)])
+            masks = np.zeros((len(self.tol_lf), max(len(uni), 1)), bool)
+            masks[np.arange(len(full)), at[full]] = True
+            masks[len(full) + empty_group.reshape(-1), at[empty]] = True
             self.tol_masks = lists._pack(masks)                                 # [G, hyp words]
         # A snapshot writer meets the other registers first (they sort first):
         # one the destination lacks fails the restore, blaming it and every

@@ -86,7 +86,7 @@ def _layout(history: History, width: int, first_need: dict[int, int],
     regs = [FeatureReg(feat_reg(i, width), width, max(history.registers_from, rel), True)
             for i, rel in first_need.items()]
     pos = {i: k for k, i in enumerate(first_need)}          # index -> position in regs
-    return Layout(history, regs, [tuple((pos[i], b) for i, b in p) for p in bits])
+    return Layout(history, regs, [tuple([(pos[i], b) for i, b in p]) for p in bits])
 
 
 def _function_numbered(history: History, width: int) -> Layout:
