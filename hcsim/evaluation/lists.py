@@ -267,9 +267,11 @@ def listed_by_release(n: int, listed_from: Sequence[int], ids: Sequence[int]) ->
     order = np.argsort(lf, kind="stable")
     rank = np.empty(len(lf), np.int64)
     rank[order] = np.arange(len(lf))
-    upto = np.searchsorted(lf[order], np.arange(n), side="right")
-    states, epoch = np.unique(upto, return_inverse=True)
-    return Lists(epoch.reshape(-1), rank[None, :] < states[:, None], arr)
+    upto = np.searchsorted(lf[order], np.arange(n), side="right")     # non-decreasing
+    change = np.ones(n, bool)
+    change[1:] = upto[1:] != upto[:-1]
+    states = upto[change]
+    return Lists(np.cumsum(change) - 1, rank[None, :] < states[:, None], arr)
 
 
 def listed_other(history) -> Lists | None:
