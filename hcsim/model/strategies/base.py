@@ -13,6 +13,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -127,9 +128,13 @@ class Layout:
         self.regs, where, self.position, self.columns = _by_id(regs)
         self.bits = (tuple(map(tuple, bits)) if where is None else
                      tuple(tuple((where[p], b) for p, b in pairs) for pairs in bits))
-        self._masks = self._cumulative()
         #: What evaluators derive from the layout, kept with it (the engine's arrays).
         self.memo: dict = {}
+
+    @cached_property
+    def _masks(self) -> dict[int, tuple[list[int], list[int], list[int]]]:
+        """:meth:`_cumulative`, when the spec first asks (the engine reads arrays)."""
+        return self._cumulative()
 
     def _cumulative(self) -> dict[int, tuple[list[int], list[int], list[int]]]:
         """Per register holding bits: release steps with cumulative known and
