@@ -1030,7 +1030,9 @@ def _present(la: _LayoutArrays, history: History, ids: frozenset[int]) -> frozen
         other = lists.listed_other(history)
         known = history.memo["listed ids"] = frozenset(
             [*la.fw_ids.tolist(), *(() if other is None else other.ids.tolist())])
-    return frozenset(i for i in ids if i in known or _has(la.reg_ids, i))
+    # only a class 0x16 id can be one of the layout's feature registers
+    return frozenset(i for i in ids if i in known or (
+        (i >> 16) & 0xFFF == KVM_REG_ARM_FW_FEAT_BMAP and _has(la.reg_ids, i)))
 
 
 def _has(sorted_ids: np.ndarray, rid: int) -> bool:
@@ -1392,8 +1394,10 @@ def _count_stacked(models: list[Model], off: np.ndarray) -> None:
     bins *= 4
     bins += blames.reshape(P, C * E, E)
     got = _epoch_counts(bins, weights, 4 * k * P).reshape(2, P, k, 4)
+    counted, refused = _frozen(got.sum(-1)), _frozen(got[:, :, REFUSED].copy())
+    key = off.tobytes()
     for p, m in enumerate(models):
-        m.tallies[off.tobytes()] = (got[:, p].sum(-1), got[:, p, REFUSED].copy())
+        m.tallies[key] = (counted[:, p], refused[:, p])
 
 
 #: Counts of at most this many chunks of pairs (configurations x releases**2)
