@@ -1013,10 +1013,21 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
     if rule.hidden or rule.tolerated:
         # ids the history never lists change nothing (x-mig-hidden-regs and
         # x-mig-safe-missing-regs name ids; absent ones are never met)
-        rule = replace(rule, hidden=_present(la, history, rule.hidden),
-                       tolerated=_present(la, history, rule.tolerated))
+        ids = (_present(la, history, rule.hidden), _present(la, history, rule.tolerated))
+        if ids != (rule.hidden, rule.tolerated):
+            rkey = (rule, *ids)
+            narrowed = _NARROWED.get(rkey)
+            if narrowed is None:
+                if len(_NARROWED) >= 256:
+                    _NARROWED.clear()
+                narrowed = _NARROWED[rkey] = replace(rule, hidden=ids[0], tolerated=ids[1])
+            rule = narrowed
     return ("behaviour", rule, regs.saves.tobytes(), regs.handles.tobytes(),
             fw.saves.tobytes(), fw.handles.tobytes(), *part)
+
+
+#: A policy's rule narrowed to the ids a history lists, by rule and ids.
+_NARROWED: dict[tuple, object] = {}
 
 
 def _present(la: _LayoutArrays, history: History, ids: frozenset[int]) -> frozenset[int]:
