@@ -138,3 +138,24 @@ def test_an_other_id_among_the_hypercall_ids_is_refused():
     other = lists.of_table(((HYP + 1,), (OTHER,)))
     with pytest.raises(ValueError, match="sorts among"):
         lists.tables(hyp, other)
+
+
+@given(st.integers(1, 12), st.lists(st.tuples(st.integers(0, 20), st.integers(-2, 14),
+                                              st.integers(0, 16)), max_size=15))
+def test_of_spans_is_of_table_on_the_spans_lists(n, raw):
+    """``[[other]]`` spans read as arrays give the lists their per-release
+    tuples give (:func:`hcsim.model.other._lists`, what the spec reads)."""
+    from hcsim.model.other import _lists
+    # valid entries (hcsim.model.other.from_entries): first < end, an id's spans apart
+    last: dict[int, int] = {}
+    kept = []
+    for k, a, b in sorted(raw, key=lambda t: (t[0], t[1])):
+        if a < b and a >= last.get(k, -99):
+            kept.append((OTHER + k, a, b))
+            last[k] = b
+    spans = tuple(kept)
+    got, want = lists.of_spans(spans, n), lists.of_table(_lists(spans, n))
+    for r in range(n):
+        assert listed(got, r) == listed(want, r)
+    assert (got.epoch == want.epoch).all()
+    assert len(got.member) == len(want.member)

@@ -274,16 +274,37 @@ def listed_by_release(n: int, listed_from: Sequence[int], ids: Sequence[int]) ->
     return Lists(np.cumsum(change) - 1, rank[None, :] < states[:, None], arr)
 
 
+def of_spans(spans: Sequence[tuple[int, int, int]], n: int) -> Lists:
+    """:class:`Lists` of ``[[other]]`` spans ``(id, first, end)`` (``end``
+    exclusive) over ``n`` releases: what :func:`of_table` gives on their
+    per-release tuples, without making them."""
+    arr = np.array(spans, np.int64).reshape(-1, 3) if len(spans) else np.zeros((0, 3), np.int64)
+    rid = np.array([s[0] for s in spans], np.uint64)
+    first, end = np.clip(arr[:, 1], 0, n), np.clip(arr[:, 2], 0, n)
+    keep = first < end
+    ids, col = np.unique(rid[keep], return_inverse=True)
+    cover = np.zeros((n + 1, len(ids)), np.int64)           # +1 where a span starts, -1 after
+    np.add.at(cover, (first[keep], col.reshape(-1)), 1)
+    np.add.at(cover, (end[keep], col.reshape(-1)), -1)
+    member = np.cumsum(cover[:n], axis=0) > 0
+    return _distinct(np.arange(n), member, ids)
+
+
 def listed_other(history) -> Lists | None:
     """Per release, every other id ``history`` lists (its host and vCPU
     features); None in the hypercall view.  Read once per history."""
-    table = history.other_table()
-    if table is None:
+    if not history.whole:
         return None
+    other = history.other
     bk = ("lists", history.host, history.features)
-    base = history.other._tables.get(bk)
+    base = other._tables.get(bk)
     if base is None:
-        base = history.other._tables[bk] = of_table(table)
+        if other.reglists is None:          # spans: read as arrays
+            other.check(history.host, history.features)
+            base = of_spans(other.spans, len(other.names))
+        else:
+            base = of_table(history.other_table())
+        other._tables[bk] = base
     return base
 
 

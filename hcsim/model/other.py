@@ -84,12 +84,16 @@ class OtherRegisters:
     spans: tuple[tuple[int, int, int], ...] = ()
     reglists: RegLists | None = field(default=None, compare=False, repr=False)
     lookup: tuple[str, ...] = ()          # reglists release of each history release
-    _by_release: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
     _tables: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
-    def __post_init__(self):
-        if self.reglists is None:
-            object.__setattr__(self, "_by_release", _lists(self.spans, len(self.names)))
+    @property
+    def _by_release(self) -> tuple[tuple[int, ...], ...]:
+        """The spans' lists per release, made when first asked (the engine
+        reads the spans as arrays instead: :func:`hcsim.evaluation.lists.listed_other`)."""
+        hit = self._tables.get("by release")
+        if hit is None:
+            hit = self._tables["by release"] = _lists(self.spans, len(self.names))
+        return hit
 
     def check_features(self, features: frozenset[str]) -> None:
         """:class:`InputError` unless the data covers the vCPU ``features``."""
