@@ -278,16 +278,23 @@ def of_spans(spans: Sequence[tuple[int, int, int]], n: int) -> Lists:
     """:class:`Lists` of ``[[other]]`` spans ``(id, first, end)`` (``end``
     exclusive) over ``n`` releases: what :func:`of_table` gives on their
     per-release tuples, without making them."""
-    arr = np.array(spans, np.int64).reshape(-1, 3) if len(spans) else np.zeros((0, 3), np.int64)
     rid = np.array([s[0] for s in spans], np.uint64)
-    first, end = np.clip(arr[:, 1], 0, n), np.clip(arr[:, 2], 0, n)
+    first = np.clip(np.array([s[1] for s in spans], np.int64), 0, n)
+    end = np.clip(np.array([s[2] for s in spans], np.int64), 0, n)
     keep = first < end
+    first, end = first[keep], end[keep]
     ids, col = np.unique(rid[keep], return_inverse=True)
-    cover = np.zeros((n + 1, len(ids)), np.int64)           # +1 where a span starts, -1 after
-    np.add.at(cover, (first[keep], col.reshape(-1)), 1)
-    np.add.at(cover, (end[keep], col.reshape(-1)), -1)
-    member = np.cumsum(cover[:n], axis=0) > 0
-    return _distinct(np.arange(n), member, ids)
+    col = col.reshape(-1)
+    # the releases where some list changes; a span adds 1 from its first, -1 from its end
+    # (an id's spans are apart: no two start, nor end, at one release)
+    bounds = np.union1d(np.append(first, 0), end)
+    bounds = bounds[bounds < n]
+    cover = np.zeros((len(bounds) + 1, len(ids)), np.int8)
+    cover[np.searchsorted(bounds, first), col] += 1
+    cover[np.searchsorted(bounds, end), col] -= 1
+    member = np.cumsum(cover[:len(bounds)], axis=0, dtype=np.int8) > 0
+    epoch = np.searchsorted(bounds, np.arange(n), side="right") - 1
+    return _distinct(epoch, member, ids)
 
 
 def listed_other(history) -> Lists | None:
