@@ -102,6 +102,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -113,7 +114,7 @@ from hcsim.model.history import History
 from hcsim.model.regs import KVM_REG_ARM_FW_FEAT_BMAP, size_field
 from hcsim.model.strategies import Strategy
 from hcsim.model.strategies.base import Layout
-from hcsim.model.vmm import Vmm, facts
+from hcsim.model.vmm import Facts, Vmm, facts
 
 #: Pairs evaluated per chunk: the kernel's scratch is about 18 bytes per
 #: pair (two uint64 and two bool arrays; more words and the packed sets of
@@ -569,17 +570,16 @@ class Model:
         self.tolerant = rule.drop_zero_unknown_features
         self.zero_unknown = rule.zero_absent_features
         # Every register of the layout and every firmware entry, not a sample.
-        regs, fw = _answers(la, vmm)
-        hidden = self._reg_hidden = (
-            np.isin(la.reg_ids, np.array(sorted(rule.hidden), np.uint64))
-            if rule.hidden else np.zeros(len(la.reg_ids), bool))
-        if 0 < regs.saves.sum() < len(regs.saves) and (regs.saves | hidden).sum() < len(regs.saves):
+        got = _answers(la, vmm)
+        self._reg_hidden = got.hidden
+        if got.partial:
             raise EngineUnsupported(f"{vmm.name} saves some feature registers only")
-        self.saves_features = bool((regs.saves | hidden).all()) and regs.saves.any()
-        if not fw.saves.all():
+        self.saves_features = got.saves_features
+        if not got.fw_all:
             raise EngineUnsupported(f"{vmm.name} does not save every firmware register")
         # Unsupported from the first release listing a register the VMM cannot handle.
-        bad = [*la.reg_lf[~regs.handles].tolist(), *la.fw_intro[~fw.handles].tolist()]
+        bad = ([*la.reg_lf[~got.regs.handles].tolist(), *la.fw_intro[~got.fw.handles].tolist()]
+               if got.unhandled else ())
         self.unsupported_from = min(bad) if bad else _NEVER
         self.inval_feature = strategy.invalidates(feature=True)
         self.inval_fw = strategy.invalidates(feature=False)
@@ -588,7 +588,7 @@ class Model:
             # the destination's own writes clear feature registers nothing rewrites
             raise EngineUnsupported(f"{vmm.name} writes back a list without the feature "
                                     "registers under invalidate-on-write")
-        self._reg_saves = regs.saves
+        self._reg_saves = got.regs.saves
         self.tallies: dict[bytes, tuple] = {}      # tally() per setting
         self._list_rule(history, strategy, vmm)
 
@@ -959,14 +959,50 @@ def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
     return hit
 
 
-def _answers(la: _LayoutArrays, vmm: Vmm) -> tuple:
-    """:func:`~hcsim.model.vmm.facts` of ``vmm`` about the layout's feature and
-    firmware registers (asked once per layout and policy)."""
+class _Answers(NamedTuple):
+    """What a policy answers about a layout's feature and firmware registers
+    (:func:`~hcsim.model.vmm.facts`), and what a :class:`Model` reads of it."""
+
+    regs: Facts
+    fw: Facts
+    behaviour: tuple           # the answers as bytes (:func:`_behaviour`)
+    hidden: np.ndarray         # feature registers it hides (x-mig-hidden-regs)
+    partial: bool              # saves some feature registers only
+    saves_features: bool
+    fw_all: bool               # saves every firmware register
+    unhandled: bool            # some register of a width it cannot handle
+
+
+def _answers(la: _LayoutArrays, vmm: Vmm) -> _Answers:
+    """:class:`_Answers` of ``vmm`` about the layout's registers (asked once per
+    layout and policy; the same registers recur from history to history,
+    so kept by their ids too)."""
     key = ("answers", vmm.key)
     hit = la.models.get(key)
     if hit is None:
-        hit = la.models[key] = (facts(vmm, la.reg_ids), facts(vmm, la.fw_ids))
+        gkey = (vmm.key, la.reg_ids.tobytes(), la.fw_ids.tobytes())
+        hit = _ANSWERS.get(gkey)
+        if hit is None:
+            rule = vmm.rule
+            # shared from history to history: read-only
+            regs, fw = (Facts(*map(_frozen, facts(vmm, ids))) for ids in (la.reg_ids, la.fw_ids))
+            hidden = _frozen(np.isin(la.reg_ids, np.array(sorted(rule.hidden), np.uint64))
+                             if rule.hidden else np.zeros(len(la.reg_ids), bool))
+            kept = regs.saves | hidden
+            if len(_ANSWERS) >= 4096:
+                _ANSWERS.clear()
+            hit = _ANSWERS[gkey] = _Answers(
+                regs, fw, tuple(a.tobytes() for a in (regs.saves, regs.handles, fw.saves,
+                                                      fw.handles)),
+                hidden, bool(0 < regs.saves.sum() < len(kept) and kept.sum() < len(kept)),
+                bool(kept.all() and regs.saves.any()), bool(fw.saves.all()),
+                not (regs.handles.all() and fw.handles.all()))
+        la.models[key] = hit
     return hit
+
+
+#: :class:`_Answers` by policy key and the layout's feature and firmware ids.
+_ANSWERS: dict[tuple, _Answers] = {}
 
 
 def _handles_other(history: History, vmm: Vmm, saved: lists.SavedOther) -> bool:
@@ -1002,7 +1038,7 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
     register is one both can handle) share one model."""
     if _overridden(vmm):
         return ("own", vmm.key)
-    regs, fw = _answers(la, vmm)
+    got = _answers(la, vmm)
     # what it reads of the history alone, asked once per history and policy
     hkey = ("behaviour", vmm.key)
     part = history.memo.get(hkey)
@@ -1022,8 +1058,7 @@ def _behaviour(la: _LayoutArrays, history: History, vmm: Vmm) -> tuple:
                     _NARROWED.clear()
                 narrowed = _NARROWED[rkey] = replace(rule, hidden=ids[0], tolerated=ids[1])
             rule = narrowed
-    return ("behaviour", rule, regs.saves.tobytes(), regs.handles.tobytes(),
-            fw.saves.tobytes(), fw.handles.tobytes(), *part)
+    return ("behaviour", rule, *got.behaviour, *part)
 
 
 #: A policy's rule narrowed to the ids a history lists, by rule and ids.
