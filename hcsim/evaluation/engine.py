@@ -652,7 +652,8 @@ class Model:
         drops = safe if self.whole_list else frozenset()
         # each part's safe-missing ids among its own (x-mig-safe-missing-regs
         # names other registers: the hypercall part is qemu's)
-        eff = [frozenset(i for i in drops if _has(rows.ids, i)) for rows in (hyp, saved.lists)]
+        eff = ([frozenset(i for i in drops if _has(rows.ids, i)) for rows in (hyp, saved.lists)]
+               if drops else [drops, drops])
         tkey = ("rule", hkey, saved.token, *eff)
         tab = cache.get(tkey)           # shared by the strategies and VMMs that save alike
         if tab is None:

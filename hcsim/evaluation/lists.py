@@ -98,14 +98,18 @@ def meets(src: np.ndarray, safe: np.ndarray, dst: np.ndarray, below: np.ndarray)
     out = Meets(np.zeros((S, L), bool), np.zeros((S, L), bool), np.zeros((S, L), bool),
                 np.zeros((S, L), np.int64))
     absent = ~dst[None]
+    any_safe = bool(safe.any())
     step = max(1, _BLOCK_WORDS // max(1, L * dst.shape[1]))
     for a in range(0, S, step):
         lack = src[a:a + step, None, :] & absent                    # [b, L, nw]
-        lack_safe = lack & (safe[a:a + step] if len(safe) > 1 else safe)[:, None, :]
         out.lack[a:a + step] = lack.any(-1)
-        out.nsafe[a:a + step] = _popcount(lack_safe)
-        lack ^= lack_safe                       # the missing ids that are not safe
-        out.unsafe[a:a + step] = lack.any(-1)
+        if any_safe:
+            lack_safe = lack & (safe[a:a + step] if len(safe) > 1 else safe)[:, None, :]
+            out.nsafe[a:a + step] = _popcount(lack_safe)
+            lack ^= lack_safe                   # the missing ids that are not safe
+            out.unsafe[a:a + step] = lack.any(-1)
+        else:                                   # none safe: every missing id counts
+            out.unsafe[a:a + step] = out.lack[a:a + step]
         lack &= below[None]
         out.early[a:a + step] = lack.any(-1)
     return out
@@ -151,7 +155,7 @@ def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset(),
     # a list epoch is a (hypercall row, other row) pair; the rows are distinct
     # lists and the two id sets disjoint, so equal pairs are equal lists
     H = len(hyp.member)
-    pairs, epoch = np.unique(other.epoch * H + hyp.epoch, return_inverse=True)
+    pairs, epoch = _ranks(other.epoch * H + hyp.epoch, len(other.member) * H)
     eo, eh = pairs // H, pairs % H
     counts = op.counts[eo] + hp.counts[eh]
     lack_o = op.meets.lack[eo[:, None], eo[None, :]]
@@ -160,6 +164,16 @@ def tables(hyp: Lists, other: Lists, safe: frozenset[int] = frozenset(),
     # QEMU's checks: each epoch's own list
     qemu = _codes(op, hp, eo, eh, counts, eo, counts, hp.meets.take(eh))
     return ListTables(epoch.reshape(-1), qemu, missing, counts, eo, eh, op, hp)
+
+
+def _ranks(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` of keys in ``[0, bound)``: by
+    a table of ``bound`` flags where that is small (a history's few lists)."""
+    if bound > 1 << 16:
+        return np.unique(keys, return_inverse=True)
+    seen = np.zeros(bound, bool)
+    seen[keys] = True
+    return np.flatnonzero(seen), (np.cumsum(seen) - 1)[keys]
 
 
 def _codes(op: Part, hp: Part, eo: np.ndarray, eh: np.ndarray, dst_counts: np.ndarray,

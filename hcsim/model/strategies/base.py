@@ -196,9 +196,9 @@ class Layout:
     def exhaustion(self) -> int | None:
         """First release after ``registers_from`` that lists a new register."""
         if not hasattr(self, "_exhaustion"):      # asked once per scorecard row
-            start = self.history.registers_from
-            later = [r.listed_from for r in self.regs if r.listed_from > start]
-            self._exhaustion = min(later) if later else None
+            lf = self.columns.listed_from
+            later = lf[lf > self.history.registers_from]
+            self._exhaustion = int(later.min()) if len(later) else None
         return self._exhaustion
 
 
