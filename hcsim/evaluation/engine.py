@@ -473,10 +473,19 @@ def _max_at_or_below(values: np.ndarray, rel: np.ndarray) -> np.ndarray:
 
 
 def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
+    """The arrays of ``strategy``'s layout on ``history``.  Strategies whose
+    layouts are equal share them (``upstream`` and ``invalidate-on-write``
+    lay the registers out alike): their models differ by the strategy's
+    invalidation alone, which :func:`model` keys them by."""
     layout = strategy.layout(history)
     hit = layout.memo.get("engine")
     if hit is None:
-        hit = layout.memo["engine"] = _LayoutArrays(layout, strategy.width)
+        key = ("layout arrays", strategy.width, *(a.tobytes() for a in layout.columns),
+               layout.bits)
+        hit = history.memo.get(key)
+        if hit is None:
+            hit = history.memo[key] = _LayoutArrays(layout, strategy.width)
+        layout.memo["engine"] = hit
     return hit
 
 
@@ -949,10 +958,12 @@ def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
     :class:`EngineUnsupported` if the engine does not model them.
     """
     la = _layout_arrays(strategy, history)
-    key = vmm.key
+    # the layout's arrays may be another strategy's too (_layout_arrays)
+    inval = (strategy.invalidates(feature=True), strategy.invalidates(feature=False))
+    key = (vmm.key, inval)
     hit = la.models.get(key)
     if hit is None:
-        same = _behaviour(la, history, vmm)
+        same = (_behaviour(la, history, vmm), inval)
         hit = la.models.get(same)
         if hit is None:
             hit = la.models[same] = Model(history, strategy, vmm)
