@@ -228,6 +228,7 @@ def _run_batch(task: Task) -> dict[str, np.ndarray]:
                     if outcomes is not None and outcomes.reason:
                         log.warning("seed %d: %s", seed, note(outcomes))
                     rows.add(counted, refused)
+        engine.forget(history, chosen)
     return rows.columns()
 
 

@@ -489,6 +489,24 @@ def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
     return hit
 
 
+def forget(history: History, strategies: Sequence[Strategy] = ()) -> None:
+    """Drop what the engine keeps of ``history`` (its arrays, layouts' arrays
+    and models) and ``strategies``' layouts of it.
+
+    They refer to each other (a model to its layout's arrays, which keep
+    their models), so without this only the cyclic garbage collector frees
+    them, histories later; a sweep calls it after each history so that its
+    memory is reused at once."""
+    for value in history.memo.values():
+        if isinstance(value, _LayoutArrays):
+            value.models.clear()
+            value._configured.clear()
+            value.lists.clear()
+    history.memo.clear()
+    for strategy in strategies:
+        strategy.forget(history)
+
+
 # -- scratch memory ----------------------------------------------------------------------
 
 #: Scratch buffers up to this size survive :func:`_release`: a chunk's

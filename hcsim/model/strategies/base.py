@@ -232,6 +232,12 @@ class Strategy:
             self._cache[id(history)] = hit
         return hit[1]
 
+    def forget(self, history: History) -> None:
+        """Drop the layout of ``history`` (:meth:`layout` keeps it)."""
+        hit = self._cache.get(id(history))
+        if hit is not None and hit[0] is history:
+            del self._cache[id(history)]
+
     def build(self, history: History) -> Layout:
         raise NotImplementedError
 
