@@ -220,6 +220,9 @@ def test_equal_layouts_share_arrays_not_models(linux_whole):
         assert engine._layout_arrays(up, h) is engine._layout_arrays(inval, h)
         assert engine._layout_arrays(parse_strategy("raz-wi"), h) is not \
             engine._layout_arrays(parse_strategy("raz-einval"), h)      # strict differs
+        # equal registers and bits, but the opt-in overflow resets its services off
+        assert engine._layout_arrays(parse_strategy("raz-einval:ranges=1"), h) is not \
+            engine._layout_arrays(parse_strategy("raz-einval:ranges=1,overflow=opt-in"), h)
         for name in ("qemu", "firecracker", "cloud-hypervisor"):
             vmm = parse_vmm(name)
             a, b = engine.model(h, up, vmm), engine.model(h, inval, vmm)
@@ -232,6 +235,16 @@ def test_equal_layouts_share_arrays_not_models(linux_whole):
                 got.append(fast.codes)
             differ += not np.array_equal(*got)
     assert differ       # invalidation changes some outcome: a shared model would be wrong
+    # a busy history past a one-register reservation: the opt-in overflow
+    # changes outcomes, and each layout's engine answer equals the spec
+    busy = params(releases=12, rate=8.0).history(2)
+    got = []
+    for spec in ("raz-einval:ranges=1", "raz-einval:ranges=1,overflow=opt-in"):
+        fast = backends.evaluate(busy, parse_strategy(spec), parse_vmm("qemu"), backend="engine")
+        slow = backends.evaluate(busy, parse_strategy(spec), parse_vmm("qemu"), backend="spec")
+        assert np.array_equal(fast.codes, slow.codes), spec
+        got.append(fast.codes)
+    assert not np.array_equal(*got)
 
 
 def test_forget_frees_a_history_without_the_collector():
@@ -245,7 +258,7 @@ def test_forget_frees_a_history_without_the_collector():
     from hcsim.model.synthetic import DRIFT_PRESETS, params
     from hcsim.model.vmm import REGISTRY
 
-    chosen = [parse_strategy(s) for s in DEFAULTS]
+    chosen = [parse_strategy(s) for s in (*DEFAULTS, "raz-einval:ranges=1,overflow=opt-in")]
     vmms = [parse_vmm(n) for n in REGISTRY]
     make = params(releases=30, **DRIFT_PRESETS["linux"]).history
     first = engine.tallies(make(5), chosen, vmms)

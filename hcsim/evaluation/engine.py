@@ -482,9 +482,12 @@ def _layout_arrays(strategy: Strategy, history: History) -> _LayoutArrays:
     if hit is None:
         key = ("layout arrays", strategy.width, *(a.tobytes() for a in layout.columns),
                layout.bits)
-        hit = history.memo.get(key)
+        # kept with the layout's history: a strategy may lay out a history of
+        # its own (``overflow=opt-in`` resets some services to off)
+        memo = layout.history.memo
+        hit = memo.get(key)
         if hit is None:
-            hit = history.memo[key] = _LayoutArrays(layout, strategy.width)
+            hit = memo[key] = _LayoutArrays(layout, strategy.width)
         layout.memo["engine"] = hit
     return hit
 
@@ -497,14 +500,16 @@ def forget(history: History, strategies: Sequence[Strategy] = ()) -> None:
     their models), so without this only the cyclic garbage collector frees
     them, histories later; a sweep calls it after each history so that its
     memory is reused at once."""
-    for value in history.memo.values():
-        if isinstance(value, _LayoutArrays):
-            value.models.clear()
-            value._configured.clear()
-            value.lists.clear()
-    history.memo.clear()
-    for strategy in strategies:
-        strategy.forget(history)
+    layouts = [strategy.forget(history) for strategy in strategies]
+    memos = {id(h.memo): h.memo for h in
+             (history, *(layout.history for layout in layouts if layout is not None))}
+    for memo in memos.values():
+        for value in memo.values():
+            if isinstance(value, _LayoutArrays):
+                value.models.clear()
+                value._configured.clear()
+                value.lists.clear()
+        memo.clear()
 
 
 # -- scratch memory ----------------------------------------------------------------------

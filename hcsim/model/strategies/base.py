@@ -232,11 +232,13 @@ class Strategy:
             self._cache[id(history)] = hit
         return hit[1]
 
-    def forget(self, history: History) -> None:
-        """Drop the layout of ``history`` (:meth:`layout` keeps it)."""
+    def forget(self, history: History) -> Layout | None:
+        """Drop the layout of ``history`` that :meth:`layout` keeps, and return it."""
         hit = self._cache.get(id(history))
-        if hit is not None and hit[0] is history:
-            del self._cache[id(history)]
+        if hit is None or hit[0] is not history:
+            return None
+        del self._cache[id(history)]
+        return hit[1]
 
     def build(self, history: History) -> Layout:
         raise NotImplementedError
