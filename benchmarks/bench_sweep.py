@@ -15,7 +15,8 @@
    the scorecard, with the
    sweep's own :class:`hcsim.analyses.sweep.Rows` (the cost at the last
    release once per history, pickup and exhaustion once per strategy, the
-   shares of every row from the stacked counts).  The sum
+   shares of every row from the stacked counts, and forgetting the
+   history as the sweep does: :func:`hcsim.evaluation.engine.forget`).  The sum
    times K / cores estimates the sweep on an otherwise idle machine.
 
 CPU times (not wall) are used for the breakdown so that other load on the
@@ -96,6 +97,7 @@ def breakdown(histories: int, releases: int, jobs: int, drift: str) -> None:
             for row in got:
                 for counted, refused in row:
                     rows.add(counted, refused)
+            engine.forget(h, chosen)                # as the sweep does once a history is counted
             t3 = clock()
             for k, dt in (("model", t1 - t0), ("tally", t2 - t1), ("score", t3 - t2)):
                 t[k] += dt
