@@ -16,6 +16,9 @@ machine are not equally fast either, so each process is pinned to one core
 the medians are over both halves.  Each tree sweeps its own
 defaults (every strategy and VMM policy it has: six policies before
 ``qemu-compat``, seven since); an old commit without drift is run without.
+Each process checks that every ``hcsim`` module it ran is its own tree's
+(an editable install of this checkout would otherwise supply the modules
+an old tree lacks) and the run fails if not.
 """
 
 from __future__ import annotations
@@ -53,8 +56,13 @@ for k in range(rounds):
     t = time.process_time()
     sweep.run(histories, seed=5000 + histories * k, **kw)
     out.append((time.process_time() - t) / histories * 1e3)
+# every hcsim module must be the tree's own: an editable install of another
+# checkout supplies the modules an old tree lacks, silently
+root = os.path.dirname(base) + os.sep
+foreign = sorted(n for n, m in list(sys.modules.items()) if n.split(".")[0] == "hcsim"
+                 and getattr(m, "__file__", None) and not m.__file__.startswith(root))
 print(json.dumps({"tree": base, "drift": bool(extra), "median": statistics.median(out),
-                  "rounds": out}))
+                  "rounds": out, "foreign": foreign}))
 """
 
 
@@ -85,6 +93,11 @@ def main() -> int:
                 if any(p.returncode for p in runs):
                     print("side_by_side: a measuring process failed", file=sys.stderr)
                     return 1
+                for r in got[-1]:
+                    if r["foreign"]:
+                        print(f"side_by_side: {r['tree']} ran modules of another checkout: "
+                              f"{', '.join(r['foreign'])}", file=sys.stderr)
+                        return 1
             got = [{**a, "rounds": a["rounds"] + b["rounds"],
                     "median": statistics.median(a["rounds"] + b["rounds"])}
                    for a, b in zip(*got)]
