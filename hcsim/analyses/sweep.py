@@ -40,7 +40,7 @@ so the table is identical whatever the executor, ``jobs`` or ``batch``.
 Once its rows are taken, a history is forgotten
 (:func:`hcsim.evaluation.engine.forget`): what the engine built for it is
 freed at once rather than by the cyclic garbage collector, histories
-later, which made a worker about 10% slower (README, "Speed").
+later, which cost about 7% of a history's CPU (README, "Speed").
 """
 
 from __future__ import annotations

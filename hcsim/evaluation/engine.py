@@ -211,6 +211,13 @@ class _LayoutArrays:
             hit = self._configured[key] = _Configured(self, rel, off, on)
         return hit
 
+    def forget(self) -> None:
+        """Drop the models, list tables and configured rows kept here (they
+        refer back to these arrays: :func:`forget`)."""
+        self.models.clear()
+        self.lists.clear()
+        self._configured.clear()
+
     def _groups(self, lf: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The distinct listing releases of some slots (``lf``, sorted) and
         ``[G, K]`` bool: which services (``owner``) have a slot in each."""
@@ -506,9 +513,7 @@ def forget(history: History, strategies: Sequence[Strategy] = ()) -> None:
     for memo in memos.values():
         for value in memo.values():
             if isinstance(value, _LayoutArrays):
-                value.models.clear()
-                value._configured.clear()
-                value.lists.clear()
+                value.forget()
         memo.clear()
 
 
@@ -994,7 +999,7 @@ def model(history: History, strategy: Strategy, vmm: Vmm) -> Model:
     return hit
 
 
-class _Answers(NamedTuple):
+class _LayoutAnswers(NamedTuple):
     """What a policy answers about a layout's feature and firmware registers
     (:func:`~hcsim.model.vmm.facts`), and what a :class:`Model` reads of it."""
 
@@ -1008,8 +1013,8 @@ class _Answers(NamedTuple):
     unhandled: bool            # some register of a width it cannot handle
 
 
-def _answers(la: _LayoutArrays, vmm: Vmm) -> _Answers:
-    """:class:`_Answers` of ``vmm`` about the layout's registers (asked once per
+def _answers(la: _LayoutArrays, vmm: Vmm) -> _LayoutAnswers:
+    """:class:`_LayoutAnswers` of ``vmm`` about the layout's registers (asked once per
     layout and policy; the same registers recur from history to history,
     so kept by their ids too)."""
     key = ("answers", vmm.key)
@@ -1026,7 +1031,7 @@ def _answers(la: _LayoutArrays, vmm: Vmm) -> _Answers:
             kept = regs.saves | hidden
             if len(_ANSWERS) >= 4096:
                 _ANSWERS.clear()
-            hit = _ANSWERS[gkey] = _Answers(
+            hit = _ANSWERS[gkey] = _LayoutAnswers(
                 regs, fw, tuple(a.tobytes() for a in (regs.saves, regs.handles, fw.saves,
                                                       fw.handles)),
                 hidden, bool(0 < regs.saves.sum() < len(kept) and kept.sum() < len(kept)),
@@ -1036,8 +1041,8 @@ def _answers(la: _LayoutArrays, vmm: Vmm) -> _Answers:
     return hit
 
 
-#: :class:`_Answers` by policy key and the layout's feature and firmware ids.
-_ANSWERS: dict[tuple, _Answers] = {}
+#: :class:`_LayoutAnswers` by policy key and the layout's feature and firmware ids.
+_ANSWERS: dict[tuple, _LayoutAnswers] = {}
 
 
 def _handles_other(history: History, vmm: Vmm, saved: lists.SavedOther) -> bool:
